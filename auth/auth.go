@@ -1,0 +1,72 @@
+// Package auth signs and verifies the JWTs clients present (HS256, claim sub = user
+// id, exp honoured), as PROTOCOL.md specifies.
+package auth
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/laneim/laneim/schema"
+)
+
+// Sign returns a token for user signed with secret, expiring after ttl (no expiry when
+// ttl is 0).
+func Sign(secret []byte, user string, ttl time.Duration) (string, error) {
+	if !schema.ValidID(user) {
+		return "", schema.Errorf(schema.CodeBadRequest, "invalid user id %q", user)
+	}
+	claims := jwt.RegisteredClaims{Subject: user, IssuedAt: jwt.NewNumericDate(time.Now())}
+	if ttl > 0 {
+		claims.ExpiresAt = jwt.NewNumericDate(time.Now().Add(ttl))
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+}
+
+// Verify checks token against secret and returns its user. Every failure is an
+// unauthorized *schema.Error.
+func Verify(secret []byte, token string) (string, error) {
+	var claims jwt.RegisteredClaims
+	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return secret, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithLeeway(5*time.Second))
+	if err != nil {
+		return "", schema.Errorf(schema.CodeUnauthorized, "invalid token: %v", err)
+	}
+	if !schema.ValidID(claims.Subject) {
+		return "", schema.Errorf(schema.CodeUnauthorized, "token subject is not a valid user id")
+	}
+	return claims.Subject, nil
+}
+
+// DevSecret returns the secret stored in dir/secret, creating a random one the first
+// time, so that tokens stay valid across restarts of `laneim dev` on one data dir.
+func DevSecret(dir string) ([]byte, error) {
+	path := filepath.Join(dir, "secret")
+	data, err := os.ReadFile(path)
+	if err == nil {
+		if s := strings.TrimSpace(string(data)); s != "" {
+			return []byte(s), nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	secret := hex.EncodeToString(b[:])
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return []byte(secret), nil
+}

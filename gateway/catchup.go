@@ -1,0 +1,109 @@
+package gateway
+
+import (
+	"time"
+
+	"github.com/laneim/laneim/schema"
+)
+
+// startCatchUp runs a catch-up for c in r on its own goroutine. The caller holds r.mu
+// and has set rc.catchingUp.
+func (g *Gateway) startCatchUp(r *room, c *conn, rc *roomConn) {
+	generation := rc.generation
+	g.wg.Go(func() { g.catchUp(r, c, rc, generation) })
+}
+
+// catchUp brings one connection from rc.delivered up to the live stream: it sends
+// history pages until history is exhausted, then the live frames held meanwhile, and
+// hands the connection back to live relay. Live frames keep arriving while it runs
+// and are held, so nothing falls between history and live: the room's msgs
+// subscription was live before the first history read, so every message is either
+// in a page or in the held frames (or both, and then sent once).
+func (g *Gateway) catchUp(r *room, c *conn, rc *roomConn, generation uint64) {
+	backoff := 50 * time.Millisecond
+	for {
+		r.mu.Lock()
+		if !g.catchUpCurrent(r, c, rc, generation) {
+			r.mu.Unlock()
+			return
+		}
+		after := rc.delivered
+		r.mu.Unlock()
+
+		page, more, err := g.historyPage(r.id, after)
+		if err != nil {
+			if c.isClosing() {
+				return
+			}
+			g.log.Debug().Err(err).Str("room", r.id).Msg("catch-up history")
+			time.Sleep(backoff)
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+
+		r.mu.Lock()
+		if !g.catchUpCurrent(r, c, rc, generation) {
+			r.mu.Unlock()
+			return
+		}
+		for len(page) > 0 && page[0].Seq <= rc.delivered {
+			page = page[1:]
+		}
+		if len(page) > 0 {
+			c.enqueue(schema.AppendMsgsFrame(nil, r.id, page))
+			metricDeliveries.Add(float64(len(page)))
+			rc.delivered = page[len(page)-1].Seq
+		}
+		if more {
+			r.mu.Unlock()
+			continue
+		}
+		if g.drainHeld(r, c, rc) {
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+	}
+}
+
+// catchUpCurrent reports whether the catch-up started under generation is still the
+// connection's. Callers hold r.mu.
+func (g *Gateway) catchUpCurrent(r *room, c *conn, rc *roomConn, generation uint64) bool {
+	return r.conns[c] == rc && rc.subscribed && rc.catchingUp && rc.generation == generation && !c.isClosing()
+}
+
+// drainHeld sends the held live frames that continue rc.delivered and ends the
+// catch-up, or reports false when history must be read again: a held frame leaves a
+// gap, or frames were dropped for the buffer cap. Callers hold r.mu.
+func (g *Gateway) drainHeld(r *room, c *conn, rc *roomConn) bool {
+	held := rc.buffer
+	rc.buffer, rc.bufferBytes = nil, 0
+	for i, f := range held {
+		if f.last <= rc.delivered {
+			continue
+		}
+		if f.first > rc.delivered+1 {
+			// Messages between delivered and this frame were stored after the last
+			// history read: read again, keeping the rest held.
+			rc.buffer = held[i:]
+			for _, f := range rc.buffer {
+				rc.bufferBytes += len(f.data)
+			}
+			return false
+		}
+		g.deliverTo(r, c, rc, f.first, f.last, f.data)
+	}
+	if rc.overflowed {
+		rc.overflowed = false
+		return false
+	}
+	rc.catchingUp = false
+	return true
+}
+
+func (c *conn) isClosing() bool {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	return c.closing
+}

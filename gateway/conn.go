@@ -1,0 +1,259 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/laneim/laneim/auth"
+	"github.com/laneim/laneim/schema"
+	"github.com/laneim/laneim/subjects"
+)
+
+const closeCodeTooSlow = schema.CloseTooSlow
+
+// conn is one client WebSocket connection.
+type conn struct {
+	gw      *Gateway        // set once at construction
+	ws      *websocket.Conn // set once at construction
+	user    string          // set once by identify, before any other goroutine reads it
+	session string          // set once by identify
+
+	wake       chan struct{} // signals the writer; capacity 1
+	done       chan struct{} // closed when the connection is fully torn down
+	readerDone chan struct{} // closed when the read loop returns
+
+	writeMu      sync.Mutex
+	queue        [][]byte // guarded by writeMu
+	queuedBytes  int      // guarded by writeMu
+	closing      bool     // guarded by writeMu
+	closeCode    int      // guarded by writeMu
+	closeReason  string   // guarded by writeMu
+	flushOnClose bool     // guarded by writeMu
+
+	roomsMu sync.Mutex
+	rooms   map[string]struct{} // guarded by roomsMu: rooms the user belongs to, as this gateway knows
+}
+
+// ServeWS upgrades a request to a client connection and serves it until it closes.
+func (g *Gateway) ServeWS(w http.ResponseWriter, r *http.Request) {
+	ws, err := g.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	c := &conn{
+		gw: g, ws: ws,
+		wake:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		readerDone: make(chan struct{}),
+		rooms:      make(map[string]struct{}),
+	}
+	if !g.addConn(c) {
+		_ = ws.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(schema.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
+		_ = ws.Close()
+		return
+	}
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+	c.readLoop()
+	close(c.readerDone)
+	c.closeNow("read loop ended")
+	<-writerDone
+	c.teardown()
+	g.removeConn(c)
+	close(c.done)
+}
+
+func (c *conn) readLoop() {
+	cfg := &c.gw.cfg
+	c.ws.SetReadLimit(int64(cfg.MaxFrameBytes))
+	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.IdentifyTimeout))
+	for {
+		kind, data, err := c.ws.ReadMessage()
+		if err != nil {
+			var ne net.Error
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
+				if c.user == "" {
+					c.close(schema.CloseNotIdentified, "identify timeout")
+				} else {
+					c.close(schema.CloseHeartbeatTimeout, "heartbeat timeout")
+				}
+			case errors.Is(err, websocket.ErrReadLimit):
+				// gorilla has already sent 1009.
+				metricTooLarge.Inc()
+			}
+			return
+		}
+		if kind != websocket.TextMessage {
+			c.replyError(nil, schema.Errorf(schema.CodeBadRequest, "frames must be text"))
+			continue
+		}
+		if !c.handle(data) {
+			return
+		}
+	}
+}
+
+// handle processes one client frame; false ends the connection.
+func (c *conn) handle(data []byte) bool {
+	f, err := schema.ParseFrame(data)
+	if err != nil {
+		if c.user == "" {
+			c.close(schema.CloseNotIdentified, "first frame must be identify")
+			return false
+		}
+		c.replyError(f.Rid, schema.AsError(err))
+		return true
+	}
+	if c.user == "" {
+		if f.Op != schema.OpIdentify {
+			c.close(schema.CloseNotIdentified, "first frame must be identify")
+			return false
+		}
+		return c.identify(f)
+	}
+	metricFramesRead.WithLabelValues(opLabel(f.Op)).Inc()
+	switch f.Op {
+	case schema.OpHeartbeat:
+		_ = c.ws.SetReadDeadline(time.Now().Add(2 * c.gw.cfg.Heartbeat))
+		c.reply(schema.OpHeartbeatAck, f.Rid, struct{}{})
+	case schema.OpSubscribe:
+		c.subscribe(f)
+	case schema.OpUnsubscribe:
+		c.unsubscribe(f)
+	case schema.OpSend:
+		c.send(f)
+	case schema.OpHistory:
+		c.history(f)
+	case schema.OpRead:
+		c.read(f)
+	case schema.OpIdentify:
+		c.replyError(f.Rid, schema.Errorf(schema.CodeBadRequest, "already identified"))
+	default:
+		c.replyError(f.Rid, schema.Errorf(schema.CodeBadRequest, "unknown op %q", f.Op))
+	}
+	return true
+}
+
+func opLabel(op string) string {
+	switch op {
+	case schema.OpHeartbeat, schema.OpSubscribe, schema.OpUnsubscribe, schema.OpSend, schema.OpHistory, schema.OpRead, schema.OpIdentify:
+		return op
+	}
+	return "unknown"
+}
+
+func (c *conn) identify(f schema.Frame) bool {
+	var d schema.IdentifyD
+	if err := schema.DecodeD(f.D, &d); err != nil {
+		c.close(schema.CloseNotIdentified, "bad identify")
+		return false
+	}
+	user, err := auth.Verify(c.gw.cfg.Secret, d.Token)
+	if err != nil {
+		c.close(schema.CloseNotIdentified, "bad token")
+		return false
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	c.user, c.session = user, hex.EncodeToString(b[:])
+
+	// Subscribe to the user's events before reading its rooms, so that a join
+	// between the two is not lost.
+	if err := c.gw.users.add(c); err != nil {
+		c.gw.log.Warn().Err(err).Msg("user subscription")
+		c.close(schema.CloseGoingAway, "unavailable")
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.gw.cfg.RequestTimeout)
+	defer cancel()
+	var rooms schema.UserRoomsReply
+	if err := c.gw.call(ctx, subjects.SvcUserRooms, schema.UserRoomsReq{User: user}, &rooms); err != nil {
+		c.replyError(f.Rid, schema.AsError(err))
+		c.close(schema.CloseGoingAway, "unavailable")
+		return false
+	}
+	ready := schema.ReadyD{
+		User: user, Session: c.session,
+		HeartbeatMs: c.gw.cfg.Heartbeat.Milliseconds(),
+		Rooms:       make([]schema.ReadyRoom, len(rooms.Rooms)),
+	}
+	for i, r := range rooms.Rooms {
+		ready.Rooms[i] = schema.ReadyRoom{Room: r.Room, Seq: r.Seq, ReadSeq: r.ReadSeq}
+	}
+	_ = c.ws.SetReadDeadline(time.Now().Add(2 * c.gw.cfg.Heartbeat))
+	c.reply(schema.OpReady, f.Rid, ready)
+	for _, r := range rooms.Rooms {
+		c.join(r.Room)
+	}
+	return true
+}
+
+// join makes the connection a (passive) member of room on this gateway.
+func (c *conn) join(room string) {
+	c.roomsMu.Lock()
+	_, already := c.rooms[room]
+	c.rooms[room] = struct{}{}
+	c.roomsMu.Unlock()
+	if !already {
+		c.gw.hub.join(room, c)
+	}
+}
+
+// leave drops room from the connection: no more msgs, ticks or events of it.
+func (c *conn) leave(room string) {
+	c.roomsMu.Lock()
+	_, was := c.rooms[room]
+	delete(c.rooms, room)
+	c.roomsMu.Unlock()
+	if was {
+		c.gw.hub.leave(room, c)
+	}
+}
+
+func (c *conn) isMember(room string) bool {
+	c.roomsMu.Lock()
+	defer c.roomsMu.Unlock()
+	_, ok := c.rooms[room]
+	return ok
+}
+
+// teardown removes a closed connection from every registry.
+func (c *conn) teardown() {
+	if c.user == "" {
+		return
+	}
+	c.gw.users.remove(c)
+	c.roomsMu.Lock()
+	rooms := make([]string, 0, len(c.rooms))
+	for r := range c.rooms {
+		rooms = append(rooms, r)
+	}
+	c.rooms = map[string]struct{}{}
+	c.roomsMu.Unlock()
+	for _, r := range rooms {
+		c.gw.hub.leave(r, c)
+	}
+}
+
+func (c *conn) reply(op string, rid json.RawMessage, d any) {
+	c.enqueue(schema.EncodeFrame(op, rid, d))
+}
+
+func (c *conn) replyError(rid json.RawMessage, e *schema.Error) {
+	metricErrors.WithLabelValues(e.Code).Inc()
+	c.enqueue(schema.EncodeError(rid, e))
+}

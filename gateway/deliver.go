@@ -1,0 +1,263 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/laneim/laneim/schema"
+	"github.com/laneim/laneim/subjects"
+)
+
+// deliverLoop is one delivery worker: it handles the NATS messages of the rooms and
+// users hashed to it, one at a time, which keeps each room's frames in order.
+func (g *Gateway) deliverLoop(ctx context.Context, ch chan *nats.Msg) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-ch:
+			g.dispatch(m)
+		}
+	}
+}
+
+func (g *Gateway) dispatch(m *nats.Msg) {
+	if room, kind, ok := subjects.ParseRoomSubject(m.Subject); ok {
+		r := g.hub.get(room)
+		if r == nil {
+			return
+		}
+		switch kind {
+		case subjects.KindMsgs:
+			g.onMsgs(r, m)
+		case subjects.KindTick:
+			g.onTick(r, m.Data)
+		case subjects.KindEvents:
+			g.onRoomEvent(r, m.Data)
+		}
+		return
+	}
+	if user, ok := subjects.ParseUserSubject(m.Subject); ok {
+		g.onUserEvent(user, m)
+	}
+}
+
+// frameRange reads the seq range of a msgs frame from pusher's headers, or failing
+// that from the frame itself.
+func frameRange(m *nats.Msg) (first, last int64, ok bool) {
+	if m.Header != nil {
+		f, err1 := strconv.ParseInt(m.Header.Get(subjects.HeaderSeq), 10, 64)
+		l, err2 := strconv.ParseInt(m.Header.Get(subjects.HeaderLast), 10, 64)
+		if err1 == nil && err2 == nil && f > 0 && l >= f {
+			return f, l, true
+		}
+	}
+	var frame schema.MsgsFrame
+	if json.Unmarshal(m.Data, &frame) != nil || len(frame.D.Msgs) == 0 || frame.D.Seq <= 0 {
+		return 0, 0, false
+	}
+	return frame.D.Seq, frame.D.Seq + int64(len(frame.D.Msgs)) - 1, true
+}
+
+// onMsgs relays one live frame to the room's subscribed connections. A gap between
+// the last relayed seq and this frame (core NATS is at most once) is filled from
+// history first, with one fetch for the whole room.
+func (g *Gateway) onMsgs(r *room, m *nats.Msg) {
+	first, last, ok := frameRange(m)
+	if !ok {
+		g.log.Warn().Str("subject", m.Subject).Msg("msgs frame without a seq range dropped")
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lastSeq > 0 && first > r.lastSeq+1 && r.subscribed > 0 {
+		from := r.lastSeq
+		r.mu.Unlock()
+		metricGapFills.Inc()
+		fill, err := g.fetchRange(r.id, from, first-1)
+		r.mu.Lock()
+		if err != nil {
+			g.log.Warn().Err(err).Str("room", r.id).Msg("gap fill failed; connections will catch up on their own")
+		} else if len(fill) > 0 {
+			frame := schema.AppendMsgsFrame(nil, r.id, fill)
+			g.relay(r, fill[0].Seq, fill[len(fill)-1].Seq, frame)
+		}
+	}
+	g.relay(r, first, last, m.Data)
+}
+
+// relay hands one frame to every subscribed connection of r. Callers hold r.mu.
+func (g *Gateway) relay(r *room, first, last int64, data []byte) {
+	for c, rc := range r.conns {
+		if !rc.subscribed {
+			continue
+		}
+		if rc.catchingUp {
+			g.hold(rc, first, last, data)
+			continue
+		}
+		g.deliverTo(r, c, rc, first, last, data)
+	}
+	if last > r.lastSeq {
+		r.lastSeq = last
+	}
+}
+
+// hold buffers a live frame for a connection that is catching up.
+func (g *Gateway) hold(rc *roomConn, first, last int64, data []byte) {
+	if last <= rc.delivered {
+		return
+	}
+	if rc.bufferBytes+len(data) > maxCatchUpBuffer {
+		// History will have these messages: drop the buffer and let the catch-up
+		// loop fetch them.
+		rc.buffer, rc.bufferBytes, rc.overflowed = nil, 0, true
+		return
+	}
+	rc.buffer = append(rc.buffer, liveFrame{first: first, last: last, data: data})
+	rc.bufferBytes += len(data)
+}
+
+// deliverTo queues a frame to one connection so that it sees every seq once, in
+// order: the frame as is when it continues the connection's seq (the hot path),
+// trimmed when it overlaps what was delivered, and a catch-up when it leaves a gap.
+// Callers hold r.mu.
+func (g *Gateway) deliverTo(r *room, c *conn, rc *roomConn, first, last int64, data []byte) {
+	switch {
+	case last <= rc.delivered:
+		return
+	case first == rc.delivered+1:
+		c.enqueue(data)
+		metricDeliveries.Add(float64(last - first + 1))
+	case first <= rc.delivered:
+		frame, n, err := trimFrame(data, rc.delivered+1)
+		if err != nil {
+			g.log.Warn().Err(err).Str("room", r.id).Msg("trim frame")
+			return
+		}
+		c.enqueue(frame)
+		metricDeliveries.Add(float64(n))
+	default:
+		rc.catchingUp = true
+		rc.buffer = append(rc.buffer[:0], liveFrame{first: first, last: last, data: data})
+		rc.bufferBytes = len(data)
+		g.startCatchUp(r, c, rc)
+		return
+	}
+	rc.delivered = last
+}
+
+// trimFrame re-encodes a msgs frame without the messages below from.
+func trimFrame(data []byte, from int64) ([]byte, int, error) {
+	var frame schema.MsgsFrame
+	if err := json.Unmarshal(data, &frame); err != nil {
+		return nil, 0, err
+	}
+	msgs, err := frame.D.Messages()
+	if err != nil {
+		return nil, 0, err
+	}
+	for len(msgs) > 0 && msgs[0].Seq < from {
+		msgs = msgs[1:]
+	}
+	return schema.AppendMsgsFrame(nil, frame.D.Room, msgs), len(msgs), nil
+}
+
+// onTick relays a tick frame to the room's passive connections.
+func (g *Gateway) onTick(r *room, data []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c, rc := range r.conns {
+		if !rc.subscribed {
+			c.enqueue(data)
+		}
+	}
+}
+
+// onRoomEvent relays a member event to every member connection of the room except
+// those of the user concerned, who get it on their own subject.
+func (g *Gateway) onRoomEvent(r *room, data []byte) {
+	var ev struct {
+		D schema.MemberD `json:"d"`
+	}
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c := range r.conns {
+		if c.user != ev.D.User {
+			c.enqueue(data)
+		}
+	}
+}
+
+// onUserEvent applies and relays an event for every session of user: its own joins
+// and leaves (which change what the connections receive) and read sync.
+func (g *Gateway) onUserEvent(user string, m *nats.Msg) {
+	var ev struct {
+		Op string          `json:"op"`
+		D  json.RawMessage `json:"d"`
+	}
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		return
+	}
+	conns := g.users.conns(user)
+	switch ev.Op {
+	case schema.OpMember:
+		var d schema.MemberD
+		if json.Unmarshal(ev.D, &d) != nil || !schema.ValidID(d.Room) {
+			return
+		}
+		for _, c := range conns {
+			if d.Action == schema.ActionJoin {
+				c.join(d.Room)
+				c.enqueue(m.Data)
+			} else {
+				c.enqueue(m.Data)
+				c.leave(d.Room)
+			}
+		}
+	case schema.OpRead:
+		origin := m.Header.Get(subjects.HeaderSession)
+		for _, c := range conns {
+			if c.session != origin {
+				c.enqueue(m.Data)
+			}
+		}
+	}
+}
+
+// fetchRange reads messages after..to of a room from history, page by page.
+func (g *Gateway) fetchRange(room string, after, to int64) ([]schema.Message, error) {
+	var out []schema.Message
+	for after < to {
+		page, more, err := g.historyPage(room, after)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range page {
+			if m.Seq > to {
+				return out, nil
+			}
+			out = append(out, m)
+			after = m.Seq
+		}
+		if !more || len(page) == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// historyPage reads the largest page of room after seq, as a trusted internal read.
+func (g *Gateway) historyPage(room string, after int64) ([]schema.Message, bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
+	defer cancel()
+	var reply schema.HistoryReply
+	err := g.call(ctx, subjects.SvcHistory, schema.HistoryReq{Room: room, After: &after, Limit: schema.MaxHistoryLimit}, &reply)
+	return reply.Msgs, reply.More, err
+}

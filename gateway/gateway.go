@@ -1,0 +1,232 @@
+// Package gateway is laneIM's edge: WebSocket and HTTP for clients. It authenticates
+// connections, keeps per-connection write queues, subscribes to a room's NATS subjects
+// while local connections need them, writes the pre-encoded frames pusher publishes to
+// every local subscriber unchanged, fills gaps and serves `since` catch-up from logic's
+// history, and turns sends into IM_IN publications whose acks logic sends back.
+//
+// Lock order: hub shard mu, then room.mu, then conn.writeMu. conn.roomsMu and
+// users.mu are never held while taking another lock.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/laneim/laneim/schema"
+)
+
+// Config configures a gateway. The zero value means the defaults.
+type Config struct {
+	// ID names this gateway on NATS (its ack subject). Default: random.
+	ID string
+	// Secret verifies client JWTs (HS256). Required.
+	Secret []byte
+	// Dev serves POST /v1/dev/token.
+	Dev bool
+	// MaxFrameBytes caps one client frame. Default 65536.
+	MaxFrameBytes int
+	// MaxBodyBytes caps one message body. Default 4096.
+	MaxBodyBytes int
+	// Heartbeat is the interval clients are told to heartbeat at; two missed
+	// intervals close the connection with 4002. Default 30s.
+	Heartbeat time.Duration
+	// IdentifyTimeout is how long a new connection has to identify. Default 10s.
+	IdentifyTimeout time.Duration
+	// MaxQueueBytes caps a connection's outgoing queue; past it the connection is
+	// closed with 4008. Default 8 MiB.
+	MaxQueueBytes int
+	// WriteTimeout bounds one write to a client. Default 10s.
+	WriteTimeout time.Duration
+	// RequestTimeout bounds a request to logic. Default 5s.
+	RequestTimeout time.Duration
+	// SendTimeout is how long a send waits for its ack before failing with
+	// unavailable (the client retries with the same nonce). Default 10s.
+	SendTimeout time.Duration
+	// Workers deliver room frames; a room always goes to the same worker, which keeps
+	// its frames in order. Default 8.
+	Workers int
+	Logger  zerolog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.ID == "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		c.ID = "gw" + hex.EncodeToString(b[:])
+	}
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = schema.DefaultMaxFrameBytes
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = schema.DefaultMaxBodyBytes
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 30 * time.Second
+	}
+	if c.IdentifyTimeout <= 0 {
+		c.IdentifyTimeout = 10 * time.Second
+	}
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = 8 << 20
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 5 * time.Second
+	}
+	if c.SendTimeout <= 0 {
+		c.SendTimeout = 10 * time.Second
+	}
+	if c.Workers <= 0 {
+		c.Workers = 8
+	}
+}
+
+// Gateway is one gateway node.
+type Gateway struct {
+	cfg      Config              // set once at construction
+	nc       *nats.Conn          // set once at construction
+	js       jetstream.JetStream // set once at construction
+	upgrader websocket.Upgrader  // set once at construction
+	hub      *hub                // room registry
+	users    *users              // user registry (user event subscriptions)
+	sends    *sends              // sends waiting for their ack
+	workers  []chan *nats.Msg    // set once at construction; room and user messages, by hash
+	log      zerolog.Logger      // set once at construction
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{} // guarded by mu
+	draining bool               // guarded by mu
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// workerQueue is each delivery worker's channel size: NATS drops messages for a full
+// channel (a slow consumer), which the gap fill then repairs from history.
+const workerQueue = 16384
+
+// New returns a gateway over nc. Call Start before serving.
+func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
+	cfg.defaults()
+	if len(cfg.Secret) == 0 {
+		return nil, fmt.Errorf("gateway: a JWT secret is required")
+	}
+	g := &Gateway{
+		cfg:   cfg,
+		nc:    nc,
+		log:   cfg.Logger.With().Str("gateway", cfg.ID).Logger(),
+		conns: make(map[*conn]struct{}),
+	}
+	g.upgrader = websocket.Upgrader{
+		ReadBufferSize:  4096,
+		WriteBufferSize: 4096,
+		// Clients are browsers on other origins and native apps; authentication is
+		// the token in identify, not cookies, so any origin may connect.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	g.hub = newHub(g)
+	g.users = newUsers(g)
+	var err error
+	g.sends, err = newSends(g)
+	if err != nil {
+		return nil, err
+	}
+	g.workers = make([]chan *nats.Msg, cfg.Workers)
+	for i := range g.workers {
+		g.workers[i] = make(chan *nats.Msg, workerQueue)
+	}
+	return g, nil
+}
+
+// ID is the gateway's id.
+func (g *Gateway) ID() string { return g.cfg.ID }
+
+// Start subscribes to the gateway's ack subject and starts the delivery workers.
+func (g *Gateway) Start(ctx context.Context) error {
+	runCtx, cancel := context.WithCancel(context.Background())
+	g.stop = cancel
+	if err := g.sends.start(runCtx); err != nil {
+		cancel()
+		return err
+	}
+	for _, ch := range g.workers {
+		g.wg.Go(func() { g.deliverLoop(runCtx, ch) })
+	}
+	return g.nc.FlushWithContext(ctx)
+}
+
+// Connections returns the number of open client connections.
+func (g *Gateway) Connections() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.conns)
+}
+
+// Shutdown closes every client connection with 1001 and stops the workers. The HTTP
+// server in front of Handler is the caller's to shut down.
+func (g *Gateway) Shutdown(ctx context.Context) {
+	g.mu.Lock()
+	g.draining = true
+	conns := make([]*conn, 0, len(g.conns))
+	for c := range g.conns {
+		conns = append(conns, c)
+	}
+	g.mu.Unlock()
+	for _, c := range conns {
+		c.close(schema.CloseGoingAway, "server shutting down")
+	}
+	for _, c := range conns {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+		}
+	}
+	if g.stop != nil {
+		g.stop()
+	}
+	g.sends.stop()
+	g.wg.Wait()
+}
+
+func (g *Gateway) addConn(c *conn) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.draining {
+		return false
+	}
+	g.conns[c] = struct{}{}
+	metricConnections.Inc()
+	return true
+}
+
+func (g *Gateway) removeConn(c *conn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := g.conns[c]; ok {
+		delete(g.conns, c)
+		metricConnections.Dec()
+	}
+}
+
+// worker picks the delivery worker of a room or user key.
+func (g *Gateway) worker(key string) chan *nats.Msg {
+	// FNV-1a: cheap, and spreads ids well.
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return g.workers[h%uint32(len(g.workers))]
+}

@@ -1,0 +1,303 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/laneim/laneim/auth"
+	"github.com/laneim/laneim/schema"
+	"github.com/laneim/laneim/subjects"
+)
+
+// maxHTTPBody caps an HTTP request body; message bodies are capped separately.
+const maxHTTPBody = 1 << 16
+
+// Handler serves PROTOCOL.md's WebSocket and HTTP API.
+func (g *Gateway) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/ws", g.ServeWS)
+	mux.HandleFunc("POST /v1/rooms", g.authed(g.createRoom))
+	mux.HandleFunc("GET /v1/rooms/{room}", g.authed(g.getRoom))
+	mux.HandleFunc("PUT /v1/rooms/{room}/members/{user}", g.authed(g.addMember))
+	mux.HandleFunc("DELETE /v1/rooms/{room}/members/{user}", g.authed(g.removeMember))
+	mux.HandleFunc("GET /v1/rooms/{room}/members", g.authed(g.listMembers))
+	mux.HandleFunc("GET /v1/rooms/{room}/messages", g.authed(g.getMessages))
+	mux.HandleFunc("POST /v1/rooms/{room}/messages", g.authed(g.postMessage))
+	mux.HandleFunc("PUT /v1/rooms/{room}/read", g.authed(g.putRead))
+	mux.HandleFunc("GET /v1/me/rooms", g.authed(g.myRooms))
+	mux.HandleFunc("POST /v1/dev/token", g.devToken)
+	mux.HandleFunc("GET /healthz", g.healthz)
+	mux.Handle("GET /metrics", promhttp.Handler())
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, schema.Errorf(schema.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+type authedHandler func(w http.ResponseWriter, r *http.Request, user string) error
+
+// authed checks the bearer token, then runs h and answers its error.
+func (g *Gateway) authed(h authedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			writeError(w, schema.Errorf(schema.CodeUnauthorized, "Authorization: Bearer <token> is required"))
+			return
+		}
+		user, err := auth.Verify(g.cfg.Secret, strings.TrimSpace(token))
+		if err != nil {
+			writeError(w, schema.AsError(err))
+			return
+		}
+		for _, name := range []string{"room", "user"} {
+			if v := r.PathValue(name); v != "" && !schema.ValidID(v) {
+				writeError(w, schema.Errorf(schema.CodeBadRequest, "invalid %s id %q: 1 to 64 of A-Z a-z 0-9 _ -", name, v))
+				return
+			}
+		}
+		if err := h(w, r, user); err != nil {
+			writeError(w, schema.AsError(err))
+		}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *schema.Error) {
+	metricErrors.WithLabelValues(e.Code).Inc()
+	writeJSON(w, e.HTTPStatus(), map[string]schema.ErrorD{"error": {Code: e.Code, Message: e.Message}})
+}
+
+// readBody decodes a JSON request body into v; an empty body leaves v as it is.
+func readBody(r *http.Request, v any) error {
+	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxHTTPBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return schema.Errorf(schema.CodeTooLarge, "request body over %d bytes", maxHTTPBody)
+		}
+		return schema.Errorf(schema.CodeBadRequest, "read body: %v", err)
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return schema.Errorf(schema.CodeBadRequest, "body is not the expected JSON: %v", err)
+	}
+	return nil
+}
+
+// queryInt reads an optional integer query parameter.
+func queryInt(r *http.Request, name string) (*int64, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return nil, schema.Errorf(schema.CodeBadRequest, "%s must be an integer", name)
+	}
+	return &n, nil
+}
+
+func (g *Gateway) createRoom(w http.ResponseWriter, r *http.Request, user string) error {
+	var body struct {
+		Room   string `json:"room"`
+		Name   string `json:"name"`
+		Public bool   `json:"public"`
+	}
+	if err := readBody(r, &body); err != nil {
+		return err
+	}
+	if body.Room != "" && !schema.ValidID(body.Room) {
+		return schema.Errorf(schema.CodeBadRequest, "invalid room id %q: 1 to 64 of A-Z a-z 0-9 _ -", body.Room)
+	}
+	var reply schema.RoomReply
+	req := schema.RoomCreateReq{User: user, Room: body.Room, Name: body.Name, Public: body.Public}
+	if err := g.call(r.Context(), subjects.SvcRoomCreate, req, &reply); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, reply.Room)
+	return nil
+}
+
+func (g *Gateway) getRoom(w http.ResponseWriter, r *http.Request, user string) error {
+	var reply schema.RoomReply
+	if err := g.call(r.Context(), subjects.SvcRoomGet, schema.RoomGetReq{User: user, Room: r.PathValue("room")}, &reply); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, reply.Room)
+	return nil
+}
+
+func (g *Gateway) addMember(w http.ResponseWriter, r *http.Request, user string) error {
+	return g.member(w, r, user, subjects.SvcMemberAdd)
+}
+
+func (g *Gateway) removeMember(w http.ResponseWriter, r *http.Request, user string) error {
+	return g.member(w, r, user, subjects.SvcMemberRemove)
+}
+
+func (g *Gateway) member(w http.ResponseWriter, r *http.Request, user, subject string) error {
+	var reply schema.Reply
+	req := schema.MemberReq{User: user, Room: r.PathValue("room"), Target: r.PathValue("user")}
+	if err := g.call(r.Context(), subject, req, &reply); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (g *Gateway) listMembers(w http.ResponseWriter, r *http.Request, user string) error {
+	after := r.URL.Query().Get("after")
+	if after != "" && !schema.ValidID(after) {
+		return schema.Errorf(schema.CodeBadRequest, "after must be a user id")
+	}
+	limit, err := queryInt(r, "limit")
+	if err != nil {
+		return err
+	}
+	req := schema.MemberListReq{User: user, Room: r.PathValue("room"), After: after}
+	if limit != nil {
+		if *limit < 1 || *limit > schema.MaxMemberLimit {
+			return schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxMemberLimit)
+		}
+		req.Limit = int(*limit)
+	}
+	var reply schema.MemberListReply
+	if err := g.call(r.Context(), subjects.SvcMemberList, req, &reply); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"members": reply.Members, "more": reply.More})
+	return nil
+}
+
+func (g *Gateway) getMessages(w http.ResponseWriter, r *http.Request, user string) error {
+	room := r.PathValue("room")
+	req := schema.HistoryReq{User: user, Room: room}
+	var err error
+	if req.Before, err = queryInt(r, "before"); err != nil {
+		return err
+	}
+	if req.After, err = queryInt(r, "after"); err != nil {
+		return err
+	}
+	limit, err := queryInt(r, "limit")
+	if err != nil {
+		return err
+	}
+	if limit != nil {
+		if *limit < 1 || *limit > schema.MaxHistoryLimit {
+			return schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxHistoryLimit)
+		}
+		req.Limit = int(*limit)
+	}
+	var reply schema.HistoryReply
+	if err := g.call(r.Context(), subjects.SvcHistory, req, &reply); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(schema.AppendBatch(nil, room, reply.Msgs, &reply.More))
+	return nil
+}
+
+func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, user string) error {
+	d := schema.SendD{Room: r.PathValue("room")}
+	if err := readBody(r, &d); err != nil {
+		return err
+	}
+	d.Room = r.PathValue("room")
+	if e := checkSend(&d, g.cfg.MaxBodyBytes); e != nil {
+		return e
+	}
+	// Membership: logic checks it at ingest and answers forbidden.
+	acked := make(chan schema.SendAck, 1)
+	g.sends.submit(d.Room, user, d.Nonce, d.Body, func(ack schema.SendAck) { acked <- ack })
+	select {
+	case ack := <-acked:
+		if ack.Err != nil {
+			return ack.Err
+		}
+		writeJSON(w, http.StatusOK, map[string]int64{"seq": ack.Seq, "ts": ack.Ts})
+		return nil
+	case <-r.Context().Done():
+		return schema.Errorf(schema.CodeUnavailable, "request ended before the ack")
+	}
+}
+
+func (g *Gateway) putRead(w http.ResponseWriter, r *http.Request, user string) error {
+	var body struct {
+		Seq *int64 `json:"seq"`
+	}
+	if err := readBody(r, &body); err != nil {
+		return err
+	}
+	if body.Seq == nil {
+		return schema.Errorf(schema.CodeBadRequest, "seq is required")
+	}
+	var reply schema.Reply
+	if err := g.call(r.Context(), subjects.SvcReadSet, schema.ReadSetReq{User: user, Room: r.PathValue("room"), Seq: *body.Seq}, &reply); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (g *Gateway) myRooms(w http.ResponseWriter, r *http.Request, user string) error {
+	var reply schema.UserRoomsReply
+	if err := g.call(r.Context(), subjects.SvcUserRooms, schema.UserRoomsReq{User: user}, &reply); err != nil {
+		return err
+	}
+	if reply.Rooms == nil {
+		reply.Rooms = []schema.UserRoom{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"rooms": reply.Rooms})
+	return nil
+}
+
+func (g *Gateway) devToken(w http.ResponseWriter, r *http.Request) {
+	if !g.cfg.Dev {
+		writeError(w, schema.Errorf(schema.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+		return
+	}
+	var body struct {
+		User string `json:"user"`
+	}
+	if err := readBody(r, &body); err != nil {
+		writeError(w, schema.AsError(err))
+		return
+	}
+	token, err := auth.Sign(g.cfg.Secret, body.User, 0)
+	if err != nil {
+		writeError(w, schema.AsError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"token": token})
+}
+
+// healthz answers 200 while the gateway can reach NATS and logic answers.
+func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.RequestTimeout)
+	defer cancel()
+	if !g.nc.IsConnected() {
+		writeError(w, schema.Errorf(schema.CodeUnavailable, "not connected to NATS"))
+		return
+	}
+	var reply schema.RoomStateReply
+	if err := g.call(ctx, subjects.SvcRoomState, schema.RoomStateReq{User: "healthz", Room: "healthz"}, &reply); err != nil {
+		writeError(w, schema.AsError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "gateway": g.cfg.ID, "connections": g.Connections()})
+}

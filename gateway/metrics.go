@@ -1,0 +1,38 @@
+package gateway
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Metrics are process-wide: `laneim dev --gateways N` runs several gateways in one
+// process and they add up.
+var (
+	metricConnections = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "laneim_gateway_connections", Help: "Open client WebSocket connections.",
+	})
+	metricFramesRead = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_gateway_frames_read_total", Help: "Client frames read, by op.",
+	}, []string{"op"})
+	metricFramesWritten = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_gateway_frames_written_total", Help: "Frames written to clients.",
+	})
+	metricDeliveries = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_gateway_deliveries_total", Help: "Messages queued to subscribed connections.",
+	})
+	metricErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_gateway_errors_total", Help: "Error frames sent to clients, by code.",
+	}, []string{"code"})
+	metricSlowClosed = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_gateway_slow_closed_total", Help: "Connections closed with 4008 because their queue overflowed.",
+	})
+	metricTooLarge = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_gateway_too_large_closed_total", Help: "Connections closed with 1009 for an oversized frame.",
+	})
+	metricGapFills = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_gateway_gap_fills_total", Help: "Gaps in a room's live frames filled from history.",
+	})
+	metricSendTimeouts = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_gateway_send_timeouts_total", Help: "Sends answered unavailable because no ack came in time.",
+	})
+)

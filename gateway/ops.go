@@ -1,0 +1,221 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/laneim/laneim/schema"
+	"github.com/laneim/laneim/subjects"
+)
+
+func (c *conn) requestContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), c.gw.cfg.RequestTimeout)
+}
+
+func badRoom(room string) *schema.Error {
+	if schema.ValidID(room) {
+		return nil
+	}
+	return schema.Errorf(schema.CodeBadRequest, "invalid room id %q: 1 to 64 of A-Z a-z 0-9 _ -", room)
+}
+
+// subscribe makes the connection receive the room's msgs: first every message after
+// since (or none before the room's current seq), then live ones.
+func (c *conn) subscribe(f schema.Frame) {
+	var d schema.SubscribeD
+	if err := schema.DecodeD(f.D, &d); err != nil {
+		c.replyError(f.Rid, schema.AsError(err))
+		return
+	}
+	if e := badRoom(d.Room); e != nil {
+		c.replyError(f.Rid, e)
+		return
+	}
+	if d.Since != nil && *d.Since < 0 {
+		c.replyError(f.Rid, schema.Errorf(schema.CodeBadRequest, "since must not be negative"))
+		return
+	}
+	// Membership is checked with logic, not the gateway's view: a join a moment ago
+	// may not have reached this gateway yet.
+	ctx, cancel := c.requestContext()
+	defer cancel()
+	var state schema.RoomStateReply
+	if err := c.gw.call(ctx, subjects.SvcRoomState, schema.RoomStateReq{User: c.user, Room: d.Room}, &state); err != nil {
+		c.replyError(f.Rid, schema.AsError(err))
+		return
+	}
+	if !state.Member {
+		c.replyError(f.Rid, schema.Errorf(schema.CodeForbidden, "not a member of room %s", d.Room))
+		return
+	}
+	since := state.Seq
+	if d.Since != nil {
+		since = *d.Since
+	}
+	c.roomsMu.Lock()
+	c.rooms[d.Room] = struct{}{}
+	c.roomsMu.Unlock()
+	r := c.gw.hub.member(d.Room, c)
+	if r == nil {
+		c.replyError(f.Rid, schema.Errorf(schema.CodeUnavailable, "room registry changed, try again"))
+		return
+	}
+
+	r.mu.Lock()
+	rc := r.conns[c]
+	if rc == nil {
+		r.mu.Unlock()
+		c.replyError(f.Rid, schema.Errorf(schema.CodeUnavailable, "room registry changed, try again"))
+		return
+	}
+	if !rc.subscribed {
+		rc.subscribed = true
+		r.subscribed++
+		c.gw.hub.updateSubscriptions(r)
+	}
+	rc.generation++
+	rc.delivered = since
+	rc.catchingUp = true
+	rc.buffer, rc.bufferBytes, rc.overflowed = nil, 0, false
+	// The reply is queued before any frame of the room can be.
+	c.reply(schema.OpSubscribed, f.Rid, schema.SubscribedD{Room: d.Room, Seq: state.Seq})
+	r.mu.Unlock()
+
+	// The msgs subscription must be live at the server before history is read, or a
+	// message stored after the read but relayed before the subscription would be
+	// lost between the two.
+	if err := c.gw.nc.FlushWithContext(ctx); err != nil {
+		c.gw.log.Warn().Err(err).Msg("flush subscription")
+	}
+	r.mu.Lock()
+	if r.conns[c] == rc && rc.catchingUp {
+		c.gw.startCatchUp(r, c, rc)
+	}
+	r.mu.Unlock()
+}
+
+func (c *conn) unsubscribe(f schema.Frame) {
+	var d schema.RoomD
+	if err := schema.DecodeD(f.D, &d); err != nil {
+		c.replyError(f.Rid, schema.AsError(err))
+		return
+	}
+	if e := badRoom(d.Room); e != nil {
+		c.replyError(f.Rid, e)
+		return
+	}
+	if !c.isMember(d.Room) {
+		c.replyError(f.Rid, schema.Errorf(schema.CodeForbidden, "not a member of room %s", d.Room))
+		return
+	}
+	if r := c.gw.hub.get(d.Room); r != nil {
+		r.mu.Lock()
+		if rc := r.conns[c]; rc != nil && rc.subscribed {
+			rc.subscribed, rc.catchingUp = false, false
+			rc.generation++
+			rc.buffer, rc.bufferBytes, rc.overflowed = nil, 0, false
+			r.subscribed--
+			c.gw.hub.updateSubscriptions(r)
+		}
+		r.mu.Unlock()
+	}
+	c.reply(schema.OpUnsubscribed, f.Rid, schema.RoomD{Room: d.Room})
+}
+
+// checkSend validates a send as PROTOCOL.md requires, before anything is published.
+func checkSend(d *schema.SendD, maxBody int) *schema.Error {
+	if e := badRoom(d.Room); e != nil {
+		return e
+	}
+	if !schema.ValidNonce(d.Nonce) {
+		return schema.Errorf(schema.CodeBadRequest, "nonce must be 1 to 64 printable ASCII characters")
+	}
+	if len(d.Body) == 0 {
+		return schema.Errorf(schema.CodeBadRequest, "body is required")
+	}
+	if len(d.Body) > maxBody {
+		return schema.Errorf(schema.CodeTooLarge, "body is %d bytes, at most %d", len(d.Body), maxBody)
+	}
+	if !json.Valid(d.Body) {
+		return schema.Errorf(schema.CodeBadRequest, "body is not JSON")
+	}
+	return nil
+}
+
+func (c *conn) send(f schema.Frame) {
+	var d schema.SendD
+	if err := schema.DecodeD(f.D, &d); err != nil {
+		c.replyError(f.Rid, schema.AsError(err))
+		return
+	}
+	if e := checkSend(&d, c.gw.cfg.MaxBodyBytes); e != nil {
+		c.replyError(f.Rid, e)
+		return
+	}
+	if !c.isMember(d.Room) {
+		c.replyError(f.Rid, schema.Errorf(schema.CodeForbidden, "not a member of room %s", d.Room))
+		return
+	}
+	rid := f.Rid
+	c.gw.sends.submit(d.Room, c.user, d.Nonce, d.Body, func(ack schema.SendAck) {
+		if ack.Err != nil {
+			c.replyError(rid, ack.Err)
+			return
+		}
+		c.reply(schema.OpAck, rid, schema.AckD{Room: ack.Room, Nonce: ack.Nonce, Seq: ack.Seq, Ts: ack.Ts})
+	})
+}
+
+func (c *conn) history(f schema.Frame) {
+	var d schema.HistoryD
+	if err := schema.DecodeD(f.D, &d); err != nil {
+		c.replyError(f.Rid, schema.AsError(err))
+		return
+	}
+	if e := badRoom(d.Room); e != nil {
+		c.replyError(f.Rid, e)
+		return
+	}
+	req := schema.HistoryReq{User: c.user, Room: d.Room, Before: d.Before, After: d.After}
+	if d.Limit != nil {
+		if *d.Limit < 1 || *d.Limit > schema.MaxHistoryLimit {
+			c.replyError(f.Rid, schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxHistoryLimit))
+			return
+		}
+		req.Limit = *d.Limit
+	}
+	rid := f.Rid
+	// History reads run off the read loop so that heartbeats and sends are not held
+	// up behind a slow page.
+	c.gw.wg.Go(func() {
+		ctx, cancel := c.requestContext()
+		defer cancel()
+		var reply schema.HistoryReply
+		if err := c.gw.call(ctx, subjects.SvcHistory, req, &reply); err != nil {
+			c.replyError(rid, schema.AsError(err))
+			return
+		}
+		c.enqueue(schema.AppendHistoryFrame(nil, rid, d.Room, reply.Msgs, reply.More))
+	})
+}
+
+func (c *conn) read(f schema.Frame) {
+	var d schema.ReadD
+	if err := schema.DecodeD(f.D, &d); err != nil {
+		c.replyError(f.Rid, schema.AsError(err))
+		return
+	}
+	if e := badRoom(d.Room); e != nil {
+		c.replyError(f.Rid, e)
+		return
+	}
+	ctx, cancel := c.requestContext()
+	defer cancel()
+	var reply schema.Reply
+	err := c.gw.call(ctx, subjects.SvcReadSet, schema.ReadSetReq{User: c.user, Session: c.session, Room: d.Room, Seq: d.Seq}, &reply)
+	if err != nil {
+		c.replyError(f.Rid, schema.AsError(err))
+		return
+	}
+	c.reply(schema.OpOK, f.Rid, struct{}{})
+}

@@ -1,0 +1,72 @@
+package gateway
+
+import (
+	"sync"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/laneim/laneim/subjects"
+)
+
+// users tracks the connected users of this gateway and their im.user.<user>.events
+// subscriptions (read sync, the user's own joins and leaves).
+type users struct {
+	gw *Gateway
+	mu sync.Mutex
+	m  map[string]*userEntry // guarded by mu
+}
+
+type userEntry struct {
+	conns map[*conn]struct{}
+	sub   *nats.Subscription
+}
+
+func newUsers(g *Gateway) *users { return &users{gw: g, m: make(map[string]*userEntry)} }
+
+// add registers c under its user, subscribing to the user's events with the first
+// connection and flushing so that the subscription is live before add returns.
+func (u *users) add(c *conn) error {
+	u.mu.Lock()
+	e := u.m[c.user]
+	if e == nil {
+		sub, err := u.gw.nc.ChanSubscribe(subjects.UserEventsT(c.user), u.gw.worker(c.user))
+		if err != nil {
+			u.mu.Unlock()
+			return err
+		}
+		e = &userEntry{conns: make(map[*conn]struct{}), sub: sub}
+		u.m[c.user] = e
+	}
+	e.conns[c] = struct{}{}
+	u.mu.Unlock()
+	return u.gw.nc.Flush()
+}
+
+func (u *users) remove(c *conn) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	e := u.m[c.user]
+	if e == nil {
+		return
+	}
+	delete(e.conns, c)
+	if len(e.conns) == 0 {
+		_ = e.sub.Unsubscribe()
+		delete(u.m, c.user)
+	}
+}
+
+// conns returns a snapshot of user's connections.
+func (u *users) conns(user string) []*conn {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	e := u.m[user]
+	if e == nil {
+		return nil
+	}
+	out := make([]*conn, 0, len(e.conns))
+	for c := range e.conns {
+		out = append(out, c)
+	}
+	return out
+}

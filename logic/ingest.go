@@ -1,0 +1,162 @@
+package logic
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/laneim/laneim/schema"
+	"github.com/laneim/laneim/store"
+	"github.com/laneim/laneim/subjects"
+)
+
+// pendingSend is one IM_IN message being ingested.
+type pendingSend struct {
+	msg   jetstream.Msg
+	room  string
+	user  string
+	nonce string
+	reply string // the sending gateway's ack subject
+	err   *schema.Error
+	index int // into the Append batch, -1 when refused
+}
+
+// ingest handles one batch of one IM_IN partition: check, store in one durable write,
+// reply to the gateways, publish to IM_OUT, then ack the batch. A failure before the
+// store write naks the batch for redelivery; the store's nonce index makes the retry
+// keep the seqs of anything already stored.
+func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) {
+	metricBatch.Observe(float64(len(batch)))
+	now := time.Now().UnixMilli()
+	sends := make([]pendingSend, len(batch))
+	news := make([]store.NewMessage, 0, len(batch))
+	members := make(map[[2]string]bool)
+	storeCtx, cancel := context.WithTimeout(ctx, l.cfg.StoreTimeout)
+	defer cancel()
+
+	for i, m := range batch {
+		s := &sends[i]
+		s.msg, s.index = m, -1
+		h := m.Headers()
+		s.room = subjects.RoomOfStored(m.Subject())
+		s.user, s.nonce, s.reply = h.Get(subjects.HeaderUser), h.Get(subjects.HeaderNonce), h.Get(subjects.HeaderReply)
+		// Gateways validate before publishing; this guards against anything else that
+		// can publish on im.in.* (an operator, a buggy client of NATS).
+		switch {
+		case !schema.ValidID(s.room) || !schema.ValidID(s.user) || !schema.ValidNonce(s.nonce):
+			s.err = schema.Errorf(schema.CodeBadRequest, "invalid room, user or nonce")
+			continue
+		case !json.Valid(m.Data()):
+			s.err = schema.Errorf(schema.CodeBadRequest, "body is not JSON")
+			continue
+		}
+		key := [2]string{s.room, s.user}
+		member, checked := members[key]
+		if !checked {
+			var err error
+			member, err = l.meta.IsMember(storeCtx, s.room, s.user)
+			if err != nil {
+				l.retryLater(batch, err, "membership check")
+				return
+			}
+			members[key] = member
+		}
+		if !member {
+			s.err = schema.Errorf(schema.CodeForbidden, "not a member of room %s", s.room)
+			continue
+		}
+		s.index = len(news)
+		news = append(news, store.NewMessage{Room: s.room, User: s.user, Nonce: s.nonce, Ts: now, Body: m.Data()})
+	}
+
+	var stored []store.Appended
+	if len(news) > 0 {
+		start := time.Now()
+		var err error
+		stored, err = l.msgs.Append(storeCtx, news)
+		if err != nil {
+			l.retryLater(batch, err, "append")
+			return
+		}
+		metricAppendSeconds.Observe(time.Since(start).Seconds())
+	}
+
+	// The messages are durable: acks can go out now, before IM_OUT confirms.
+	futures := make([]jetstream.PubAckFuture, 0, len(stored))
+	for i := range sends {
+		s := &sends[i]
+		ack := schema.SendAck{Room: s.room, User: s.user, Nonce: s.nonce, Err: s.err}
+		if s.err != nil {
+			metricRefused.WithLabelValues(s.err.Code).Inc()
+		} else {
+			a := stored[s.index]
+			ack.Seq, ack.Ts = a.Seq, a.Ts
+			if a.New {
+				metricStored.Inc()
+			} else {
+				metricDuplicates.Inc()
+			}
+			// Re-publish duplicates too: they heal a crash between the store write and
+			// IM_OUT; pusher drops seqs it has already published.
+			f, err := l.js.PublishMsgAsync(outMsg(a.Message))
+			if err != nil {
+				l.retryLater(batch, err, "publish IM_OUT")
+				return
+			}
+			futures = append(futures, f)
+		}
+		l.replyAck(s.reply, ack)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			l.retryLater(batch, err, "IM_OUT ack")
+			return
+		case <-storeCtx.Done():
+			l.retryLater(batch, storeCtx.Err(), "IM_OUT ack")
+			return
+		}
+	}
+	if err := batch[len(batch)-1].Ack(); err != nil {
+		l.cfg.Logger.Warn().Err(err).Msg("ack IM_IN batch")
+	}
+}
+
+// outMsg encodes a stored message for IM_OUT: the body as data, the rest in headers,
+// so pusher copies the body into frames without decoding it.
+func outMsg(m schema.Message) *nats.Msg {
+	out := nats.NewMsg(subjects.OutT(m.Room))
+	seq := strconv.FormatInt(m.Seq, 10)
+	out.Header.Set(subjects.HeaderMsgID, m.Room+":"+seq)
+	out.Header.Set(subjects.HeaderSeq, seq)
+	out.Header.Set(subjects.HeaderTs, strconv.FormatInt(m.Ts, 10))
+	out.Header.Set(subjects.HeaderUser, m.User)
+	out.Data = m.Body
+	return out
+}
+
+func (l *Logic) replyAck(subject string, ack schema.SendAck) {
+	if subject == "" {
+		return
+	}
+	data, err := json.Marshal(ack)
+	if err != nil {
+		return
+	}
+	if err := l.nc.Publish(subject, data); err != nil {
+		l.cfg.Logger.Warn().Err(err).Str("subject", subject).Msg("reply ack")
+	}
+}
+
+// retryLater naks a batch so JetStream redelivers it after a pause.
+func (l *Logic) retryLater(batch []jetstream.Msg, err error, what string) {
+	l.cfg.Logger.Error().Err(err).Int("batch", len(batch)).Msg("ingest failed at " + what + "; batch will be redelivered")
+	for _, m := range batch {
+		_ = m.NakWithDelay(500 * time.Millisecond)
+	}
+}

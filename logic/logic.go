@@ -1,0 +1,115 @@
+package logic
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/rs/zerolog"
+
+	"github.com/laneim/laneim/partition"
+	"github.com/laneim/laneim/store"
+	"github.com/laneim/laneim/subjects"
+)
+
+// Config configures a logic node. The zero value means the defaults.
+type Config struct {
+	// Streams sizes IM_IN and IM_OUT when this node creates them.
+	Streams StreamsConfig
+	// BatchSize caps the sends stored in one write. Default 256.
+	BatchSize int
+	// ServiceWorkers bounds concurrently served service requests. Default 64.
+	ServiceWorkers int
+	// StoreTimeout bounds one store write or read. Default 10s.
+	StoreTimeout time.Duration
+	Logger       zerolog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 256
+	}
+	if c.ServiceWorkers <= 0 {
+		c.ServiceWorkers = 64
+	}
+	if c.StoreTimeout <= 0 {
+		c.StoreTimeout = 10 * time.Second
+	}
+}
+
+// Logic is one logic node.
+type Logic struct {
+	cfg  Config               // set once at construction
+	nc   *nats.Conn           // set once at construction
+	js   jetstream.JetStream  // set once at construction
+	msgs store.MessageStore   // set once at construction
+	meta store.MetaStore      // set once at construction
+	svc  micro.Service        // set by Start
+	sem  chan struct{}        // bounds service handlers in flight
+	stop context.CancelFunc   // set by Start
+	wg   sync.WaitGroup       // partition consumers and service handlers
+	m    *metrics             // set once at construction
+}
+
+// New returns a logic node over the given NATS connection and stores.
+func New(cfg Config, nc *nats.Conn, msgs store.MessageStore, meta store.MetaStore) (*Logic, error) {
+	cfg.defaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return &Logic{
+		cfg: cfg, nc: nc, js: js, msgs: msgs, meta: meta,
+		sem: make(chan struct{}, cfg.ServiceWorkers),
+		m:   newMetrics(),
+	}, nil
+}
+
+// Start creates the streams if needed, starts one consumer per IM_IN partition and
+// registers the services. It returns once everything is subscribed.
+func (l *Logic) Start(ctx context.Context) error {
+	partitions, err := EnsureStreams(ctx, l.js, l.cfg.Streams)
+	if err != nil {
+		return err
+	}
+	if err := l.startServices(); err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	l.stop = cancel
+	for p := range partitions {
+		pc := partition.Config{
+			Stream:    subjects.StreamIn,
+			Durable:   subjects.InConsumerT(p),
+			Filter:    subjects.InPartitionT(p),
+			BatchSize: l.cfg.BatchSize,
+			Logger:    l.cfg.Logger,
+		}
+		if _, err := partition.Ensure(ctx, l.js, pc); err != nil {
+			cancel()
+			return err
+		}
+		l.wg.Go(func() {
+			if err := partition.Run(runCtx, l.js, pc, l.ingest); err != nil {
+				l.cfg.Logger.Error().Err(err).Int("partition", p).Msg("ingest partition stopped")
+			}
+		})
+	}
+	l.cfg.Logger.Info().Int("partitions", partitions).Msg("logic started")
+	return nil
+}
+
+// Stop stops consuming and serving and waits for work in flight.
+func (l *Logic) Stop() {
+	if l.svc != nil {
+		_ = l.svc.Stop()
+	}
+	if l.stop != nil {
+		l.stop()
+	}
+	l.wg.Wait()
+}

@@ -1,0 +1,34 @@
+package logic
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Metrics are process-wide: several logic nodes in one process (tests) share them.
+var (
+	metricStored = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_logic_messages_stored_total", Help: "Messages newly written to the message store.",
+	})
+	metricDuplicates = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_logic_duplicate_sends_total", Help: "Sends whose (room, user, nonce) was already stored.",
+	})
+	metricRefused = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_logic_sends_refused_total", Help: "Sends refused at ingest, by error code.",
+	}, []string{"code"})
+	metricBatch = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name: "laneim_logic_ingest_batch_size", Help: "Sends per ingest batch.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+	})
+	metricAppendSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name: "laneim_logic_append_seconds", Help: "Time to durably append one batch.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	})
+	metricServiceErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_logic_service_errors_total", Help: "Service requests answered with an error, by endpoint and code.",
+	}, []string{"endpoint", "code"})
+)
+
+type metrics struct{}
+
+func newMetrics() *metrics { return &metrics{} }

@@ -1,0 +1,407 @@
+package logic
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/laneim/laneim/schema"
+	"github.com/laneim/laneim/store"
+	"github.com/laneim/laneim/subjects"
+)
+
+// serviceVersion is the version `nats micro ls` shows.
+const serviceVersion = "0.1.0"
+
+// startServices registers logic's request/reply endpoints as one micro service. The
+// service's queue group spreads requests over every logic node.
+func (l *Logic) startServices() error {
+	svc, err := micro.AddService(l.nc, micro.Config{
+		Name:        subjects.LogicService,
+		Version:     serviceVersion,
+		Description: "laneIM logic: history, rooms, members, read state",
+	})
+	if err != nil {
+		return err
+	}
+	endpoints := []struct {
+		name    string
+		subject string
+		handle  func(ctx context.Context, data []byte) (any, error)
+	}{
+		{"history", subjects.SvcHistory, l.history},
+		{"room-state", subjects.SvcRoomState, l.roomState},
+		{"room-create", subjects.SvcRoomCreate, l.roomCreate},
+		{"room-get", subjects.SvcRoomGet, l.roomGet},
+		{"member-add", subjects.SvcMemberAdd, l.memberAdd},
+		{"member-remove", subjects.SvcMemberRemove, l.memberRemove},
+		{"member-list", subjects.SvcMemberList, l.memberList},
+		{"read-set", subjects.SvcReadSet, l.readSet},
+		{"user-rooms", subjects.SvcUserRooms, l.userRooms},
+		{"nonce-lookup", subjects.SvcNonceLookup, l.nonceLookup},
+	}
+	for _, e := range endpoints {
+		if err := svc.AddEndpoint(e.name, l.serve(e.name, e.handle), micro.WithEndpointSubject(e.subject)); err != nil {
+			_ = svc.Stop()
+			return err
+		}
+	}
+	l.svc = svc
+	return nil
+}
+
+// serve adapts a handler to micro. micro calls an endpoint's handler on one goroutine
+// per endpoint, so each request runs on its own goroutine, bounded by ServiceWorkers:
+// one slow history read must not hold up every other request.
+func (l *Logic) serve(name string, handle func(ctx context.Context, data []byte) (any, error)) micro.Handler {
+	return micro.HandlerFunc(func(req micro.Request) {
+		l.sem <- struct{}{}
+		l.wg.Go(func() {
+			defer func() { <-l.sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), l.cfg.StoreTimeout)
+			defer cancel()
+			out, err := handle(ctx, req.Data())
+			if err != nil {
+				e := schema.AsError(err)
+				if e.Code == schema.CodeInternal {
+					l.cfg.Logger.Error().Err(err).Str("endpoint", name).Msg("service request failed")
+				}
+				metricServiceErrors.WithLabelValues(name, e.Code).Inc()
+				out = schema.Reply{Err: e}
+			}
+			if err := req.RespondJSON(out); err != nil {
+				l.cfg.Logger.Warn().Err(err).Str("endpoint", name).Msg("respond")
+			}
+		})
+	})
+}
+
+func decode(data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return schema.Errorf(schema.CodeBadRequest, "bad request: %v", err)
+	}
+	return nil
+}
+
+func checkIDs(ids ...string) error {
+	for _, id := range ids {
+		if !schema.ValidID(id) {
+			return schema.Errorf(schema.CodeBadRequest, "invalid id %q: 1 to 64 of A-Z a-z 0-9 _ -", id)
+		}
+	}
+	return nil
+}
+
+// requireMember fails with forbidden unless user belongs to room.
+func (l *Logic) requireMember(ctx context.Context, room, user string) error {
+	ok, err := l.meta.IsMember(ctx, room, user)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return schema.Errorf(schema.CodeForbidden, "not a member of room %s", room)
+	}
+	return nil
+}
+
+// canView is PROTOCOL.md's visibility rule: members, or anyone for a public room.
+func (l *Logic) canView(ctx context.Context, room store.Room, user string) error {
+	if room.Public {
+		return nil
+	}
+	return l.requireMember(ctx, room.ID, user)
+}
+
+func (l *Logic) history(ctx context.Context, data []byte) (any, error) {
+	var req schema.HistoryReq
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := checkIDs(req.Room); err != nil {
+		return nil, err
+	}
+	if req.User != "" {
+		if err := l.requireMember(ctx, req.Room, req.User); err != nil {
+			return nil, err
+		}
+	}
+	q, err := historyQuery(req)
+	if err != nil {
+		return nil, err
+	}
+	msgs, more, err := l.msgs.Range(ctx, req.Room, q)
+	if err != nil {
+		return nil, err
+	}
+	return schema.HistoryReply{Msgs: msgs, More: more}, nil
+}
+
+// historyQuery maps PROTOCOL.md's history parameters onto a store query: with after,
+// a page ascending from it; otherwise the newest page below before.
+func historyQuery(req schema.HistoryReq) (store.Query, error) {
+	q := store.Query{Limit: req.Limit}
+	switch {
+	case q.Limit == 0:
+		q.Limit = schema.DefaultHistoryLimit
+	case q.Limit < 0 || q.Limit > schema.MaxHistoryLimit:
+		return q, schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxHistoryLimit)
+	}
+	if req.After != nil {
+		if *req.After < 0 {
+			return q, schema.Errorf(schema.CodeBadRequest, "after must not be negative")
+		}
+		q.After, q.Ascending = *req.After, true
+	}
+	if req.Before != nil {
+		if *req.Before < 1 {
+			return q, schema.Errorf(schema.CodeBadRequest, "before must be positive")
+		}
+		q.Before = *req.Before
+	}
+	return q, nil
+}
+
+func (l *Logic) roomState(ctx context.Context, data []byte) (any, error) {
+	var req schema.RoomStateReq
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := checkIDs(req.Room, req.User); err != nil {
+		return nil, err
+	}
+	member, err := l.meta.IsMember(ctx, req.Room, req.User)
+	if err != nil || !member {
+		return schema.RoomStateReply{}, err
+	}
+	seq, err := l.msgs.LastSeq(ctx, req.Room)
+	if err != nil {
+		return nil, err
+	}
+	return schema.RoomStateReply{Member: true, Seq: seq}, nil
+}
+
+func (l *Logic) roomCreate(ctx context.Context, data []byte) (any, error) {
+	var req schema.RoomCreateReq
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if req.Room == "" {
+		req.Room = newRoomID()
+	}
+	if err := checkIDs(req.Room, req.User); err != nil {
+		return nil, err
+	}
+	if len(req.Name) > 200 {
+		return nil, schema.Errorf(schema.CodeBadRequest, "name is longer than 200 bytes")
+	}
+	if req.Name == "" {
+		req.Name = req.Room
+	}
+	room := store.Room{ID: req.Room, Name: req.Name, Owner: req.User, Public: req.Public}
+	if err := l.meta.CreateRoom(ctx, room); err != nil {
+		return nil, err
+	}
+	l.publishMember(room.ID, req.User, schema.ActionJoin)
+	return schema.RoomReply{Room: roomInfo(room)}, nil
+}
+
+func (l *Logic) roomGet(ctx context.Context, data []byte) (any, error) {
+	var req schema.RoomGetReq
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := checkIDs(req.Room, req.User); err != nil {
+		return nil, err
+	}
+	room, err := l.meta.GetRoom(ctx, req.Room)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.canView(ctx, room, req.User); err != nil {
+		return nil, err
+	}
+	seq, err := l.msgs.LastSeq(ctx, req.Room)
+	if err != nil {
+		return nil, err
+	}
+	count, err := l.meta.CountMembers(ctx, req.Room)
+	if err != nil {
+		return nil, err
+	}
+	info := roomInfo(room)
+	info.Seq, info.Members = &seq, &count
+	return schema.RoomReply{Room: info}, nil
+}
+
+func roomInfo(r store.Room) schema.RoomInfo {
+	return schema.RoomInfo{Room: r.ID, Name: r.Name, Owner: r.Owner, Public: r.Public}
+}
+
+// memberAdd: a user may add itself to a public room; only the owner adds anyone else,
+// and anyone at all to a private room.
+func (l *Logic) memberAdd(ctx context.Context, data []byte) (any, error) {
+	var req schema.MemberReq
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := checkIDs(req.Room, req.User, req.Target); err != nil {
+		return nil, err
+	}
+	room, err := l.meta.GetRoom(ctx, req.Room)
+	if err != nil {
+		return nil, err
+	}
+	if req.User != room.Owner && !(room.Public && req.Target == req.User) {
+		return nil, schema.Errorf(schema.CodeForbidden, "only the owner adds members to room %s", req.Room)
+	}
+	added, err := l.meta.AddMember(ctx, req.Room, req.Target)
+	if err != nil {
+		return nil, err
+	}
+	if added {
+		l.publishMember(req.Room, req.Target, schema.ActionJoin)
+	}
+	return schema.Reply{}, nil
+}
+
+// memberRemove: a user may remove itself; the owner may remove anyone.
+func (l *Logic) memberRemove(ctx context.Context, data []byte) (any, error) {
+	var req schema.MemberReq
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := checkIDs(req.Room, req.User, req.Target); err != nil {
+		return nil, err
+	}
+	room, err := l.meta.GetRoom(ctx, req.Room)
+	if err != nil {
+		return nil, err
+	}
+	if req.User != room.Owner && req.User != req.Target {
+		return nil, schema.Errorf(schema.CodeForbidden, "only the owner removes other members of room %s", req.Room)
+	}
+	removed, err := l.meta.RemoveMember(ctx, req.Room, req.Target)
+	if err != nil {
+		return nil, err
+	}
+	if removed {
+		// Published and flushed before the reply, so that every gateway has the leave
+		// in hand by the time the caller sees 204.
+		l.publishMember(req.Room, req.Target, schema.ActionLeave)
+	}
+	return schema.Reply{}, nil
+}
+
+func (l *Logic) memberList(ctx context.Context, data []byte) (any, error) {
+	var req schema.MemberListReq
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := checkIDs(req.Room, req.User); err != nil {
+		return nil, err
+	}
+	switch {
+	case req.Limit == 0:
+		req.Limit = schema.DefaultMemberLimit
+	case req.Limit < 0 || req.Limit > schema.MaxMemberLimit:
+		return nil, schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxMemberLimit)
+	}
+	room, err := l.meta.GetRoom(ctx, req.Room)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.canView(ctx, room, req.User); err != nil {
+		return nil, err
+	}
+	members, more, err := l.meta.ListMembers(ctx, req.Room, req.After, req.Limit)
+	if err != nil {
+		return nil, err
+	}
+	if members == nil {
+		members = []string{}
+	}
+	return schema.MemberListReply{Members: members, More: more}, nil
+}
+
+func (l *Logic) readSet(ctx context.Context, data []byte) (any, error) {
+	var req schema.ReadSetReq
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := checkIDs(req.Room, req.User); err != nil {
+		return nil, err
+	}
+	if req.Seq < 0 {
+		return nil, schema.Errorf(schema.CodeBadRequest, "seq must not be negative")
+	}
+	if err := l.requireMember(ctx, req.Room, req.User); err != nil {
+		return nil, err
+	}
+	last, err := l.msgs.LastSeq(ctx, req.Room)
+	if err != nil {
+		return nil, err
+	}
+	readSeq, err := l.meta.SetRead(ctx, req.User, req.Room, min(req.Seq, last))
+	if err != nil {
+		return nil, err
+	}
+	l.publishRead(req.User, req.Session, req.Room, readSeq)
+	return schema.Reply{}, nil
+}
+
+func (l *Logic) userRooms(ctx context.Context, data []byte) (any, error) {
+	var req schema.UserRoomsReq
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := checkIDs(req.User); err != nil {
+		return nil, err
+	}
+	rooms, err := l.meta.UserRooms(ctx, req.User)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(rooms))
+	for i, r := range rooms {
+		ids[i] = r.Room
+	}
+	seqs, err := l.msgs.LastSeqs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]schema.UserRoom, len(rooms))
+	for i, r := range rooms {
+		out[i] = schema.UserRoom{Room: r.Room, Name: r.Name, Seq: seqs[r.Room], ReadSeq: r.ReadSeq}
+	}
+	return schema.UserRoomsReply{Rooms: out}, nil
+}
+
+func (l *Logic) nonceLookup(ctx context.Context, data []byte) (any, error) {
+	var req schema.NonceLookupReq
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := checkIDs(req.Room, req.User); err != nil {
+		return nil, err
+	}
+	m, found, err := l.msgs.LookupNonce(ctx, req.Room, req.User, req.Nonce)
+	if err != nil {
+		return nil, err
+	}
+	return schema.NonceLookupReply{Found: found, Seq: m.Seq, Ts: m.Ts}, nil
+}
+
+// newRoomID generates a room id for POST /v1/rooms without one: 20 characters of
+// base32 (100 bits), well inside PROTOCOL.md's id alphabet.
+func newRoomID() string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+	var b [20]byte
+	_, _ = rand.Read(b[:])
+	for i := range b {
+		b[i] = alphabet[b[i]&31]
+	}
+	return string(b[:])
+}
+

@@ -1,0 +1,141 @@
+package logic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/laneim/laneim/subjects"
+)
+
+// metaPartitions is the stream metadata key recording the partition count. The count
+// is fixed when a stream is created: changing it would move rooms between partitions
+// while messages are in flight, and two logic nodes could then write one room.
+const metaPartitions = "laneim_partitions"
+
+// StreamsConfig sizes the two streams.
+type StreamsConfig struct {
+	// Partitions of IM_IN and IM_OUT for a new stream. Default 8.
+	Partitions int
+	// DedupeWindow is IM_IN's duplicate window. Every Nats-Msg-Id in the window costs
+	// server memory (about 100 bytes at thousands of sends a second), so it is kept
+	// short; the message store's (room, user, nonce) index keeps retries idempotent
+	// beyond it. Default 30s.
+	DedupeWindow time.Duration
+	// OutMaxAge bounds how long stored messages stay in IM_OUT. Default 1h.
+	OutMaxAge time.Duration
+	// Replicas for a cluster (JetStream R3). Default 1.
+	Replicas int
+	// Memory keeps both streams in memory (tests). Default file storage.
+	Memory bool
+}
+
+func (c *StreamsConfig) defaults() {
+	if c.Partitions <= 0 {
+		c.Partitions = 8
+	}
+	if c.DedupeWindow <= 0 {
+		c.DedupeWindow = 30 * time.Second
+	}
+	if c.OutMaxAge <= 0 {
+		c.OutMaxAge = time.Hour
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+}
+
+// EnsureStreams creates IM_IN and IM_OUT if they are missing and returns the partition
+// count in force, which is the existing streams' when they were created before.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) (int, error) {
+	cfg.defaults()
+	storage := jetstream.FileStorage
+	if cfg.Memory {
+		storage = jetstream.MemoryStorage
+	}
+	meta := map[string]string{metaPartitions: strconv.Itoa(cfg.Partitions)}
+	in := jetstream.StreamConfig{
+		Name:        subjects.StreamIn,
+		Description: "laneIM sends accepted by gateways, waiting for logic",
+		Subjects:    []string{subjects.In},
+		SubjectTransform: &jetstream.SubjectTransformConfig{
+			Source: subjects.In, Destination: subjects.InTransform(cfg.Partitions),
+		},
+		// Interest retention: a message goes once logic's partition consumer has
+		// acked it (work-queue retention would forbid acking a batch at once).
+		Retention:  jetstream.InterestPolicy,
+		Storage:    storage,
+		Replicas:   cfg.Replicas,
+		Duplicates: cfg.DedupeWindow,
+		MaxAge:     24 * time.Hour,
+		Discard:    jetstream.DiscardOld,
+		Metadata:   meta,
+	}
+	out := jetstream.StreamConfig{
+		Name:        subjects.StreamOut,
+		Description: "laneIM stored messages, on their way to pusher",
+		Subjects:    []string{subjects.Out},
+		SubjectTransform: &jetstream.SubjectTransformConfig{
+			Source: subjects.Out, Destination: subjects.OutTransform(cfg.Partitions),
+		},
+		Retention:  jetstream.LimitsPolicy,
+		Storage:    storage,
+		Replicas:   cfg.Replicas,
+		Duplicates: cfg.DedupeWindow,
+		MaxAge:     cfg.OutMaxAge,
+		Discard:    jetstream.DiscardOld,
+		Metadata:   meta,
+	}
+	partitions := 0
+	for _, sc := range []jetstream.StreamConfig{in, out} {
+		n, err := ensureStream(ctx, js, sc)
+		if err != nil {
+			return 0, err
+		}
+		if partitions != 0 && n != partitions {
+			return 0, fmt.Errorf("streams %s and %s disagree on partitions (%d, %d)", subjects.StreamIn, subjects.StreamOut, partitions, n)
+		}
+		partitions = n
+	}
+	return partitions, nil
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) (int, error) {
+	s, err := js.Stream(ctx, sc.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = js.CreateStream(ctx, sc)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", sc.Name, err)
+	}
+	return StreamPartitions(s.CachedInfo().Config)
+}
+
+// StreamPartitions reads the partition count recorded on a laneIM stream.
+func StreamPartitions(sc jetstream.StreamConfig) (int, error) {
+	n, err := strconv.Atoi(sc.Metadata[metaPartitions])
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("stream %s has no valid %s metadata", sc.Name, metaPartitions)
+	}
+	return n, nil
+}
+
+// WaitStreams waits until IM_IN and IM_OUT exist (created by a logic node) and returns
+// their partition count. Pusher and gateways call it at start.
+func WaitStreams(ctx context.Context, js jetstream.JetStream) (int, error) {
+	for {
+		s, err := js.Stream(ctx, subjects.StreamOut)
+		if err == nil {
+			return StreamPartitions(s.CachedInfo().Config)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("waiting for stream %s: %w", subjects.StreamOut, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

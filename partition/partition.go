@@ -1,0 +1,121 @@
+// Package partition consumes one partition of a partitioned laneIM stream (IM_IN for
+// logic, IM_OUT for pusher) in batches, in stream order, with exactly one consumer per
+// partition at a time across all nodes: each partition has a durable pull consumer
+// with the pinned-client priority policy (nats-server 2.11+), so the server hands the
+// partition to one node and fails it over to another when that node stops pulling.
+package partition
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/laneim/laneim/subjects"
+)
+
+// Config describes one partition consumer.
+type Config struct {
+	Stream  string // stream name, set by the caller
+	Durable string // durable consumer name, set by the caller
+	Filter  string // the partition's stored-subject filter, set by the caller
+	// BatchSize caps the messages handed to the handler at once. Default 256.
+	BatchSize int
+	// AckWait before the server redelivers an unacked message. Default 30s.
+	AckWait time.Duration
+	// PinnedTTL is how long a silent pinned node keeps its partition before the server
+	// pins another. Default 10s.
+	PinnedTTL time.Duration
+	Logger    zerolog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 256
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.PinnedTTL <= 0 {
+		c.PinnedTTL = 10 * time.Second
+	}
+}
+
+// Handler processes one batch, in stream order. The consumer acks with AckAll, so
+// acking the last message acks the batch; a handler that cannot process the batch
+// naks (or leaves it) for redelivery.
+type Handler func(ctx context.Context, batch []jetstream.Msg)
+
+// Ensure creates or updates the partition's durable consumer. On an interest-retention
+// stream the consumer must exist before anything is published, or the message has no
+// interest and is dropped.
+func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Consumer, error) {
+	cfg.defaults()
+	cons, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
+		Durable:        cfg.Durable,
+		FilterSubject:  cfg.Filter,
+		AckPolicy:      jetstream.AckAllPolicy,
+		AckWait:        cfg.AckWait,
+		MaxAckPending:  cfg.BatchSize * 16,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PriorityGroups: []string{subjects.PriorityGroup},
+		PinnedTTL:      cfg.PinnedTTL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
+	}
+	return cons, nil
+}
+
+// Run consumes the partition until ctx ends. Batches are adaptive: the first message
+// is awaited, then whatever else has already arrived is taken without waiting, so an
+// idle partition hands over single messages at once and a busy one fills batches.
+func Run(ctx context.Context, js jetstream.JetStream, cfg Config, handle Handler) error {
+	cfg.defaults()
+	cons, err := Ensure(ctx, js, cfg)
+	if err != nil {
+		return err
+	}
+	// The channel holds what the pull subscription has fetched; its size bounds the
+	// memory of a backlog and lets the handler take whole batches.
+	incoming := make(chan jetstream.Msg, cfg.BatchSize*4)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case incoming <- m:
+		case <-ctx.Done():
+		}
+	},
+		jetstream.PullPriorityGroup(subjects.PriorityGroup),
+		jetstream.PullMaxMessages(cfg.BatchSize*2),
+		jetstream.PullExpiry(5*time.Second),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			cfg.Logger.Debug().Err(err).Str("consumer", cfg.Durable).Msg("consume")
+		}))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", cfg.Durable, err)
+	}
+	defer cc.Stop()
+
+	batch := make([]jetstream.Msg, 0, cfg.BatchSize)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-incoming:
+			batch = append(batch[:0], m)
+		}
+	fill:
+		for len(batch) < cfg.BatchSize {
+			select {
+			case m := <-incoming:
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		handle(ctx, batch)
+	}
+}

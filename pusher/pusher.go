@@ -1,0 +1,235 @@
+// Package pusher is laneIM's fanout role. It consumes IM_OUT partition by partition,
+// merges the consecutive messages of a room that arrive together into one msgs frame,
+// encoded exactly as clients receive it, and publishes it once on core NATS
+// im.room.<room>.msgs; every gateway with subscribers in the room relays those bytes
+// unchanged. It also publishes coalesced tick frames on im.room.<room>.tick for
+// members that are not looking at the room.
+package pusher
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/rs/zerolog"
+
+	"github.com/laneim/laneim/logic"
+	"github.com/laneim/laneim/partition"
+	"github.com/laneim/laneim/schema"
+	"github.com/laneim/laneim/subjects"
+)
+
+var (
+	metricFrames = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_pusher_frames_total", Help: "msgs frames published.",
+	})
+	metricMessages = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_pusher_messages_total", Help: "Messages published in msgs frames.",
+	})
+	metricTicks = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_pusher_ticks_total", Help: "tick frames published.",
+	})
+	metricSkipped = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_pusher_skipped_total", Help: "IM_OUT messages dropped as already published (re-deliveries, re-publishes).",
+	})
+)
+
+// Config configures a pusher node. The zero value means the defaults.
+type Config struct {
+	// BatchSize caps the IM_OUT messages taken at once. Default 512.
+	BatchSize int
+	// TickInterval is how often a room's tick is published at most. Default 250ms.
+	TickInterval time.Duration
+	Logger       zerolog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 512
+	}
+	if c.TickInterval <= 0 {
+		c.TickInterval = 250 * time.Millisecond
+	}
+}
+
+// Pusher is one pusher node.
+type Pusher struct {
+	cfg  Config              // set once at construction
+	nc   *nats.Conn          // set once at construction
+	js   jetstream.JetStream // set once at construction
+	stop context.CancelFunc  // set by Start
+	wg   sync.WaitGroup
+
+	mu    sync.Mutex
+	ticks map[string]int64 // guarded by mu: rooms with news since the last tick flush
+}
+
+// New returns a pusher over nc.
+func New(cfg Config, nc *nats.Conn) (*Pusher, error) {
+	cfg.defaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return &Pusher{cfg: cfg, nc: nc, js: js, ticks: make(map[string]int64)}, nil
+}
+
+// Start waits for the streams and starts one consumer per IM_OUT partition and the
+// tick flusher.
+func (p *Pusher) Start(ctx context.Context) error {
+	partitions, err := logic.WaitStreams(ctx, p.js)
+	if err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	p.stop = cancel
+	for i := range partitions {
+		pc := partition.Config{
+			Stream:    subjects.StreamOut,
+			Durable:   subjects.OutConsumerT(i),
+			Filter:    subjects.OutPartitionT(i),
+			BatchSize: p.cfg.BatchSize,
+			Logger:    p.cfg.Logger,
+		}
+		// The rooms of one partition are this goroutine's alone, so their last
+		// published seqs need no lock.
+		last := make(map[string]int64)
+		p.wg.Go(func() {
+			err := partition.Run(runCtx, p.js, pc, func(ctx context.Context, batch []jetstream.Msg) {
+				p.push(batch, last)
+			})
+			if err != nil {
+				p.cfg.Logger.Error().Err(err).Int("partition", i).Msg("pusher partition stopped")
+			}
+		})
+	}
+	p.wg.Go(func() { p.flushTicks(runCtx) })
+	p.cfg.Logger.Info().Int("partitions", partitions).Msg("pusher started")
+	return nil
+}
+
+// Stop stops consuming and waits.
+func (p *Pusher) Stop() {
+	if p.stop != nil {
+		p.stop()
+	}
+	p.wg.Wait()
+}
+
+// push turns one IM_OUT batch into frames: the messages of each room, in seq order,
+// become one frame per run of consecutive seqs.
+func (p *Pusher) push(batch []jetstream.Msg, last map[string]int64) {
+	var order []string
+	rooms := make(map[string][]schema.Message)
+	for _, m := range batch {
+		msg, err := decodeOut(m)
+		if err != nil {
+			p.cfg.Logger.Warn().Err(err).Str("subject", m.Subject()).Msg("bad IM_OUT message dropped")
+			continue
+		}
+		if _, seen := rooms[msg.Room]; !seen {
+			order = append(order, msg.Room)
+		}
+		rooms[msg.Room] = append(rooms[msg.Room], msg)
+	}
+	for _, room := range order {
+		msgs := rooms[room]
+		start := 0
+		for i := range msgs {
+			if msgs[i].Seq <= last[room] {
+				metricSkipped.Inc()
+				start = i + 1
+				continue
+			}
+			if i+1 < len(msgs) && msgs[i+1].Seq == msgs[i].Seq+1 {
+				continue
+			}
+			p.publishFrame(room, msgs[start:i+1])
+			last[room] = msgs[i].Seq
+			start = i + 1
+		}
+		p.markTick(room, last[room])
+	}
+	if err := batch[len(batch)-1].Ack(); err != nil {
+		p.cfg.Logger.Warn().Err(err).Msg("ack IM_OUT batch")
+	}
+}
+
+func (p *Pusher) publishFrame(room string, msgs []schema.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	out := nats.NewMsg(subjects.RoomMsgsT(room))
+	out.Header.Set(subjects.HeaderSeq, strconv.FormatInt(msgs[0].Seq, 10))
+	out.Header.Set(subjects.HeaderLast, strconv.FormatInt(msgs[len(msgs)-1].Seq, 10))
+	out.Data = schema.AppendMsgsFrame(make([]byte, 0, 64+len(msgs)*64), room, msgs)
+	if err := p.nc.PublishMsg(out); err != nil {
+		// Core NATS is at most once anyway: gateways fill what they miss from history.
+		p.cfg.Logger.Warn().Err(err).Str("room", room).Msg("publish frame")
+		return
+	}
+	metricFrames.Inc()
+	metricMessages.Add(float64(len(msgs)))
+}
+
+// decodeOut reads an IM_OUT message: room from the subject, seq, ts and user from
+// headers, the body as data.
+func decodeOut(m jetstream.Msg) (schema.Message, error) {
+	h := m.Headers()
+	seq, err := strconv.ParseInt(h.Get(subjects.HeaderSeq), 10, 64)
+	if err != nil {
+		return schema.Message{}, fmt.Errorf("seq header: %w", err)
+	}
+	ts, err := strconv.ParseInt(h.Get(subjects.HeaderTs), 10, 64)
+	if err != nil {
+		return schema.Message{}, fmt.Errorf("ts header: %w", err)
+	}
+	return schema.Message{
+		Room: subjects.RoomOfStored(m.Subject()), Seq: seq, Ts: ts,
+		User: h.Get(subjects.HeaderUser), Body: m.Data(),
+	}, nil
+}
+
+func (p *Pusher) markTick(room string, seq int64) {
+	p.mu.Lock()
+	if seq > p.ticks[room] {
+		p.ticks[room] = seq
+	}
+	p.mu.Unlock()
+}
+
+// flushTicks publishes at most one tick per room per TickInterval, with the room's
+// latest seq.
+func (p *Pusher) flushTicks(ctx context.Context) {
+	t := time.NewTicker(p.cfg.TickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		pending := p.ticks
+		if len(pending) == 0 {
+			p.mu.Unlock()
+			continue
+		}
+		p.ticks = make(map[string]int64, len(pending))
+		p.mu.Unlock()
+		for room, seq := range pending {
+			frame := schema.EncodeFrame(schema.OpTick, nil, schema.TickD{Room: room, Seq: seq})
+			if err := p.nc.Publish(subjects.RoomTickT(room), frame); err != nil {
+				p.cfg.Logger.Warn().Err(err).Msg("publish tick")
+				continue
+			}
+			metricTicks.Inc()
+		}
+	}
+}

@@ -1,0 +1,179 @@
+package schema
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+)
+
+// Client ops.
+const (
+	OpIdentify    = "identify"
+	OpHeartbeat   = "heartbeat"
+	OpSubscribe   = "subscribe"
+	OpUnsubscribe = "unsubscribe"
+	OpSend        = "send"
+	OpHistory     = "history"
+	OpRead        = "read"
+)
+
+// Server ops.
+const (
+	OpReady        = "ready"
+	OpHeartbeatAck = "heartbeat_ack"
+	OpSubscribed   = "subscribed"
+	OpUnsubscribed = "unsubscribed"
+	OpAck          = "ack"
+	OpOK           = "ok"
+	OpMsgs         = "msgs"
+	OpTick         = "tick"
+	OpMember       = "member"
+	OpError        = "error"
+	// OpHistory doubles as the reply op of a history request.
+)
+
+// Frame is one client-to-server frame: {"op","rid","d"}. Rid is kept as the raw JSON
+// number so that a reply echoes it byte for byte.
+type Frame struct {
+	Op  string          `json:"op"`
+	Rid json.RawMessage `json:"rid,omitempty"`
+	D   json.RawMessage `json:"d,omitempty"`
+}
+
+// ParseFrame decodes a client frame. It fails with a bad_request *Error on anything
+// that is not a JSON object with a string op, an optional integer rid and an optional
+// object d. A frame whose rid could be read is returned alongside the error, so the
+// error reply can carry it.
+func ParseFrame(data []byte) (Frame, error) {
+	var f Frame
+	if err := json.Unmarshal(data, &f); err != nil {
+		return Frame{}, Errorf(CodeBadRequest, "frame is not a JSON object with op, rid and d: %v", err)
+	}
+	if len(f.Rid) > 0 && !validRid(f.Rid) {
+		f.Rid = nil
+		return f, Errorf(CodeBadRequest, "rid must be a non-negative integer")
+	}
+	if f.Op == "" {
+		return f, Errorf(CodeBadRequest, "op is required")
+	}
+	if len(f.D) > 0 && !bytes.Equal(f.D, []byte("null")) && f.D[0] != '{' {
+		return f, Errorf(CodeBadRequest, "d must be an object")
+	}
+	return f, nil
+}
+
+func validRid(rid json.RawMessage) bool {
+	if bytes.Equal(rid, []byte("null")) {
+		return false
+	}
+	_, err := strconv.ParseUint(string(rid), 10, 64)
+	return err == nil
+}
+
+// DecodeD decodes a frame's d into v, rejecting unknown shapes with bad_request.
+func DecodeD(d json.RawMessage, v any) error {
+	if len(d) == 0 || bytes.Equal(d, []byte("null")) {
+		d = []byte("{}")
+	}
+	if err := json.Unmarshal(d, v); err != nil {
+		return Errorf(CodeBadRequest, "bad d: %v", err)
+	}
+	return nil
+}
+
+// Client frame payloads.
+type (
+	IdentifyD struct {
+		Token string `json:"token"`
+	}
+	SubscribeD struct {
+		Room  string `json:"room"`
+		Since *int64 `json:"since,omitempty"`
+	}
+	RoomD struct {
+		Room string `json:"room"`
+	}
+	SendD struct {
+		Room  string          `json:"room"`
+		Nonce string          `json:"nonce"`
+		Body  json.RawMessage `json:"body"`
+	}
+	HistoryD struct {
+		Room   string `json:"room"`
+		Before *int64 `json:"before,omitempty"`
+		After  *int64 `json:"after,omitempty"`
+		Limit  *int   `json:"limit,omitempty"`
+	}
+	ReadD struct {
+		Room string `json:"room"`
+		Seq  int64  `json:"seq"`
+	}
+)
+
+// Server frame payloads.
+type (
+	ReadyRoom struct {
+		Room    string `json:"room"`
+		Seq     int64  `json:"seq"`
+		ReadSeq int64  `json:"read_seq"`
+	}
+	ReadyD struct {
+		User        string      `json:"user"`
+		Session     string      `json:"session"`
+		HeartbeatMs int64       `json:"heartbeat_ms"`
+		Rooms       []ReadyRoom `json:"rooms"`
+	}
+	SubscribedD struct {
+		Room string `json:"room"`
+		Seq  int64  `json:"seq"`
+	}
+	AckD struct {
+		Room  string `json:"room"`
+		Nonce string `json:"nonce"`
+		Seq   int64  `json:"seq"`
+		Ts    int64  `json:"ts"`
+	}
+	TickD struct {
+		Room string `json:"room"`
+		Seq  int64  `json:"seq"`
+	}
+	MemberD struct {
+		Room   string `json:"room"`
+		User   string `json:"user"`
+		Action string `json:"action"`
+	}
+	ErrorD struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+)
+
+// Member actions.
+const (
+	ActionJoin  = "join"
+	ActionLeave = "leave"
+)
+
+// EncodeFrame encodes a server frame {"op","rid","d"}; rid may be nil.
+func EncodeFrame(op string, rid json.RawMessage, d any) []byte {
+	b := make([]byte, 0, 128)
+	b = append(b, `{"op":"`...)
+	b = append(b, op...)
+	b = append(b, '"')
+	if len(rid) > 0 {
+		b = append(b, `,"rid":`...)
+		b = append(b, rid...)
+	}
+	b = append(b, `,"d":`...)
+	payload, err := json.Marshal(d)
+	if err != nil {
+		payload = []byte("{}")
+	}
+	b = append(b, payload...)
+	return append(b, '}')
+}
+
+// EncodeError encodes an error frame for e with rid (which may be nil).
+func EncodeError(rid json.RawMessage, e *Error) []byte {
+	return EncodeFrame(OpError, rid, ErrorD{Code: e.Code, Message: e.Message})
+}

@@ -1,0 +1,154 @@
+package schema
+
+// Internal wire types: the requests and replies of logic's NATS services and the ack
+// logic sends a gateway. They are JSON, so `nats req im.svc.room.get '{...}'` works
+// for an operator. Every reply embeds Err; a nil Err means success.
+
+// Reply is embedded in every service reply.
+type Reply struct {
+	Err *Error `json:"err,omitempty"`
+}
+
+// Failed returns r.Err as an error, or nil.
+func (r Reply) Failed() error {
+	if r.Err == nil {
+		return nil
+	}
+	return r.Err
+}
+
+// HistoryReq asks for a page of a room's messages. User is checked for membership;
+// an empty User is a trusted internal read (a gateway filling a gap for a room it
+// already delivers). With After set the page ascends from After; otherwise it holds
+// the newest messages below Before (or the newest of all).
+type HistoryReq struct {
+	User   string `json:"user,omitempty"`
+	Room   string `json:"room"`
+	Before *int64 `json:"before,omitempty"`
+	After  *int64 `json:"after,omitempty"`
+	Limit  int    `json:"limit,omitempty"`
+}
+
+type HistoryReply struct {
+	Reply
+	Msgs []Message `json:"msgs,omitempty"`
+	More bool      `json:"more"`
+}
+
+// RoomStateReq asks whether User is a member of Room and the room's last seq.
+type RoomStateReq struct {
+	User string `json:"user"`
+	Room string `json:"room"`
+}
+
+type RoomStateReply struct {
+	Reply
+	Member bool  `json:"member"`
+	Seq    int64 `json:"seq"`
+}
+
+// RoomInfo describes a room as PROTOCOL.md's HTTP API returns it.
+type RoomInfo struct {
+	Room    string `json:"room"`
+	Name    string `json:"name"`
+	Owner   string `json:"owner"`
+	Public  bool   `json:"public"`
+	Seq     *int64 `json:"seq,omitempty"`
+	Members *int   `json:"members,omitempty"`
+}
+
+type RoomCreateReq struct {
+	User   string `json:"user"`
+	Room   string `json:"room,omitempty"`
+	Name   string `json:"name,omitempty"`
+	Public bool   `json:"public,omitempty"`
+}
+
+type RoomGetReq struct {
+	User string `json:"user"`
+	Room string `json:"room"`
+}
+
+type RoomReply struct {
+	Reply
+	Room RoomInfo `json:"room"`
+}
+
+// MemberReq adds or removes Target in Room on behalf of User.
+type MemberReq struct {
+	User   string `json:"user"`
+	Room   string `json:"room"`
+	Target string `json:"target"`
+}
+
+type MemberListReq struct {
+	User  string `json:"user"`
+	Room  string `json:"room"`
+	After string `json:"after,omitempty"`
+	Limit int    `json:"limit,omitempty"`
+}
+
+type MemberListReply struct {
+	Reply
+	Members []string `json:"members"`
+	More    bool     `json:"more"`
+}
+
+// ReadSetReq marks Room read up to Seq for User; Session is the origin session, which
+// the read event skips.
+type ReadSetReq struct {
+	User    string `json:"user"`
+	Session string `json:"session,omitempty"`
+	Room    string `json:"room"`
+	Seq     int64  `json:"seq"`
+}
+
+type UserRoomsReq struct {
+	User string `json:"user"`
+}
+
+type UserRoom struct {
+	Room    string `json:"room"`
+	Name    string `json:"name"`
+	Seq     int64  `json:"seq"`
+	ReadSeq int64  `json:"read_seq"`
+}
+
+type UserRoomsReply struct {
+	Reply
+	Rooms []UserRoom `json:"rooms"`
+}
+
+type NonceLookupReq struct {
+	Room  string `json:"room"`
+	User  string `json:"user"`
+	Nonce string `json:"nonce"`
+}
+
+type NonceLookupReply struct {
+	Reply
+	Found bool  `json:"found"`
+	Seq   int64 `json:"seq"`
+	Ts    int64 `json:"ts"`
+}
+
+// SendAck is what logic publishes to the sending gateway once a send is stored (or
+// refused).
+type SendAck struct {
+	Room  string `json:"room"`
+	User  string `json:"user"`
+	Nonce string `json:"nonce"`
+	Seq   int64  `json:"seq"`
+	Ts    int64  `json:"ts"`
+	Err   *Error `json:"err,omitempty"`
+}
+
+// Limits of PROTOCOL.md.
+const (
+	DefaultMaxFrameBytes = 65536
+	DefaultMaxBodyBytes  = 4096
+	DefaultHistoryLimit  = 50
+	MaxHistoryLimit      = 200
+	DefaultMemberLimit   = 100
+	MaxMemberLimit       = 1000
+)

@@ -1,0 +1,212 @@
+// Package subjects names every NATS subject, JetStream stream, consumer, KV bucket and
+// service endpoint laneIM uses. Nobody formats a subject string anywhere else: each
+// name is a constant (wildcards, fixed names) with a builder beside it for the concrete
+// form, the way nats-server pairs JSApiStreamCreate with JSApiStreamCreateT.
+//
+// The path of one message through these names:
+//
+//	gateway  --publish-->  im.in.<room>                    (stream IM_IN, stored as im.in.<p>.<room>)
+//	logic    --consume-->  im.in.<p>.*                     (consumer logic_in_<p>, one pinned logic per partition)
+//	logic    --publish-->  im.out.<room>                   (stream IM_OUT, stored as im.out.<p>.<room>)
+//	logic    --reply---->  im.gw.<gateway>.acks            (core NATS, the gateway turns it into the client's ack)
+//	pusher   --consume-->  im.out.<p>.*                    (consumer pusher_out_<p>)
+//	pusher   --publish-->  im.room.<room>.msgs / .tick     (core NATS, pre-encoded client frames)
+//	logic    --publish-->  im.room.<room>.events           (member events for every member connection)
+//	logic    --publish-->  im.user.<user>.events           (read sync and the user's own membership changes)
+package subjects
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Streams.
+const (
+	// StreamIn holds accepted-but-not-yet-stored sends. Work-queue retention: logic
+	// consumes each message once.
+	StreamIn = "IM_IN"
+	// StreamOut holds stored messages on their way to pusher.
+	StreamOut = "IM_OUT"
+)
+
+// Ingest subjects. A gateway publishes on InT(room); the stream's subject transform
+// rewrites it to InPartitionT(p, room) with p = partition(N, room), so that one logic
+// node consumes all of a room's messages in order.
+const (
+	In            = "im.in.*"
+	inPrefix      = "im.in."
+	Out           = "im.out.*"
+	outPrefix     = "im.out."
+	partitionExpr = "{{partition(%d,1)}}.{{wildcard(1)}}"
+)
+
+// InT is the subject a gateway publishes a send of room on.
+func InT(room string) string { return inPrefix + room }
+
+// OutT is the subject logic publishes a stored message of room on.
+func OutT(room string) string { return outPrefix + room }
+
+// InPartitionT is the stored (transformed) ingest subject filter of partition p.
+func InPartitionT(p int) string { return inPrefix + strconv.Itoa(p) + ".*" }
+
+// OutPartitionT is the stored (transformed) outbound subject filter of partition p.
+func OutPartitionT(p int) string { return outPrefix + strconv.Itoa(p) + ".*" }
+
+// InTransform returns the stream subject transform destination for n partitions.
+func InTransform(n int) string { return inPrefix + partitionDest(n) }
+
+// OutTransform returns the stream subject transform destination for n partitions.
+func OutTransform(n int) string { return outPrefix + partitionDest(n) }
+
+func partitionDest(n int) string {
+	return strings.Replace(partitionExpr, "%d", strconv.Itoa(n), 1)
+}
+
+// RoomOfStored returns the room token of a stored (partitioned) IM_IN or IM_OUT subject
+// "im.in.<p>.<room>".
+func RoomOfStored(subject string) string {
+	if i := strings.LastIndexByte(subject, '.'); i >= 0 {
+		return subject[i+1:]
+	}
+	return ""
+}
+
+// Consumers. One durable per partition; each uses the pinned priority group so that
+// exactly one node consumes a partition at a time, with failover.
+const (
+	PriorityGroup = "laneim"
+	inConsumer    = "logic_in_"
+	outConsumer   = "pusher_out_"
+)
+
+// InConsumerT is the durable consumer name of IM_IN partition p.
+func InConsumerT(p int) string { return inConsumer + strconv.Itoa(p) }
+
+// OutConsumerT is the durable consumer name of IM_OUT partition p.
+func OutConsumerT(p int) string { return outConsumer + strconv.Itoa(p) }
+
+// Room fanout subjects (core NATS). Payloads are the JSON frames of PROTOCOL.md, so
+// `nats sub 'im.room.*.msgs'` shows a room's traffic readably.
+const (
+	RoomMsgs   = "im.room.*.msgs"
+	RoomTicks  = "im.room.*.tick"
+	RoomEvents = "im.room.*.events"
+	roomPrefix = "im.room."
+)
+
+// RoomMsgsT is the subject pusher publishes a room's msgs frames on.
+func RoomMsgsT(room string) string { return roomPrefix + room + ".msgs" }
+
+// RoomTickT is the subject pusher publishes a room's coalesced tick frames on.
+func RoomTickT(room string) string { return roomPrefix + room + ".tick" }
+
+// RoomEventsT is the subject of a room's member events.
+func RoomEventsT(room string) string { return roomPrefix + room + ".events" }
+
+// RoomOf returns the room token of an im.room.<room>.<kind> subject.
+func RoomOf(subject string) string {
+	rest := strings.TrimPrefix(subject, roomPrefix)
+	if i := strings.IndexByte(rest, '.'); i >= 0 {
+		return rest[:i]
+	}
+	return rest
+}
+
+// User subjects (core NATS): read sync and the user's own membership changes.
+const (
+	UserEvents = "im.user.*.events"
+	userPrefix = "im.user."
+)
+
+// UserEventsT is the subject of events targeted at every session of user.
+func UserEventsT(user string) string { return userPrefix + user + ".events" }
+
+// UserOf returns the user token of an im.user.<user>.events subject.
+func UserOf(subject string) string {
+	rest := strings.TrimPrefix(subject, userPrefix)
+	if i := strings.IndexByte(rest, '.'); i >= 0 {
+		return rest[:i]
+	}
+	return rest
+}
+
+// Gateway ack subjects: logic replies to the gateway that published a send here.
+const GatewayAcks = "im.gw.*.acks"
+
+// GatewayAcksT is the ack subject of gateway id.
+func GatewayAcksT(gateway string) string { return "im.gw." + gateway + ".acks" }
+
+// Cache invalidation subjects.
+const CacheInval = "im.cache.inval.*"
+
+// CacheInvalT is the invalidation subject of a metadata table.
+func CacheInvalT(table string) string { return "im.cache.inval." + table }
+
+// KV buckets.
+const (
+	// BucketNodes holds one key per live node with a per-key TTL.
+	BucketNodes = "im_nodes"
+)
+
+// Logic's NATS services (nats.go/micro): `nats micro ls` lists them, queue groups
+// spread the load.
+const (
+	LogicService  = "laneim-logic"
+	ServicePrefix = "im.svc"
+
+	SvcHistory      = "im.svc.history"
+	SvcRoomState    = "im.svc.room.state"
+	SvcRoomCreate   = "im.svc.room.create"
+	SvcRoomGet      = "im.svc.room.get"
+	SvcMemberAdd    = "im.svc.member.add"
+	SvcMemberRemove = "im.svc.member.remove"
+	SvcMemberList   = "im.svc.member.list"
+	SvcReadSet      = "im.svc.read.set"
+	SvcUserRooms    = "im.svc.user.rooms"
+	SvcNonceLookup  = "im.svc.nonce.lookup"
+)
+
+// Headers carried on ingest, outbound and fanout messages.
+const (
+	HeaderMsgID   = "Nats-Msg-Id"
+	HeaderUser    = "Laneim-User"
+	HeaderNonce   = "Laneim-Nonce"
+	HeaderReply   = "Laneim-Reply"
+	HeaderSeq     = "Laneim-Seq"
+	HeaderLast    = "Laneim-Last"
+	HeaderTs      = "Laneim-Ts"
+	HeaderSession = "Laneim-Session"
+)
+
+// MsgIDT is the JetStream dedupe id of a send: nonces are scoped to a user in a room.
+func MsgIDT(room, user, nonce string) string { return room + ":" + user + ":" + nonce }
+
+// Kinds of room subjects.
+const (
+	KindMsgs   = "msgs"
+	KindTick   = "tick"
+	KindEvents = "events"
+)
+
+// ParseRoomSubject splits im.room.<room>.<kind> into room and kind.
+func ParseRoomSubject(subject string) (room, kind string, ok bool) {
+	rest, found := strings.CutPrefix(subject, roomPrefix)
+	if !found {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(rest, '.')
+	if i <= 0 {
+		return "", "", false
+	}
+	return rest[:i], rest[i+1:], true
+}
+
+// ParseUserSubject returns the user of im.user.<user>.events.
+func ParseUserSubject(subject string) (user string, ok bool) {
+	rest, found := strings.CutPrefix(subject, userPrefix)
+	if !found {
+		return "", false
+	}
+	user, found = strings.CutSuffix(rest, ".events")
+	return user, found && user != ""
+}
