@@ -1,0 +1,217 @@
+// Package devstack runs every laneIM role in one process on embedded defaults: an
+// embedded nats-server with JetStream on file storage, SQLite for messages and
+// metadata, logic, pusher and one or more gateways with their HTTP listeners. It is
+// `laneim dev`, and the stack the end-to-end tests and `laneim bench --embedded` run
+// against, so all three exercise the same code paths as a cluster.
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/laneim/laneim/auth"
+	"github.com/laneim/laneim/configs"
+	"github.com/laneim/laneim/embednats"
+	"github.com/laneim/laneim/gateway"
+	"github.com/laneim/laneim/logic"
+	"github.com/laneim/laneim/pusher"
+	"github.com/laneim/laneim/store"
+)
+
+// Stack is a running all-in-one laneIM.
+type Stack struct {
+	NATS     *embednats.Server
+	Store    *store.SQLite
+	Logic    *logic.Logic
+	Pusher   *pusher.Pusher
+	Gateways []*gateway.Gateway
+	// Addrs are the gateways' HTTP listen addresses, in order.
+	Addrs  []string
+	Secret []byte
+
+	conns     []*nats.Conn
+	servers   []*http.Server
+	log       zerolog.Logger
+	closeOnce sync.Once
+}
+
+// Start starts the stack described by cfg (cfg.Data must be set) and returns once every
+// gateway accepts connections. On failure everything started is stopped again.
+func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stack, err error) {
+	s := &Stack{log: log}
+	defer func() {
+		if err != nil {
+			s.Close(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	s.Secret = []byte(cfg.Secret)
+	if len(s.Secret) == 0 {
+		if s.Secret, err = auth.DevSecret(cfg.Data); err != nil {
+			return nil, err
+		}
+	}
+	s.NATS, err = embednats.Start(embednats.Options{
+		Dir:    filepath.Join(cfg.Data, "nats"),
+		Listen: cfg.NATSListenAddr(),
+		Logger: log.With().Str("component", "nats").Logger(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.Store, err = store.OpenSQLite(filepath.Join(cfg.Data, "laneim.db"), store.SQLiteOptions{Synchronous: cfg.Sync})
+	if err != nil {
+		return nil, err
+	}
+
+	logicConn, err := s.connect("logic")
+	if err != nil {
+		return nil, err
+	}
+	s.Logic, err = logic.New(logic.Config{
+		Streams: logic.StreamsConfig{Partitions: cfg.Partitions, DedupeWindow: cfg.DedupeWindow},
+		Logger:  log.With().Str("role", "logic").Logger(),
+	}, logicConn, s.Store, s.Store)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Logic.Start(ctx); err != nil {
+		return nil, fmt.Errorf("logic: %w", err)
+	}
+
+	pusherConn, err := s.connect("pusher")
+	if err != nil {
+		return nil, err
+	}
+	s.Pusher, err = pusher.New(pusher.Config{Logger: log.With().Str("role", "pusher").Logger()}, pusherConn)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Pusher.Start(ctx); err != nil {
+		return nil, fmt.Errorf("pusher: %w", err)
+	}
+
+	host, port, err := splitHostPort(cfg.HTTP)
+	if err != nil {
+		return nil, err
+	}
+	for i := range max(cfg.Gateways, 1) {
+		// Each gateway has its own NATS connection and room subscriptions, as it
+		// would on its own machine.
+		nc, err := s.connect("gateway-" + strconv.Itoa(i))
+		if err != nil {
+			return nil, err
+		}
+		gw, err := gateway.New(gateway.Config{
+			ID:            fmt.Sprintf("dev%d", i),
+			Secret:        s.Secret,
+			Dev:           true,
+			MaxFrameBytes: cfg.MaxFrameBytes,
+			MaxBodyBytes:  cfg.MaxBodyBytes,
+			Heartbeat:     cfg.Heartbeat(),
+			MaxQueueBytes: cfg.MaxQueueBytes,
+			Logger:        log.With().Str("role", "gateway").Logger(),
+		}, nc)
+		if err != nil {
+			return nil, err
+		}
+		if err := gw.Start(ctx); err != nil {
+			return nil, fmt.Errorf("gateway %d: %w", i, err)
+		}
+		s.Gateways = append(s.Gateways, gw)
+		addr := net.JoinHostPort(host, "0")
+		if port != 0 {
+			addr = net.JoinHostPort(host, strconv.Itoa(port+i))
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("gateway %d listen: %w", i, err)
+		}
+		srv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		s.servers = append(s.servers, srv)
+		s.Addrs = append(s.Addrs, ln.Addr().String())
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Str("addr", ln.Addr().String()).Msg("http server")
+			}
+		}()
+	}
+	return s, nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("http address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return "", 0, fmt.Errorf("http address %q: bad port", addr)
+	}
+	return host, port, nil
+}
+
+func (s *Stack) connect(name string) (*nats.Conn, error) {
+	nc, err := s.NATS.Connect(nats.Name("laneim-"+name), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", name, err)
+	}
+	s.conns = append(s.conns, nc)
+	return nc, nil
+}
+
+// URL is gateway i's base URL, http://host:port.
+func (s *Stack) URL(i int) string { return "http://" + s.Addrs[i] }
+
+// Close drains the stack: gateways close their connections with 1001 and stop
+// listening, then pusher, logic, NATS and the store stop, in that order.
+func (s *Stack) Close(ctx context.Context) {
+	s.closeOnce.Do(func() { s.close(ctx) })
+}
+
+func (s *Stack) close(ctx context.Context) {
+	for _, srv := range s.servers {
+		srv.SetKeepAlivesEnabled(false)
+	}
+	for _, gw := range s.Gateways {
+		gw.Shutdown(ctx)
+	}
+	for _, srv := range s.servers {
+		_ = srv.Shutdown(ctx)
+	}
+	if s.Pusher != nil {
+		s.Pusher.Stop()
+	}
+	if s.Logic != nil {
+		s.Logic.Stop()
+	}
+	for _, nc := range s.conns {
+		_ = nc.Drain()
+	}
+	for _, nc := range s.conns {
+		for nc.IsDraining() {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if s.NATS != nil {
+		s.NATS.Shutdown()
+	}
+	if s.Store != nil {
+		if err := s.Store.Close(); err != nil {
+			s.log.Warn().Err(err).Msg("close store")
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+)
+
+func TestSendDeliverAck(t *testing.T) {
+	s := startStack(t, t.TempDir(), nil)
+	room(t, s, "general", "alice", false, "bob")
+	alice, bob := connect(t, s, "alice"), connect(t, s, "bob")
+	if len(bob.ready.Rooms) != 1 || bob.ready.Rooms[0].Room != "general" {
+		t.Fatalf("bob's ready rooms: %+v", bob.ready.Rooms)
+	}
+	sub := bob.mustCall("subscribe", map[string]any{"room": "general"}, "subscribed")
+	var subscribed struct{ Seq int64 }
+	_ = json.Unmarshal(sub.D, &subscribed)
+	if subscribed.Seq != 0 {
+		t.Fatalf("subscribed seq %d, want 0", subscribed.Seq)
+	}
+	ack := alice.mustCall("send", sendD("general", "n1", map[string]string{"text": "hello"}), "ack")
+	if seq := ackSeq(t, ack); seq != 1 {
+		t.Fatalf("ack seq %d, want 1", seq)
+	}
+	got := bob.collect("general", 1, 1, 5*time.Second)
+	if got[0].User != "alice" || string(got[0].Body) != `{"text":"hello"}` {
+		t.Fatalf("delivered %+v", got[0])
+	}
+}
+
+// TestPipelinedSendsInOrder sends 300 messages without waiting for acks: every ack
+// carries the seq of its place in the sequence and the subscriber sees them in order.
+func TestPipelinedSendsInOrder(t *testing.T) {
+	s := startStack(t, t.TempDir(), nil)
+	room(t, s, "r", "alice", false, "bob")
+	alice, bob := connect(t, s, "alice"), connect(t, s, "bob")
+	bob.mustCall("subscribe", map[string]any{"room": "r"}, "subscribed")
+	const n = 300
+	rids := make([]int, n)
+	for i := range n {
+		rids[i] = alice.write("send", sendD("r", fmt.Sprintf("n%d", i), i))
+	}
+	for i, rid := range rids {
+		if seq := ackSeq(t, alice.reply(rid)); seq != int64(i+1) {
+			t.Fatalf("send %d acked with seq %d", i, seq)
+		}
+	}
+	msgs := bob.collect("r", 1, n, 10*time.Second)
+	for i, m := range msgs {
+		if string(m.Body) != fmt.Sprint(i) {
+			t.Fatalf("seq %d has body %s, want %d", m.Seq, m.Body, i)
+		}
+	}
+}
+
+func TestRetriedNonceStoredOnce(t *testing.T) {
+	s := startStack(t, t.TempDir(), nil)
+	room(t, s, "r", "alice", false)
+	alice := connect(t, s, "alice")
+	first := ackSeq(t, alice.call("send", sendD("r", "same", "a")))
+	// A pipelined pair, and a retry after the ack: all the same seq.
+	r1, r2 := alice.write("send", sendD("r", "same", "a")), alice.write("send", sendD("r", "same", "a"))
+	for _, rid := range []int{r1, r2} {
+		if seq := ackSeq(t, alice.reply(rid)); seq != first {
+			t.Fatalf("retry acked with seq %d, want %d", seq, first)
+		}
+	}
+	// Through HTTP too.
+	data := mustHTTP(t, s, "alice", "POST", "/v1/rooms/r/messages", map[string]any{"nonce": "same", "body": "a"}, http.StatusOK)
+	var ack struct{ Seq int64 }
+	_ = json.Unmarshal(data, &ack)
+	if ack.Seq != first {
+		t.Fatalf("HTTP retry acked with seq %d, want %d", ack.Seq, first)
+	}
+	next := ackSeq(t, alice.call("send", sendD("r", "other", "b")))
+	if next != first+1 {
+		t.Fatalf("next send got seq %d, want %d", next, first+1)
+	}
+	h := alice.mustCall("history", map[string]any{"room": "r"}, "history").batch(t)
+	if len(h.Msgs) != 2 {
+		t.Fatalf("history has %d messages, want 2: %+v", len(h.Msgs), h)
+	}
+}
