@@ -1,0 +1,261 @@
+// Package configs is the configuration of the laneim binary: one Config loaded from,
+// lowest priority first, Default(), a YAML file (--config or LANEIM_CONFIG),
+// LANEIM_* environment variables and explicitly set command-line flags. cmd/laneim
+// loads it once and hands each component the fields it needs; nothing reads a global.
+//
+// dev.yaml lists every key with its default; cluster.yaml sketches a cluster node.
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of one laneim process.
+type Config struct {
+	// HTTP is the listen address of the HTTP and WebSocket edge. In dev, gateway i
+	// (0-based) of Gateways listens on HTTP's port + i.
+	HTTP string `yaml:"http"`
+	// Data is the directory of everything dev persists: SQLite files, the JetStream
+	// store, the generated secret.
+	Data string `yaml:"data"`
+	// NATSListen is the embedded nats-server's TCP listener for tools such as the nats
+	// CLI; "" or "none" means none (laneim itself connects in-process). See
+	// NATSListenAddr.
+	NATSListen string `yaml:"nats_listen"`
+	// NATSURL is an external NATS cluster (comma-separated URLs) for cluster roles.
+	// Empty in dev, which embeds its own server.
+	NATSURL string `yaml:"nats_url"`
+	// Secret is the HS256 key of client JWTs, at least 32 bytes. When empty, dev
+	// generates one and keeps it in Data; cluster roles require it. Prefer
+	// LANEIM_SECRET over --secret: flags are visible in the process list.
+	Secret string `yaml:"secret"`
+	// Gateways is the number of gateway listeners dev starts, on consecutive ports.
+	Gateways int `yaml:"gateways"`
+	// Partitions is the number of IM_IN and IM_OUT partitions: the unit of per-room
+	// ordering and of logic/pusher parallelism. Changing it remaps rooms to
+	// partitions, so drain the streams first.
+	Partitions int `yaml:"partitions"`
+	// Sync is SQLite's synchronous mode: "normal" (WAL: a crash of the machine may lose
+	// the last commits, a crash of the process loses nothing) or "full".
+	Sync string `yaml:"sync"`
+	// MaxFrameBytes is the largest WebSocket frame a client may send.
+	MaxFrameBytes int `yaml:"max_frame_bytes"`
+	// MaxBodyBytes is the largest message body a client may send.
+	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// HeartbeatMs is the heartbeat interval announced to clients in ready.
+	HeartbeatMs int `yaml:"heartbeat_ms"`
+	// MaxQueueBytes caps one connection's outgoing queue; a connection that falls
+	// further behind is closed.
+	MaxQueueBytes int `yaml:"max_queue_bytes"`
+	// DedupeWindow is IM_IN's JetStream duplicate window. Retries within it are dropped
+	// by JetStream; the message store stays idempotent beyond it.
+	DedupeWindow time.Duration `yaml:"dedupe_window"`
+	// Log configures logging.
+	Log LogConfig `yaml:"log"`
+}
+
+// LogConfig configures the process logger (package logging).
+type LogConfig struct {
+	// Level is one of trace, debug, info, warn, error, disabled.
+	Level string `yaml:"level"`
+	// Format is "console" (human readable) or "json"; empty means console in dev and
+	// json otherwise.
+	Format string `yaml:"format"`
+	// File is the log file, rotated by size; empty means stderr.
+	File string `yaml:"file"`
+	// MaxSizeMB is the size at which File is rotated.
+	MaxSizeMB int `yaml:"max_size_mb"`
+	// MaxBackups is how many rotated files are kept; 0 keeps all (subject to MaxAgeDays).
+	MaxBackups int `yaml:"max_backups"`
+	// MaxAgeDays is how long rotated files are kept; 0 keeps them regardless of age.
+	MaxAgeDays int `yaml:"max_age_days"`
+}
+
+// Default returns the defaults: a laneim dev on one machine.
+func Default() Config {
+	return Config{
+		HTTP:          ":8080",
+		Data:          "./data",
+		NATSListen:    "127.0.0.1:4222",
+		Gateways:      1,
+		Partitions:    8,
+		Sync:          SyncNormal,
+		MaxFrameBytes: 65536,
+		MaxBodyBytes:  4096,
+		HeartbeatMs:   30000,
+		MaxQueueBytes: 8 << 20,
+		DedupeWindow:  30 * time.Second,
+		Log: LogConfig{
+			Level:      "info",
+			MaxSizeMB:  100,
+			MaxBackups: 5,
+			MaxAgeDays: 28,
+		},
+	}
+}
+
+// SQLite synchronous modes accepted in Config.Sync.
+const (
+	SyncNormal = "normal"
+	SyncFull   = "full"
+)
+
+// Log formats accepted in LogConfig.Format.
+const (
+	FormatConsole = "console"
+	FormatJSON    = "json"
+)
+
+// Limits checked by Validate.
+const (
+	MaxPartitions = 1024
+	MaxGateways   = 256
+	// minSecretBytes is HS256's key size: a shorter key is guessable offline from any
+	// token a client holds.
+	minSecretBytes = 32
+)
+
+var logLevels = []string{"trace", "debug", "info", "warn", "error", "disabled"}
+
+// NATSListenAddr is NATSListen with "none" mapped to "" (no listener).
+func (c Config) NATSListenAddr() string {
+	if c.NATSListen == "none" {
+		return ""
+	}
+	return c.NATSListen
+}
+
+// Heartbeat is HeartbeatMs as a duration.
+func (c Config) Heartbeat() time.Duration {
+	return time.Duration(c.HeartbeatMs) * time.Millisecond
+}
+
+// Redacted returns c with the secret hidden, for logging the effective configuration.
+func (c Config) Redacted() Config {
+	if c.Secret != "" {
+		c.Secret = "REDACTED"
+	}
+	return c
+}
+
+// Validate reports every invalid field, one line each, named by its YAML key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+
+	httpPort, err := checkHostPort(c.HTTP)
+	if err != nil {
+		bad("http", "%v", err)
+	}
+	if strings.TrimSpace(c.Data) == "" {
+		bad("data", "must not be empty")
+	}
+	if addr := c.NATSListenAddr(); addr != "" {
+		if _, err := checkHostPort(addr); err != nil {
+			bad("nats_listen", `%v (or "none" for no listener)`, err)
+		}
+	}
+	if c.NATSURL != "" {
+		if err := checkNATSURLs(c.NATSURL); err != nil {
+			bad("nats_url", "%v", err)
+		}
+	}
+	if c.Secret != "" && len(c.Secret) < minSecretBytes {
+		bad("secret", "must be at least %d bytes, got %d (or empty: dev generates one)", minSecretBytes, len(c.Secret))
+	}
+	if c.Gateways < 1 || c.Gateways > MaxGateways {
+		bad("gateways", "must be 1 to %d, got %d", MaxGateways, c.Gateways)
+	} else if httpPort > 0 && httpPort+c.Gateways-1 > 65535 {
+		bad("gateways", "%d gateways from port %d run past port 65535", c.Gateways, httpPort)
+	}
+	if c.Partitions < 1 || c.Partitions > MaxPartitions {
+		bad("partitions", "must be 1 to %d, got %d", MaxPartitions, c.Partitions)
+	}
+	if c.Sync != SyncNormal && c.Sync != SyncFull {
+		bad("sync", "must be %q or %q, got %q", SyncNormal, SyncFull, c.Sync)
+	}
+	if c.MaxFrameBytes < 1024 || c.MaxFrameBytes > 16<<20 {
+		bad("max_frame_bytes", "must be 1024 to %d, got %d", 16<<20, c.MaxFrameBytes)
+	}
+	if c.MaxBodyBytes < 1 || c.MaxBodyBytes >= c.MaxFrameBytes {
+		bad("max_body_bytes", "must be 1 to max_frame_bytes-1 (%d), got %d", c.MaxFrameBytes-1, c.MaxBodyBytes)
+	}
+	if c.HeartbeatMs < 100 || c.HeartbeatMs > 600000 {
+		bad("heartbeat_ms", "must be 100 to 600000, got %d", c.HeartbeatMs)
+	}
+	if c.MaxQueueBytes < c.MaxFrameBytes {
+		bad("max_queue_bytes", "must hold at least one frame (max_frame_bytes %d), got %d", c.MaxFrameBytes, c.MaxQueueBytes)
+	}
+	if c.DedupeWindow < time.Second || c.DedupeWindow > 24*time.Hour {
+		bad("dedupe_window", "must be 1s to 24h, got %s", c.DedupeWindow)
+	}
+	if !slices.Contains(logLevels, c.Log.Level) {
+		bad("log.level", "must be one of %s, got %q", strings.Join(logLevels, ", "), c.Log.Level)
+	}
+	if c.Log.Format != "" && c.Log.Format != FormatConsole && c.Log.Format != FormatJSON {
+		bad("log.format", "must be %q, %q or empty (console in dev, json otherwise), got %q", FormatConsole, FormatJSON, c.Log.Format)
+	}
+	if c.Log.MaxSizeMB < 1 {
+		bad("log.max_size_mb", "must be at least 1, got %d", c.Log.MaxSizeMB)
+	}
+	if c.Log.MaxBackups < 0 {
+		bad("log.max_backups", "must not be negative, got %d", c.Log.MaxBackups)
+	}
+	if c.Log.MaxAgeDays < 0 {
+		bad("log.max_age_days", "must not be negative, got %d", c.Log.MaxAgeDays)
+	}
+
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid configuration:\n%w", errors.Join(errs...))
+}
+
+// checkHostPort checks a "host:port" listen address and returns its port.
+func checkHostPort(addr string) (int, error) {
+	_, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, fmt.Errorf("want host:port, got %q", addr)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 0 || port > 65535 {
+		return 0, fmt.Errorf("port of %q must be a number 0 to 65535", addr)
+	}
+	return port, nil
+}
+
+// checkNATSURLs checks a comma-separated list of servers as nats.Connect accepts them:
+// "nats://host:port", "tls://...", "ws(s)://..." or a bare "host:port".
+func checkNATSURLs(list string) error {
+	for server := range strings.SplitSeq(list, ",") {
+		server = strings.TrimSpace(server)
+		if server == "" {
+			return fmt.Errorf("empty server in %q", list)
+		}
+		if !strings.Contains(server, "://") {
+			server = "nats://" + server
+		}
+		u, err := url.Parse(server)
+		if err != nil {
+			return fmt.Errorf("server %q: %v", server, err)
+		}
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return fmt.Errorf("server %q: scheme must be nats, tls, ws or wss", server)
+		}
+		if u.Hostname() == "" {
+			return fmt.Errorf("server %q: no host", server)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,358 @@
+package configs
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "laneim.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func newFlagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("laneim", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+func envMap(env map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		value, ok := env[name]
+		return value, ok
+	}
+}
+
+const fileYAML = `
+http: ":9000"
+partitions: 16
+sync: full
+dedupe_window: 2m
+log:
+  level: debug
+`
+
+func TestLoadPrecedence(t *testing.T) {
+	file := writeFile(t, fileYAML)
+	otherFile := writeFile(t, "gateways: 3\n")
+
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want func(c *Config)
+	}{
+		{
+			name: "defaults",
+			want: func(c *Config) {},
+		},
+		{
+			name: "file over defaults, absent keys keep defaults",
+			args: []string{"--config", file},
+			want: func(c *Config) {
+				c.HTTP = ":9000"
+				c.Partitions = 16
+				c.Sync = SyncFull
+				c.DedupeWindow = 2 * time.Minute
+				c.Log.Level = "debug" // log.max_size_mb and friends keep their defaults
+			},
+		},
+		{
+			name: "LANEIM_CONFIG names the file",
+			env:  map[string]string{EnvConfig: file},
+			want: func(c *Config) {
+				c.HTTP = ":9000"
+				c.Partitions = 16
+				c.Sync = SyncFull
+				c.DedupeWindow = 2 * time.Minute
+				c.Log.Level = "debug"
+			},
+		},
+		{
+			name: "--config wins over LANEIM_CONFIG",
+			args: []string{"--config", otherFile},
+			env:  map[string]string{EnvConfig: file},
+			want: func(c *Config) { c.Gateways = 3 },
+		},
+		{
+			name: "environment over file",
+			args: []string{"--config", file},
+			env: map[string]string{
+				"LANEIM_HTTP":            ":9100",
+				"LANEIM_LOG_LEVEL":       "WARN",
+				"LANEIM_DEDUPE_WINDOW":   "45s",
+				"LANEIM_MAX_QUEUE_BYTES": "1048576",
+				"LANEIM_NATS_LISTEN":     "none",
+			},
+			want: func(c *Config) {
+				c.HTTP = ":9100"
+				c.Partitions = 16
+				c.Sync = SyncFull
+				c.DedupeWindow = 45 * time.Second
+				c.Log.Level = "warn"
+				c.MaxQueueBytes = 1 << 20
+				c.NATSListen = "none"
+			},
+		},
+		{
+			name: "explicit flags over environment and file",
+			args: []string{"--config", file, "--http", ":9200", "-log-level", "error", "--partitions=8"},
+			env:  map[string]string{"LANEIM_HTTP": ":9100", "LANEIM_PARTITIONS": "32"},
+			want: func(c *Config) {
+				c.HTTP = ":9200"
+				c.Partitions = 8 // given explicitly, so it wins although it equals the default
+				c.Sync = SyncFull
+				c.DedupeWindow = 2 * time.Minute
+				c.Log.Level = "error"
+			},
+		},
+		{
+			name: "flags not given do not override",
+			args: []string{"--config", file, "--gateways", "2"},
+			env:  map[string]string{"LANEIM_SYNC": "normal"},
+			want: func(c *Config) {
+				c.HTTP = ":9000"
+				c.Partitions = 16
+				c.DedupeWindow = 2 * time.Minute
+				c.Log.Level = "debug"
+				c.Gateways = 2
+			},
+		},
+		{
+			name: "empty environment value sets an empty string",
+			env:  map[string]string{"LANEIM_NATS_LISTEN": ""},
+			want: func(c *Config) { c.NATSListen = "" },
+		},
+		{
+			name: "empty file",
+			args: []string{"--config", writeFile(t, "# nothing\n")},
+			want: func(c *Config) {},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := load(newFlagSet(), tt.args, envMap(tt.env))
+			if err != nil {
+				t.Fatalf("load: %v", err)
+			}
+			want := Default()
+			tt.want(&want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got  %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestLoadPositionalArgs(t *testing.T) {
+	fs := newFlagSet()
+	if _, err := load(fs, []string{"--data", "/tmp/x", "alice"}, envMap(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if got := fs.Args(); !slices.Equal(got, []string{"alice"}) {
+		t.Errorf("fs.Args() = %q, want [alice]", got)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"unknown YAML key", []string{"--config", writeFile(t, "partitons: 4\n")}, nil, "partitons"},
+		{"unknown nested YAML key", []string{"--config", writeFile(t, "log:\n  levle: info\n")}, nil, "levle"},
+		{"YAML type mismatch", []string{"--config", writeFile(t, "gateways: many\n")}, nil, "line 1: cannot unmarshal"},
+		{"YAML duration without unit", []string{"--config", writeFile(t, "dedupe_window: 30\n")}, nil, "into time.Duration"},
+		{"missing file", []string{"--config", filepath.Join(t.TempDir(), "absent.yaml")}, nil, "absent.yaml"},
+		{"bad environment integer", nil, map[string]string{"LANEIM_GATEWAYS": "two"}, "LANEIM_GATEWAYS"},
+		{"bad environment duration", nil, map[string]string{"LANEIM_DEDUPE_WINDOW": "30"}, "LANEIM_DEDUPE_WINDOW"},
+		{"bad flag integer", []string{"--partitions", "x"}, nil, "partitions"},
+		{"unknown flag", []string{"--partitons", "4"}, nil, "partitons"},
+		{"invalid after merge", nil, map[string]string{"LANEIM_PARTITIONS": "0"}, "partitions: must be 1 to 1024"},
+		{"file values are validated", []string{"--config", writeFile(t, "sync: off\n")}, nil, "sync"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := load(newFlagSet(), tt.args, envMap(tt.env))
+			if err == nil {
+				t.Fatal("load succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadHelp(t *testing.T) {
+	fs := newFlagSet()
+	var usage strings.Builder
+	fs.SetOutput(&usage)
+	_, err := load(fs, []string{"-h"}, envMap(nil))
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("error %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"-http", "(default :8080)", "-nats-listen", "-config", "-log-file"} {
+		if !strings.Contains(usage.String(), want) {
+			t.Errorf("usage does not show %q:\n%s", want, usage.String())
+		}
+	}
+}
+
+// Load through the real environment once.
+func TestLoadFromProcessEnvironment(t *testing.T) {
+	t.Setenv("LANEIM_GATEWAYS", "4")
+	t.Setenv(EnvConfig, writeFile(t, "gateways: 2\npartitions: 4\n"))
+	got, err := Load(newFlagSet(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Gateways != 4 || got.Partitions != 4 {
+		t.Errorf("gateways %d partitions %d, want 4 and 4", got.Gateways, got.Partitions)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(c *Config)
+		want   string // "" means valid
+	}{
+		{"defaults", func(c *Config) {}, ""},
+		{"http any host", func(c *Config) { c.HTTP = "0.0.0.0:0" }, ""},
+		{"http without port", func(c *Config) { c.HTTP = "localhost" }, "http: want host:port"},
+		{"http port out of range", func(c *Config) { c.HTTP = ":70000" }, "http: port"},
+		{"data empty", func(c *Config) { c.Data = " " }, "data: must not be empty"},
+		{"nats_listen none", func(c *Config) { c.NATSListen = "none" }, ""},
+		{"nats_listen empty", func(c *Config) { c.NATSListen = "" }, ""},
+		{"nats_listen bad", func(c *Config) { c.NATSListen = "4222" }, "nats_listen"},
+		{"nats_url list", func(c *Config) { c.NATSURL = "nats://a:4222, b:4222,tls://c:4222" }, ""},
+		{"nats_url bad scheme", func(c *Config) { c.NATSURL = "http://a:4222" }, "nats_url"},
+		{"nats_url empty item", func(c *Config) { c.NATSURL = "nats://a:4222,," }, "nats_url"},
+		{"secret short", func(c *Config) { c.Secret = "hunter2" }, "secret: must be at least 32 bytes"},
+		{"secret long enough", func(c *Config) { c.Secret = strings.Repeat("k", 32) }, ""},
+		{"gateways zero", func(c *Config) { c.Gateways = 0 }, "gateways"},
+		{"gateways past last port", func(c *Config) { c.HTTP = ":65535"; c.Gateways = 2 }, "gateways: 2 gateways from port 65535"},
+		{"partitions too many", func(c *Config) { c.Partitions = 4096 }, "partitions"},
+		{"sync unknown", func(c *Config) { c.Sync = "off" }, `sync: must be "normal" or "full"`},
+		{"frame too small", func(c *Config) { c.MaxFrameBytes = 100 }, "max_frame_bytes"},
+		{"body not below frame", func(c *Config) { c.MaxBodyBytes = c.MaxFrameBytes }, "max_body_bytes"},
+		{"heartbeat too fast", func(c *Config) { c.HeartbeatMs = 10 }, "heartbeat_ms"},
+		{"queue below a frame", func(c *Config) { c.MaxQueueBytes = 1000 }, "max_queue_bytes"},
+		{"dedupe window zero", func(c *Config) { c.DedupeWindow = 0 }, "dedupe_window"},
+		{"log level unknown", func(c *Config) { c.Log.Level = "verbose" }, "log.level"},
+		{"log format json", func(c *Config) { c.Log.Format = FormatJSON }, ""},
+		{"log format unknown", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
+		{"log size zero", func(c *Config) { c.Log.MaxSizeMB = 0 }, "log.max_size_mb"},
+		{"log backups negative", func(c *Config) { c.Log.MaxBackups = -1 }, "log.max_backups"},
+		{"every error reported", func(c *Config) { c.Partitions = 0; c.Sync = "x" }, "partitions"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.change(&c)
+			err := c.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("unexpected error: %v", err)
+			case tt.want != "" && err == nil:
+				t.Errorf("valid, want an error mentioning %q", tt.want)
+			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
+				t.Errorf("error %q does not mention %q", err, tt.want)
+			}
+		})
+	}
+	c := Default()
+	c.Partitions, c.Sync = 0, "x"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "partitions") || !strings.Contains(err.Error(), "sync") {
+		t.Errorf("Validate should report both partitions and sync: %v", err)
+	}
+}
+
+// Every YAML key has an environment variable: settings must list them all.
+func TestSettingsCoverEveryKey(t *testing.T) {
+	var keys []string
+	var walk func(prefix string, typ reflect.Type)
+	walk = func(prefix string, typ reflect.Type) {
+		for field := range typ.Fields() {
+			key := prefix + strings.Split(field.Tag.Get("yaml"), ",")[0]
+			if field.Type.Kind() == reflect.Struct && field.Type != reflect.TypeFor[time.Duration]() {
+				walk(key+".", field.Type)
+				continue
+			}
+			keys = append(keys, key)
+		}
+	}
+	walk("", reflect.TypeFor[Config]())
+	var listed []string
+	for _, s := range settings {
+		listed = append(listed, s.key)
+	}
+	slices.Sort(keys)
+	slices.Sort(listed)
+	if !slices.Equal(keys, listed) {
+		t.Errorf("YAML keys %q\nsettings  %q", keys, listed)
+	}
+}
+
+// dev.yaml documents the defaults: loading it must give exactly Default().
+func TestDevYAMLIsTheDefaults(t *testing.T) {
+	got, err := load(newFlagSet(), []string{"--config", "dev.yaml"}, envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := Default(); !reflect.DeepEqual(got, want) {
+		t.Errorf("dev.yaml gives %+v\nDefault() is  %+v", got, want)
+	}
+	data, err := os.ReadFile("dev.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range settings {
+		key := s.key[strings.LastIndexByte(s.key, '.')+1:]
+		if !strings.Contains(string(data), key+":") {
+			t.Errorf("dev.yaml does not list %s", s.key)
+		}
+	}
+}
+
+func TestClusterYAMLLoads(t *testing.T) {
+	got, err := load(newFlagSet(), []string{"--config", "cluster.yaml"}, envMap(map[string]string{
+		"LANEIM_SECRET": strings.Repeat("s", 32),
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.NATSURL == "" || got.Log.Format != FormatJSON {
+		t.Errorf("cluster.yaml: nats_url %q, log.format %q", got.NATSURL, got.Log.Format)
+	}
+}
+
+func TestHelpers(t *testing.T) {
+	c := Default()
+	if c.NATSListenAddr() != "127.0.0.1:4222" || c.Heartbeat() != 30*time.Second {
+		t.Errorf("NATSListenAddr %q Heartbeat %s", c.NATSListenAddr(), c.Heartbeat())
+	}
+	c.NATSListen = "none"
+	if c.NATSListenAddr() != "" {
+		t.Errorf("none maps to %q", c.NATSListenAddr())
+	}
+	c.Secret = "top secret"
+	if r := c.Redacted(); r.Secret == c.Secret || c.Secret != "top secret" {
+		t.Errorf("Redacted: %q, original %q", r.Secret, c.Secret)
+	}
+}

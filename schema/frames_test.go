@@ -1,0 +1,146 @@
+package schema
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseFrame(t *testing.T) {
+	for _, c := range []struct {
+		name, in string
+		op       string
+		rid      string
+		ok       bool
+	}{
+		{"full", `{"op":"send","rid":7,"d":{"room":"r"}}`, "send", "7", true},
+		{"no rid", `{"op":"heartbeat","d":{}}`, "heartbeat", "", true},
+		{"no d", `{"op":"heartbeat"}`, "heartbeat", "", true},
+		{"null d", `{"op":"heartbeat","d":null}`, "heartbeat", "", true},
+		{"not json", `op`, "", "", false},
+		{"array", `[1]`, "", "", false},
+		{"no op", `{"rid":1}`, "", "1", false},
+		{"string rid", `{"op":"x","rid":"1"}`, "x", "", false},
+		{"negative rid", `{"op":"x","rid":-1}`, "x", "", false},
+		{"fraction rid", `{"op":"x","rid":1.5}`, "x", "", false},
+		{"d string", `{"op":"x","rid":3,"d":"s"}`, "x", "3", false},
+		{"op number", `{"op":1}`, "", "", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := ParseFrame([]byte(c.in))
+			if (err == nil) != c.ok {
+				t.Fatalf("err = %v, want ok=%v", err, c.ok)
+			}
+			if err != nil && !errors.Is(err, ErrBadRequest) {
+				t.Fatalf("error %v is not bad_request", err)
+			}
+			if string(f.Rid) != c.rid {
+				t.Fatalf("rid %q, want %q", f.Rid, c.rid)
+			}
+			if c.ok && f.Op != c.op {
+				t.Fatalf("op %q, want %q", f.Op, c.op)
+			}
+		})
+	}
+}
+
+func TestBatchRoundTrip(t *testing.T) {
+	msgs := []Message{
+		{Room: "r", Seq: 1001, Ts: 1764064800123, User: "alice", Body: json.RawMessage(`"hello"`)},
+		{Room: "r", Seq: 1002, Ts: 1764064800125, User: "bob", Body: json.RawMessage(`{"text":"hi","reply_to":1000}`)},
+	}
+	data := AppendBatch(nil, "r", msgs, nil)
+	want := `{"room":"r","seq":1001,"ts":1764064800123,"msgs":[["alice",0,"hello"],["bob",2,{"text":"hi","reply_to":1000}]]}`
+	if string(data) != want {
+		t.Fatalf("batch\n%s\nwant\n%s", data, want)
+	}
+	var b Batch
+	if err := json.Unmarshal(data, &b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Messages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range msgs {
+		if got[i].Seq != msgs[i].Seq || got[i].Ts != msgs[i].Ts || got[i].User != msgs[i].User || string(got[i].Body) != string(msgs[i].Body) {
+			t.Fatalf("entry %d: %+v, want %+v", i, got[i], msgs[i])
+		}
+	}
+	empty := AppendBatch(nil, "r", nil, new(bool))
+	if string(empty) != `{"room":"r","seq":0,"ts":0,"msgs":[],"more":false}` {
+		t.Fatalf("empty batch %s", empty)
+	}
+}
+
+func TestValidID(t *testing.T) {
+	for in, want := range map[string]bool{
+		"a": true, "A-z_09": true, strings.Repeat("x", 64): true,
+		"": false, strings.Repeat("x", 65): false, "a.b": false, "a b": false, "a*": false, "a>": false, "é": false,
+	} {
+		if ValidID(in) != want {
+			t.Errorf("ValidID(%q) = %v", in, !want)
+		}
+	}
+	for in, want := range map[string]bool{"n": true, "a b:c!~": true, "": false, "\n": false, "\x7f": false, strings.Repeat("n", 65): false} {
+		if ValidNonce(in) != want {
+			t.Errorf("ValidNonce(%q) = %v", in, !want)
+		}
+	}
+}
+
+// FuzzParseFrame: no input panics the parser, an accepted frame has an op, a numeric
+// rid and an object d, and every error is a bad_request.
+func FuzzParseFrame(f *testing.F) {
+	for _, seed := range []string{
+		`{"op":"send","rid":7,"d":{"room":"r","nonce":"n","body":{"text":"hi"}}}`,
+		`{"op":"identify","d":{"token":"x"}}`,
+		`{"op":"subscribe","rid":1,"d":{"room":"r","since":5}}`,
+		`{"op":"history","rid":2,"d":{"room":"r","before":10,"limit":200}}`,
+		`{"op":"x","rid":"1"}`, `[]`, `null`, `{"op":"a","d":[1]}`, "\xff", `{"op":"a","rid":1e3}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fr, err := ParseFrame(data)
+		if err != nil {
+			if !errors.Is(err, ErrBadRequest) {
+				t.Fatalf("error %v is not bad_request", err)
+			}
+			return
+		}
+		if fr.Op == "" {
+			t.Fatal("accepted a frame without op")
+		}
+		if len(fr.Rid) > 0 && !validRid(fr.Rid) {
+			t.Fatalf("accepted rid %q", fr.Rid)
+		}
+		// Every op's payload decodes or fails cleanly.
+		for _, v := range []any{&IdentifyD{}, &SubscribeD{}, &SendD{}, &HistoryD{}, &ReadD{}, &RoomD{}} {
+			if err := DecodeD(fr.D, v); err != nil && !errors.Is(err, ErrBadRequest) {
+				t.Fatalf("DecodeD error %v is not bad_request", err)
+			}
+		}
+		// A reply echoing the rid is valid JSON.
+		if !json.Valid(EncodeFrame(OpOK, fr.Rid, struct{}{})) {
+			t.Fatalf("reply with rid %q is not JSON", fr.Rid)
+		}
+	})
+}
+
+// FuzzBatchMessages: decoding any batch a peer might send never panics.
+func FuzzBatchMessages(f *testing.F) {
+	f.Add([]byte(`{"room":"r","seq":1,"ts":5,"msgs":[["a",0,"x"],["b",1,{}]]}`))
+	f.Add([]byte(`{"room":"r","seq":1,"msgs":[[1,2],["a","b","c"]]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var b Batch
+		if json.Unmarshal(data, &b) != nil {
+			return
+		}
+		msgs, err := b.Messages()
+		if err == nil && len(msgs) != len(b.Msgs) {
+			t.Fatalf("%d messages from %d entries", len(msgs), len(b.Msgs))
+		}
+	})
+}

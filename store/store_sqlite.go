@@ -1,0 +1,247 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/laneim/laneim/schema"
+
+	_ "modernc.org/sqlite" // registers driver "sqlite"
+)
+
+// SQLiteOptions configures OpenSQLite. The zero value is the default.
+type SQLiteOptions struct {
+	// Synchronous is SQLite's synchronous level: "normal" (default) or "full". In WAL
+	// mode "normal" does not fsync at commit: a committed batch survives the crash of
+	// the process but may be lost with the machine (power loss), which meets
+	// PROTOCOL.md's "loss of any one server process" for a single-node deployment.
+	// "full" fsyncs the WAL at every commit, once per Append batch.
+	Synchronous string
+	// ReadConns is the size of the reader pool; 0 means max(4, GOMAXPROCS).
+	ReadConns int
+	// BusyTimeoutMs is how long a statement waits for a lock held by another process
+	// on the same file before failing with SQLITE_BUSY; 0 means 5000.
+	BusyTimeoutMs int
+}
+
+// SQLite is the embedded store: both MessageStore and MetaStore on one database file.
+//
+// All writes go through writer, a pool of exactly one connection, so they are
+// serialized in this process and never fail with SQLITE_BUSY against each other.
+// Reads use a separate pool: in WAL mode a reader sees the last committed state
+// without waiting for the writer, so history and membership checks stay fast while a
+// large batch commits.
+type SQLite struct {
+	writer *sql.DB // set once at construction
+	reader *sql.DB // set once at construction
+
+	// Statements prepared once at open, set once at construction. The writer's are
+	// bound into each transaction with Tx.StmtContext, which reuses the preparation
+	// because the writer has a single connection.
+	insertMessage *sql.Stmt // writer
+	lookupNonceW  *sql.Stmt // writer: a nonce inside Append's transaction
+	maxSeqW       *sql.Stmt // writer: a room's last seq inside Append's transaction
+	lastSeq       *sql.Stmt // reader
+	lookupNonceR  *sql.Stmt // reader
+	rangeAsc      *sql.Stmt // reader
+	rangeDesc     *sql.Stmt // reader
+	isMember      *sql.Stmt // reader
+	listMembers   *sql.Stmt // reader
+	userRooms     *sql.Stmt // reader
+	setRead       *sql.Stmt // writer
+	readSeq       *sql.Stmt // reader
+
+	closeOnce sync.Once
+	closeErr  error // set by closeOnce
+}
+
+var (
+	_ MessageStore = (*SQLite)(nil)
+	_ MetaStore    = (*SQLite)(nil)
+)
+
+// OpenSQLite opens (creating if needed) the SQLite database file at path, applies
+// the schema and prepares the store. path must name a file: the writer and reader
+// pools are separate connections, so an in-memory database would not be shared.
+func OpenSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("open sqlite: %q is not a database file path", path)
+	}
+	// The driver splits the DSN at the first '?'.
+	if strings.ContainsRune(path, '?') {
+		return nil, fmt.Errorf("open sqlite: path %q contains '?'", path)
+	}
+	synchronous, err := synchronousPragma(opts.Synchronous)
+	if err != nil {
+		return nil, err
+	}
+	readConns := opts.ReadConns
+	if readConns <= 0 {
+		readConns = max(4, runtime.GOMAXPROCS(0))
+	}
+	busyTimeout := opts.BusyTimeoutMs
+	if busyTimeout <= 0 {
+		busyTimeout = 5000
+	}
+
+	// Pragmas go in the DSN so that every connection database/sql opens, including
+	// replacements for broken ones, gets them (modernc.org/sqlite applies _pragma
+	// values on each new connection, busy_timeout first). A plain path rather than a
+	// file: URI avoids URI-escaping the path: the driver cuts the query off a non-URI
+	// DSN before opening the file.
+	common := url.Values{}
+	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout))
+	common.Add("_pragma", "foreign_keys(1)")
+
+	writerQuery := cloneValues(common)
+	writerQuery.Add("_pragma", "journal_mode(WAL)")
+	writerQuery.Add("_pragma", "synchronous("+synchronous+")")
+	// BEGIN IMMEDIATE takes the write lock at the start of a transaction, so a
+	// transaction that reads before writing (Append reads MAX(seq)) cannot fail half
+	// way with SQLITE_BUSY when another process holds the lock: it waits up to
+	// busy_timeout at BEGIN instead.
+	writerQuery.Set("_txlock", "immediate")
+
+	readerQuery := cloneValues(common)
+	// A reader never writes; query_only turns a mistake into an error rather than a
+	// write racing the single writer.
+	readerQuery.Add("_pragma", "query_only(1)")
+
+	s := &SQLite{}
+	s.writer, err = sql.Open("sqlite", path+"?"+writerQuery.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	s.writer.SetMaxOpenConns(1)
+	s.writer.SetMaxIdleConns(1)
+
+	// The schema runs before the reader pool exists: the writer connection this Exec
+	// opens switches the file to WAL, which the file keeps, so readers need not.
+	if _, err := s.writer.Exec(schema.SQLiteSchema); err != nil {
+		s.writer.Close()
+		return nil, fmt.Errorf("open sqlite %s: apply schema: %w", path, err)
+	}
+
+	s.reader, err = sql.Open("sqlite", path+"?"+readerQuery.Encode())
+	if err != nil {
+		s.writer.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	s.reader.SetMaxOpenConns(readConns)
+	// Idle connections are kept: opening one costs a file open, the pragmas and a
+	// re-preparation of every statement.
+	s.reader.SetMaxIdleConns(readConns)
+
+	if err := s.prepare(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func synchronousPragma(level string) (string, error) {
+	switch strings.ToLower(level) {
+	case "", "normal":
+		return "NORMAL", nil
+	case "full":
+		return "FULL", nil
+	default:
+		return "", fmt.Errorf("open sqlite: synchronous %q is neither normal nor full", level)
+	}
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := make(url.Values, len(v))
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+func (s *SQLite) prepare() error {
+	statements := []struct {
+		db    *sql.DB
+		stmt  **sql.Stmt
+		query string
+	}{
+		{s.writer, &s.insertMessage, `INSERT INTO messages (room, seq, ts, sender, nonce, body)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (room, sender, nonce) DO NOTHING`},
+		{s.writer, &s.lookupNonceW, `SELECT seq, ts, body FROM messages
+			WHERE room = ? AND sender = ? AND nonce = ?`},
+		{s.writer, &s.maxSeqW, `SELECT seq FROM messages WHERE room = ? ORDER BY seq DESC LIMIT 1`},
+		{s.reader, &s.lastSeq, `SELECT seq FROM messages WHERE room = ? ORDER BY seq DESC LIMIT 1`},
+		{s.reader, &s.lookupNonceR, `SELECT seq, ts, body FROM messages
+			WHERE room = ? AND sender = ? AND nonce = ?`},
+		{s.reader, &s.rangeAsc, `SELECT seq, ts, sender, body FROM messages
+			WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?`},
+		{s.reader, &s.rangeDesc, `SELECT seq, ts, sender, body FROM messages
+			WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?`},
+		{s.reader, &s.isMember, `SELECT 1 FROM members WHERE room = ? AND user = ?`},
+		{s.reader, &s.listMembers, `SELECT user FROM members
+			WHERE room = ? AND user > ? ORDER BY user LIMIT ?`},
+		{s.reader, &s.userRooms, `SELECT m.room, r.name, m.read_seq
+			FROM members m JOIN rooms r ON r.id = m.room
+			WHERE m.user = ? ORDER BY m.room`},
+		{s.writer, &s.setRead, `UPDATE members SET read_seq = ?
+			WHERE room = ? AND user = ? AND read_seq < ? RETURNING read_seq`},
+		{s.reader, &s.readSeq, `SELECT read_seq FROM members WHERE room = ? AND user = ?`},
+	}
+	for _, st := range statements {
+		stmt, err := st.db.Prepare(st.query)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", st.query, err)
+		}
+		*st.stmt = stmt
+	}
+	return nil
+}
+
+// Close closes both pools. It is safe to call more than once; later calls return the
+// first call's result.
+func (s *SQLite) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		for _, stmt := range []*sql.Stmt{
+			s.insertMessage, s.lookupNonceW, s.maxSeqW, s.lastSeq, s.lookupNonceR,
+			s.rangeAsc, s.rangeDesc, s.isMember, s.listMembers, s.userRooms,
+			s.setRead, s.readSeq,
+		} {
+			if stmt != nil {
+				errs = append(errs, stmt.Close())
+			}
+		}
+		if s.reader != nil {
+			errs = append(errs, s.reader.Close())
+		}
+		// The writer closes last: closing the last connection to a WAL database
+		// checkpoints it and removes the -wal file.
+		if s.writer != nil {
+			errs = append(errs, s.writer.Close())
+		}
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("close sqlite: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// writeTx runs fn in an immediate transaction on the writer and commits it.
+func (s *SQLite) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		// fn's error is the one to report: a rollback that fails as well has still
+		// committed nothing.
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
