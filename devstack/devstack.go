@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/laneim/laneim/auth"
@@ -25,6 +26,7 @@ import (
 	"github.com/laneim/laneim/embednats"
 	"github.com/laneim/laneim/gateway"
 	"github.com/laneim/laneim/logic"
+	"github.com/laneim/laneim/nodes"
 	"github.com/laneim/laneim/pusher"
 	"github.com/laneim/laneim/store"
 )
@@ -41,6 +43,7 @@ type Stack struct {
 	Secret []byte
 
 	conns     []*nats.Conn
+	nodes     []*nodes.Registration
 	servers   []*http.Server
 	log       zerolog.Logger
 	closeOnce sync.Once
@@ -149,7 +152,39 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 			}
 		}()
 	}
+	if err := s.register(ctx, logicConn); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// register puts every role of the stack in the im_nodes bucket.
+func (s *Stack) register(ctx context.Context, nc *nats.Conn) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	add := func(info nodes.Info, conns func() int) error {
+		r, err := nodes.Register(ctx, js, info, nodes.Config{Connections: conns, Logger: s.log})
+		if err != nil {
+			return err
+		}
+		s.nodes = append(s.nodes, r)
+		return nil
+	}
+	if err := add(nodes.Info{ID: host + "-logic", Role: "logic"}, nil); err != nil {
+		return err
+	}
+	if err := add(nodes.Info{ID: host + "-pusher", Role: "pusher"}, nil); err != nil {
+		return err
+	}
+	for i, gw := range s.Gateways {
+		if err := add(nodes.Info{ID: gw.ID(), Role: "gateway", Address: s.Addrs[i]}, gw.Connections); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func splitHostPort(addr string) (string, int, error) {
@@ -185,6 +220,9 @@ func (s *Stack) Close(ctx context.Context) {
 func (s *Stack) close(ctx context.Context) {
 	for _, srv := range s.servers {
 		srv.SetKeepAlivesEnabled(false)
+	}
+	for _, r := range s.nodes {
+		r.Stop()
 	}
 	for _, gw := range s.Gateways {
 		gw.Shutdown(ctx)
