@@ -1,0 +1,69 @@
+package auth
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/laneim/laneim/schema"
+)
+
+func TestSignVerify(t *testing.T) {
+	secret := []byte(strings.Repeat("k", 32))
+	tok, err := Sign(secret, "alice", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user, err := Verify(secret, tok); err != nil || user != "alice" {
+		t.Fatalf("Verify = %q, %v", user, err)
+	}
+	expired, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
+		Subject: "alice", ExpiresAt: jwt.NewNumericDate(time.Now().Add(-time.Minute)),
+	}).SignedString(secret)
+	none := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.RegisteredClaims{Subject: "alice"})
+	noneTok, _ := none.SignedString(jwt.UnsafeAllowNoneSignatureType)
+	badSub, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{Subject: "a.b"}).SignedString(secret)
+	hs512, _ := jwt.NewWithClaims(jwt.SigningMethodHS512, jwt.RegisteredClaims{Subject: "alice"}).SignedString(secret)
+	for name, tok := range map[string]string{
+		"other secret": mustSign(t, []byte(strings.Repeat("x", 32)), "alice"),
+		"expired":      expired,
+		"alg none":     noneTok,
+		"bad subject":  badSub,
+		"hs512":        hs512,
+		"garbage":      "abc",
+		"empty":        "",
+	} {
+		if _, err := Verify(secret, tok); !errors.Is(err, schema.ErrUnauthorized) {
+			t.Errorf("%s: err %v, want unauthorized", name, err)
+		}
+	}
+	if _, err := Sign(secret, "bad user", 0); !errors.Is(err, schema.ErrBadRequest) {
+		t.Errorf("Sign bad user: %v", err)
+	}
+}
+
+func mustSign(t *testing.T, secret []byte, user string) string {
+	tok, err := Sign(secret, user, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestDevSecretPersists(t *testing.T) {
+	dir := t.TempDir()
+	a, err := DevSecret(dir)
+	if err != nil || len(a) < 32 {
+		t.Fatalf("DevSecret = %q, %v", a, err)
+	}
+	b, _ := DevSecret(dir)
+	if string(a) != string(b) {
+		t.Fatal("secret changed between calls")
+	}
+	if c, _ := DevSecret(t.TempDir()); string(c) == string(a) {
+		t.Fatal("two data dirs share a secret")
+	}
+}
