@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/laneim/laneim/schema"
 	"net/http"
 	"testing"
 	"time"
@@ -83,4 +84,32 @@ func TestRetriedNonceStoredOnce(t *testing.T) {
 	if len(h.Msgs) != 2 {
 		t.Fatalf("history has %d messages, want 2: %+v", len(h.Msgs), h)
 	}
+}
+
+// TestBodyRelayedByteForByte: a body's exact bytes (whitespace, escapes, <>&) come back
+// unchanged live, in catch-up and in history over WebSocket and HTTP.
+func TestBodyRelayedByteForByte(t *testing.T) {
+	s := startStack(t, t.TempDir(), nil)
+	room(t, s, "r", "alice", false, "bob")
+	alice, bob := connect(t, s, "alice"), connect(t, s, "bob")
+	bob.mustCall("subscribe", map[string]any{"room": "r"}, "subscribed")
+	const body = `{"t": "<&>",  "x":[1, 2], "u":"\u00e9\n"}`
+	alice.writeRaw([]byte(`{"op":"send","rid":1,"d":{"room":"r","nonce":"b","body":` + body + `}}`))
+	ackSeq(t, alice.reply(1))
+	check := func(where string, got json.RawMessage) {
+		t.Helper()
+		if string(got) != body {
+			t.Fatalf("%s: body %s, want %s", where, got, body)
+		}
+	}
+	check("live", bob.collect("r", 1, 1, 5*time.Second)[0].Body)
+	alice.mustCall("subscribe", map[string]any{"room": "r", "since": 0}, "subscribed")
+	check("catch-up", alice.collect("r", 1, 1, 5*time.Second)[0].Body)
+	h := alice.mustCall("history", map[string]any{"room": "r"}, "history").batch(t)
+	msgs, _ := h.Messages()
+	check("history op", msgs[0].Body)
+	var page schema.Batch
+	_ = json.Unmarshal(mustHTTP(t, s, "alice", "GET", "/v1/rooms/r/messages", nil, http.StatusOK), &page)
+	msgs, _ = page.Messages()
+	check("HTTP history", msgs[0].Body)
 }

@@ -258,6 +258,8 @@ func (g *Gateway) historyPage(room string, after int64) ([]schema.Message, bool,
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
 	defer cancel()
 	var reply schema.HistoryReply
-	err := g.call(ctx, subjects.SvcHistory, schema.HistoryReq{Room: room, After: &after, Limit: schema.MaxHistoryLimit}, &reply)
-	return reply.Msgs, reply.More, err
+	if err := g.call(ctx, subjects.SvcHistory, schema.HistoryReq{Room: room, After: &after, Limit: schema.MaxHistoryLimit}, &reply); err != nil {
+		return nil, false, err
+	}
+	return reply.Page()
 }

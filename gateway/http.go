@@ -207,8 +207,12 @@ func (g *Gateway) getMessages(w http.ResponseWriter, r *http.Request, user strin
 	if err := g.call(r.Context(), subjects.SvcHistory, req, &reply); err != nil {
 		return err
 	}
+	msgs, more, err := reply.Page()
+	if err != nil {
+		return schema.Errorf(schema.CodeInternal, "bad history page")
+	}
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(schema.AppendBatch(nil, room, reply.Msgs, &reply.More))
+	_, _ = w.Write(schema.AppendBatch(nil, room, msgs, &more))
 	return nil
 }
 

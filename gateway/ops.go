@@ -195,7 +195,12 @@ func (c *conn) history(f schema.Frame) {
 			c.replyError(rid, schema.AsError(err))
 			return
 		}
-		c.enqueue(schema.AppendHistoryFrame(nil, rid, d.Room, reply.Msgs, reply.More))
+		msgs, more, err := reply.Page()
+		if err != nil {
+			c.replyError(rid, schema.Errorf(schema.CodeInternal, "bad history page"))
+			return
+		}
+		c.enqueue(schema.AppendHistoryFrame(nil, rid, d.Room, msgs, more))
 	})
 }
 

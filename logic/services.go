@@ -71,12 +71,20 @@ func (l *Logic) serve(name string, handle func(ctx context.Context, data []byte)
 				metricServiceErrors.WithLabelValues(name, e.Code).Inc()
 				out = schema.Reply{Err: e}
 			}
-			if err := req.RespondJSON(out); err != nil {
+			if raw, ok := out.(rawReply); ok {
+				err = req.Respond(raw)
+			} else {
+				err = req.RespondJSON(out)
+			}
+			if err != nil {
 				l.cfg.Logger.Warn().Err(err).Str("endpoint", name).Msg("respond")
 			}
 		})
 	})
 }
+
+// rawReply is a reply already encoded as JSON.
+type rawReply []byte
 
 func decode(data []byte, v any) error {
 	if err := json.Unmarshal(data, v); err != nil {
@@ -135,7 +143,7 @@ func (l *Logic) history(ctx context.Context, data []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return schema.HistoryReply{Msgs: msgs, More: more}, nil
+	return rawReply(schema.AppendBatch(nil, req.Room, msgs, &more)), nil
 }
 
 // historyQuery maps PROTOCOL.md's history parameters onto a store query: with after,

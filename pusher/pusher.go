@@ -46,6 +46,10 @@ type Config struct {
 	BatchSize int
 	// TickInterval is how often a room's tick is published at most. Default 250ms.
 	TickInterval time.Duration
+	// MaxFrameBytes caps one msgs frame (a frame holds at least one message). It stays
+	// well under NATS's max payload (1 MiB by default), and keeps one frame from
+	// filling a slow connection's queue at once. Default 64 KiB.
+	MaxFrameBytes int
 	Logger       zerolog.Logger
 }
 
@@ -55,6 +59,9 @@ func (c *Config) defaults() {
 	}
 	if c.TickInterval <= 0 {
 		c.TickInterval = 250 * time.Millisecond
+	}
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = 64 << 10
 	}
 }
 
@@ -123,7 +130,8 @@ func (p *Pusher) Stop() {
 }
 
 // push turns one IM_OUT batch into frames: the messages of each room, in seq order,
-// become one frame per run of consecutive seqs.
+// become one frame per run of consecutive seqs, split where a frame would pass
+// MaxFrameBytes.
 func (p *Pusher) push(batch []jetstream.Msg, last map[string]int64) {
 	var order []string
 	rooms := make(map[string][]schema.Message)
@@ -140,19 +148,20 @@ func (p *Pusher) push(batch []jetstream.Msg, last map[string]int64) {
 	}
 	for _, room := range order {
 		msgs := rooms[room]
-		start := 0
+		start, size := 0, 0
 		for i := range msgs {
 			if msgs[i].Seq <= last[room] {
 				metricSkipped.Inc()
 				start = i + 1
 				continue
 			}
-			if i+1 < len(msgs) && msgs[i+1].Seq == msgs[i].Seq+1 {
+			size += entryBytes(msgs[i])
+			if i+1 < len(msgs) && msgs[i+1].Seq == msgs[i].Seq+1 && size+entryBytes(msgs[i+1]) <= p.cfg.MaxFrameBytes {
 				continue
 			}
 			p.publishFrame(room, msgs[start:i+1])
 			last[room] = msgs[i].Seq
-			start = i + 1
+			start, size = i+1, 0
 		}
 		p.markTick(room, last[room])
 	}
@@ -160,6 +169,9 @@ func (p *Pusher) push(batch []jetstream.Msg, last map[string]int64) {
 		p.cfg.Logger.Warn().Err(err).Msg("ack IM_OUT batch")
 	}
 }
+
+// entryBytes estimates an entry's encoded size: ["user",dt,body] plus framing.
+func entryBytes(m schema.Message) int { return len(m.User) + len(m.Body) + 32 }
 
 func (p *Pusher) publishFrame(room string, msgs []schema.Message) {
 	if len(msgs) == 0 {

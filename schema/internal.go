@@ -29,10 +29,19 @@ type HistoryReq struct {
 	Limit  int    `json:"limit,omitempty"`
 }
 
+// HistoryReply is a history page: logic answers with the batch encoding of
+// PROTOCOL.md itself (AppendBatch with "more"), so message bodies travel byte for byte
+// (json.Marshal of a json.RawMessage would compact and HTML-escape them) and the
+// gateway can relay a page without re-encoding it.
 type HistoryReply struct {
 	Reply
-	Msgs []Message `json:"msgs,omitempty"`
-	More bool      `json:"more"`
+	Batch
+}
+
+// Page returns the page's messages and whether more exist.
+func (h *HistoryReply) Page() ([]Message, bool, error) {
+	msgs, err := h.Messages()
+	return msgs, h.More != nil && *h.More, err
 }
 
 // RoomStateReq asks whether User is a member of Room and the room's last seq.

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/laneim/laneim/configs"
+	"github.com/laneim/laneim/devstack"
+	"github.com/laneim/laneim/logging"
+)
+
+// runDev runs `laneim dev`: the whole stack in one process until SIGINT or SIGTERM,
+// then drains it.
+func runDev(args []string) error {
+	fs := flag.NewFlagSet("laneim dev", flag.ContinueOnError)
+	cfg, err := configs.Load(fs, args)
+	if err != nil {
+		return err
+	}
+	log, closer, err := logging.New(cfg.Log, true)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	stack, err := devstack.Start(startCtx, cfg, log)
+	cancel()
+	if err != nil {
+		return err
+	}
+	log.Info().Str("data", cfg.Data).Strs("http", stack.Addrs).Msg("laneim dev is up")
+	printBanner(cfg, stack)
+
+	<-ctx.Done()
+	stop()
+	log.Info().Msg("shutting down: draining connections (Ctrl-C again to force)")
+	go func() {
+		// A second signal forces the exit.
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+		os.Exit(1)
+	}()
+	drainCtx, cancelDrain := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancelDrain()
+	stack.Close(drainCtx)
+	log.Info().Msg("stopped")
+	return nil
+}
+
+// printBanner tells a newcomer where everything is and what to try first.
+func printBanner(cfg configs.Config, stack *devstack.Stack) {
+	base := stack.URL(0)
+	if strings.HasPrefix(stack.Addrs[0], "[::]:") || strings.HasPrefix(stack.Addrs[0], "0.0.0.0:") {
+		base = "http://127.0.0.1:" + stack.Addrs[0][strings.LastIndexByte(stack.Addrs[0], ':')+1:]
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nlaneIM dev is running (data in %s)\n", cfg.Data)
+	for i := range stack.Addrs {
+		u := stack.URL(i)
+		if i == 0 {
+			u = base
+		}
+		fmt.Fprintf(&b, "  gateway %d   %s   (WebSocket %s/v1/ws)\n", i, u, strings.Replace(u, "http", "ws", 1))
+	}
+	if url := stack.NATS.ClientURL(); url != "" {
+		fmt.Fprintf(&b, "  NATS        %s   (try: nats -s %s sub 'im.room.*.msgs')\n", url, url)
+	}
+	fmt.Fprintf(&b, "  metrics     %s/metrics\n\n", base)
+	fmt.Fprintf(&b, "Get a token:   curl -s -X POST %s/v1/dev/token -d '{\"user\":\"alice\"}'\n", base)
+	fmt.Fprintf(&b, "           or: go run ./cmd/laneim token --data %s alice\n", cfg.Data)
+	fmt.Fprintf(&b, "Chat:          go run ./cmd/laneim chat --url %s --user alice general\n\n", base)
+	fmt.Fprint(os.Stderr, b.String())
+}

@@ -1,0 +1,53 @@
+// Command laneim is laneIM's one binary. It only wires things together: flags,
+// configuration, signals. Subcommands:
+//
+//	laneim dev          every role in one process on embedded NATS and SQLite
+//	laneim token USER   print a client JWT signed with the configured secret
+//	laneim chat ROOM    a small terminal chat client
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+)
+
+const usage = `laneim: a NATS-native chat backend
+
+usage:
+  laneim dev [flags]           run every role in one process (embedded NATS + SQLite)
+  laneim token [flags] USER    print a client token signed with the configured secret
+  laneim chat [flags] ROOM     chat in ROOM from the terminal
+
+Run "laneim COMMAND -h" for a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "dev":
+		err = runDev(args)
+	case "token":
+		err = runToken(args)
+	case "chat":
+		err = runChat(args)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "laneim: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "laneim:", err)
+		os.Exit(1)
+	}
+}
