@@ -54,6 +54,11 @@ type Config struct {
 	// MaxQueueBytes caps one connection's outgoing queue; a connection that falls
 	// further behind is closed.
 	MaxQueueBytes int `yaml:"max_queue_bytes"`
+	// RateLimit is the frames a second one connection (or one user over HTTP) may
+	// send, with bursts of twice that; past it requests get rate_limited, and a
+	// connection that keeps going is closed with 4029. 0 turns the limit off (load
+	// tests).
+	RateLimit int `yaml:"rate_limit"`
 	// DedupeWindow is IM_IN's JetStream duplicate window. Retries within it are dropped
 	// by JetStream; the message store stays idempotent beyond it.
 	DedupeWindow time.Duration `yaml:"dedupe_window"`
@@ -91,6 +96,7 @@ func Default() Config {
 		MaxBodyBytes:  4096,
 		HeartbeatMs:   30000,
 		MaxQueueBytes: 8 << 20,
+		RateLimit:     1000,
 		DedupeWindow:  30 * time.Second,
 		Log: LogConfig{
 			Level:      "info",
@@ -194,6 +200,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxQueueBytes < c.MaxFrameBytes {
 		bad("max_queue_bytes", "must hold at least one frame (max_frame_bytes %d), got %d", c.MaxFrameBytes, c.MaxQueueBytes)
+	}
+	if c.RateLimit < 0 {
+		bad("rate_limit", "must be 0 (off) or more, got %d", c.RateLimit)
 	}
 	if c.DedupeWindow < time.Second || c.DedupeWindow > 24*time.Hour {
 		bad("dedupe_window", "must be 1s to 24h, got %s", c.DedupeWindow)

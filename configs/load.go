@@ -46,6 +46,7 @@ var settings = []setting{
 	{"max_body_bytes", "", "", func(c *Config) any { return &c.MaxBodyBytes }},
 	{"heartbeat_ms", "", "", func(c *Config) any { return &c.HeartbeatMs }},
 	{"max_queue_bytes", "", "", func(c *Config) any { return &c.MaxQueueBytes }},
+	{"rate_limit", "rate-limit", "client frames a `second` per connection (bursts twice that); 0 is off", func(c *Config) any { return &c.RateLimit }},
 	{"dedupe_window", "", "", func(c *Config) any { return &c.DedupeWindow }},
 	{"log.level", "log-level", "log `level`: trace, debug, info, warn, error, disabled", func(c *Config) any { return &c.Log.Level }},
 	{"log.format", "log-format", "log `format`: \"console\" or \"json\" (default console in dev, json otherwise)", func(c *Config) any { return &c.Log.Format }},

@@ -126,6 +126,7 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 			MaxBodyBytes:  cfg.MaxBodyBytes,
 			Heartbeat:     cfg.Heartbeat(),
 			MaxQueueBytes: cfg.MaxQueueBytes,
+			RateLimit:     float64(cfg.RateLimit),
 			Logger:        log.With().Str("role", "gateway").Logger(),
 		}, nc)
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 // while a sender keeps sending: the subscriber must see every seq after since exactly
 // once and in order, across the history/live boundary.
 func TestSinceCatchUpWhileSending(t *testing.T) {
-	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.Gateways = 2 })
+	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.Gateways, c.RateLimit = 2, 0 })
 	room(t, s, "busy", "alice", false, "bob")
 	alice := connect(t, s, "alice")
 	const before = 450 // more than two history pages

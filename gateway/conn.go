@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/laneim/laneim/auth"
 	"github.com/laneim/laneim/schema"
@@ -39,6 +40,9 @@ type conn struct {
 	closeReason  string   // guarded by writeMu
 	flushOnClose bool     // guarded by writeMu
 
+	limiter *rate.Limiter // set once at construction; nil without a rate limit
+	refused int           // owned by the read loop: frames refused in a row
+
 	roomsMu sync.Mutex
 	rooms   map[string]struct{} // guarded by roomsMu: rooms the user belongs to, as this gateway knows
 }
@@ -55,6 +59,7 @@ func (g *Gateway) ServeWS(w http.ResponseWriter, r *http.Request) {
 		done:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		rooms:      make(map[string]struct{}),
+		limiter:    newLimiter(g.cfg.RateLimit),
 	}
 	if !g.addConn(c) {
 		_ = ws.WriteControl(websocket.CloseMessage,
@@ -126,6 +131,21 @@ func (c *conn) handle(data []byte) bool {
 		return c.identify(f)
 	}
 	metricFramesRead.WithLabelValues(opLabel(f.Op)).Inc()
+	if f.Op != schema.OpHeartbeat && c.limiter != nil {
+		if !c.limiter.Allow() {
+			c.refused++
+			metricRateLimited.Inc()
+			if c.refused >= c.limiter.Burst() {
+				// A client that ignores a whole burst of rate_limited replies is
+				// not going to slow down.
+				c.close(schema.CloseRateLimited, "rate limited")
+				return false
+			}
+			c.replyError(f.Rid, schema.Errorf(schema.CodeRateLimited, "over %g frames a second", float64(c.limiter.Limit())))
+			return true
+		}
+		c.refused = 0
+	}
 	switch f.Op {
 	case schema.OpHeartbeat:
 		_ = c.ws.SetReadDeadline(time.Now().Add(2 * c.gw.cfg.Heartbeat))

@@ -195,6 +195,9 @@ func (g *Gateway) onRoomEvent(r *room, data []byte) {
 	}
 }
 
+// opKick on a user's events subject closes every connection of the user with 4003.
+const opKick = "kick"
+
 // onUserEvent applies and relays an event for every session of user: its own joins
 // and leaves (which change what the connections receive) and read sync.
 func (g *Gateway) onUserEvent(user string, m *nats.Msg) {
@@ -220,6 +223,18 @@ func (g *Gateway) onUserEvent(user string, m *nats.Msg) {
 				c.enqueue(m.Data)
 				c.leave(d.Room)
 			}
+		}
+	case opKick:
+		// An operator's kick: nats pub im.user.<user>.events '{"op":"kick","d":{"reason":"..."}}'
+		var d struct {
+			Reason string `json:"reason"`
+		}
+		_ = json.Unmarshal(ev.D, &d)
+		if d.Reason == "" {
+			d.Reason = "kicked"
+		}
+		for _, c := range conns {
+			c.close(schema.CloseKicked, d.Reason)
 		}
 	case schema.OpRead:
 		origin := m.Header.Get(subjects.HeaderSession)

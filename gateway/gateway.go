@@ -52,6 +52,10 @@ type Config struct {
 	// SendTimeout is how long a send waits for its ack before failing with
 	// unavailable (the client retries with the same nonce). Default 10s.
 	SendTimeout time.Duration
+	// RateLimit is the frames a second a connection may send (heartbeats aside),
+	// and the HTTP requests a second of one user, with bursts of twice that. Zero or
+	// less: no limit.
+	RateLimit float64
 	// Workers deliver room frames; a room always goes to the same worker, which keeps
 	// its frames in order. Default 8.
 	Workers int
@@ -102,6 +106,7 @@ type Gateway struct {
 	hub      *hub                // room registry
 	users    *users              // user registry (user event subscriptions)
 	sends    *sends              // sends waiting for their ack
+	httpRate *userLimits         // per-user HTTP rate limits
 	workers  []chan *nats.Msg    // set once at construction; room and user messages, by hash
 	log      zerolog.Logger      // set once at construction
 
@@ -137,6 +142,7 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
 	g.hub = newHub(g)
+	g.httpRate = newUserLimits(cfg.RateLimit)
 	g.users = newUsers(g)
 	var err error
 	g.sends, err = newSends(g)

@@ -56,6 +56,11 @@ func (g *Gateway) authed(h authedHandler) http.HandlerFunc {
 			writeError(w, schema.AsError(err))
 			return
 		}
+		if !g.httpRate.allow(user) {
+			metricRateLimited.Inc()
+			writeError(w, schema.Errorf(schema.CodeRateLimited, "over %g requests a second", g.cfg.RateLimit))
+			return
+		}
 		for _, name := range []string{"room", "user"} {
 			if v := r.PathValue(name); v != "" && !schema.ValidID(v) {
 				writeError(w, schema.Errorf(schema.CodeBadRequest, "invalid %s id %q: 1 to 64 of A-Z a-z 0-9 _ -", name, v))

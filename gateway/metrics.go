@@ -29,6 +29,9 @@ var (
 	metricTooLarge = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_too_large_closed_total", Help: "Connections closed with 1009 for an oversized frame.",
 	})
+	metricRateLimited = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_gateway_rate_limited_total", Help: "Client frames and HTTP requests refused with rate_limited.",
+	})
 	metricGapFills = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_gap_fills_total", Help: "Gaps in a room's live frames filled from history.",
 	})

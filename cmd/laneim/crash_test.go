@@ -157,7 +157,7 @@ func pipeline(t *testing.T, addr, token string, sender int, mu *sync.Mutex, acke
 
 func startDev(t *testing.T, bin, data, addr string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, "dev", "--data", data, "--http", addr, "--nats-listen", "none", "--log-level", "warn")
+	cmd := exec.Command(bin, "dev", "--data", data, "--http", addr, "--nats-listen", "none", "--rate-limit", "0", "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if testing.Verbose() {
 		cmd.Stderr = os.Stderr

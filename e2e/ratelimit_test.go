@@ -1,0 +1,85 @@
+package e2e
+
+import (
+	"fmt"
+	"github.com/laneim/laneim/subjects"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/laneim/laneim/configs"
+)
+
+// TestRateLimit: frames past the rate get rate_limited and are not processed; a
+// client that ignores a whole burst of refusals is closed with 4029; HTTP answers 429.
+func TestRateLimit(t *testing.T) {
+	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.RateLimit = 10 })
+	room(t, s, "r", "alice", false, "bob")
+	alice := connect(t, s, "alice")
+	const n = 30
+	for i := range n {
+		alice.write("send", sendD("r", fmt.Sprint(i), i))
+	}
+	acked, limited := 0, 0
+	for range n {
+		f, ok := alice.next(func(f frame) bool { return f.Op == "ack" || f.Op == "error" }, 5*time.Second)
+		if !ok {
+			t.Fatal("missing replies")
+		}
+		if f.Op == "ack" {
+			acked++
+		} else if f.errCode() == "rate_limited" {
+			limited++
+		} else {
+			t.Fatalf("unexpected %s", f.raw)
+		}
+	}
+	if acked < 15 || acked > 25 || limited != n-acked {
+		t.Fatalf("%d acked, %d rate_limited of %d (burst 20)", acked, limited, n)
+	}
+	// Heartbeats are never limited.
+	alice.mustCall("heartbeat", map[string]any{}, "heartbeat_ack")
+	// Only the acked sends were stored.
+	time.Sleep(1100 * time.Millisecond)
+	h := alice.mustCall("history", map[string]any{"room": "r", "limit": 200}, "history").batch(t)
+	if len(h.Msgs) != acked {
+		t.Fatalf("%d stored, %d acked", len(h.Msgs), acked)
+	}
+
+	bob := connect(t, s, "bob")
+	for i := range 100 {
+		bob.write("heartbeat_not", map[string]any{"i": i})
+	}
+	if code := bob.closeCode(5 * time.Second); code != 4029 {
+		t.Fatalf("close code %d, want 4029", code)
+	}
+
+	statuses := map[int]int{}
+	for range 40 {
+		status, _ := httpDo(t, s, "carol", "GET", "/v1/me/rooms", nil)
+		statuses[status]++
+	}
+	if statuses[http.StatusTooManyRequests] == 0 || statuses[http.StatusOK] == 0 {
+		t.Fatalf("HTTP statuses %v, want some 200 and some 429", statuses)
+	}
+}
+
+// TestKick: an operator's kick on the user's subject closes every session with 4003.
+func TestKick(t *testing.T) {
+	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.Gateways = 2 })
+	a, b, other := connect(t, s, "mallory"), connectTo(t, s, 1, "mallory"), connect(t, s, "alice")
+	nc, err := s.NATS.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.Publish(subjects.UserEventsT("mallory"), []byte(`{"op":"kick","d":{"reason":"banned"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*wsClient{a, b} {
+		if code := c.closeCode(5 * time.Second); code != 4003 {
+			t.Fatalf("close code %d, want 4003", code)
+		}
+	}
+	other.mustCall("heartbeat", map[string]any{}, "heartbeat_ack")
+}
