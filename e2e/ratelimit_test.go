@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/gorilla/websocket"
 	"github.com/laneim/laneim/subjects"
 	"net/http"
 	"testing"
@@ -48,7 +49,10 @@ func TestRateLimit(t *testing.T) {
 
 	bob := connect(t, s, "bob")
 	for i := range 100 {
-		bob.write("heartbeat_not", map[string]any{"i": i})
+		// The server closes part-way; writes after that fail, as they should.
+		if bob.ws.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"op":"nope","rid":%d}`, i)) != nil {
+			break
+		}
 	}
 	if code := bob.closeCode(5 * time.Second); code != 4029 {
 		t.Fatalf("close code %d, want 4029", code)

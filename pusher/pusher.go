@@ -40,6 +40,9 @@ var (
 	})
 )
 
+// maxTrackedRooms bounds the rooms whose last published seq a partition remembers.
+const maxTrackedRooms = 100_000
+
 // Config configures a pusher node. The zero value means the defaults.
 type Config struct {
 	// BatchSize caps the IM_OUT messages taken at once. Default 512.
@@ -164,6 +167,11 @@ func (p *Pusher) push(batch []jetstream.Msg, last map[string]int64) {
 			start, size = i+1, 0
 		}
 		p.markTick(room, last[room])
+	}
+	if len(last) > maxTrackedRooms {
+		// Forgetting costs at most a re-published frame after a redelivery, which
+		// gateways drop by seq; remembering every room ever seen costs memory forever.
+		clear(last)
 	}
 	if err := batch[len(batch)-1].Ack(); err != nil {
 		p.cfg.Logger.Warn().Err(err).Msg("ack IM_OUT batch")
