@@ -122,6 +122,7 @@ func TestMalformedFramesKeepConnection(t *testing.T) {
 		`{"op":"subscribe","rid":"ten","d":{"room":"r"}}`,
 		`{"op":"read","rid":11,"d":{"room":"r","seq":"x"}}`,
 		`{"op":"identify","rid":12,"d":{"token":"x"}}`,
+		"{\"op\":\"send\",\"rid\":13,\"d\":{\"room\":\"r\",\"nonce\":\"u\",\"body\":\"\xff\xfe\"}}",
 	} {
 		alice.writeRaw([]byte(raw))
 		f, ok := alice.next(func(f frame) bool { return f.Op == "error" }, 5*time.Second)
@@ -130,6 +131,16 @@ func TestMalformedFramesKeepConnection(t *testing.T) {
 		}
 	}
 	alice.mustCall("heartbeat", map[string]any{}, "heartbeat_ack")
+	req, _ := http.NewRequest("POST", s.URL(0)+"/v1/rooms/r/messages", strings.NewReader("{\"nonce\":\"h\",\"body\":\"\xff\"}"))
+	req.Header.Set("Authorization", "Bearer "+token(t, s, "alice"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("HTTP body with invalid UTF-8: %d, want 400", resp.StatusCode)
+	}
 	if seq := ackSeq(t, alice.call("send", sendD("r", "ok", "fine"))); seq != 1 {
 		t.Fatalf("seq %d after malformed frames, want 1", seq)
 	}

@@ -20,7 +20,7 @@ import (
 // once its queue passes max_queue_bytes, and a healthy subscriber in the same room
 // gets every message.
 func TestStalledClientClosedOthersUnaffected(t *testing.T) {
-	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.MaxQueueBytes, c.RateLimit = 256<<10, 0 })
+	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.MaxQueueBytes, c.RateLimit = 2<<20, 0 })
 	room(t, s, "r", "alice", false, "bob", "stall")
 	alice, bob := connect(t, s, "alice"), connect(t, s, "bob")
 	bob.mustCall("subscribe", map[string]any{"room": "r"}, "subscribed")

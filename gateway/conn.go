@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
@@ -43,8 +45,13 @@ type conn struct {
 	limiter *rate.Limiter // set once at construction; nil without a rate limit
 	refused int           // owned by the read loop: frames refused in a row
 
-	roomsMu sync.Mutex
-	rooms   map[string]struct{} // guarded by roomsMu: rooms the user belongs to, as this gateway knows
+	// memberMu serializes the connection's membership changes, including their hub
+	// registration, so that the hub never holds a room the connection has left.
+	memberMu  sync.Mutex
+	rooms     map[string]struct{} // guarded by memberMu: rooms the user belongs to, as this gateway knows
+	leaves    uint64              // guarded by memberMu: counts leaves, to spot one during a logic call
+	tornDown  bool                // guarded by memberMu: no more joins
+	histories atomic.Int32        // history requests in flight
 }
 
 // ServeWS upgrades a request to a client connection and serves it until it closes.
@@ -102,8 +109,14 @@ func (c *conn) readLoop() {
 			}
 			return
 		}
-		if kind != websocket.TextMessage {
-			c.replyError(nil, schema.Errorf(schema.CodeBadRequest, "frames must be text"))
+		if kind != websocket.TextMessage || !utf8.Valid(data) {
+			if c.user == "" {
+				c.close(schema.CloseNotIdentified, "first frame must be identify")
+				return
+			}
+			// Invalid UTF-8 relayed in a text frame would make browsers drop the
+			// connection of every member who receives it.
+			c.replyError(nil, schema.Errorf(schema.CodeBadRequest, "frames must be UTF-8 text"))
 			continue
 		}
 		if !c.handle(data) {
@@ -201,10 +214,18 @@ func (c *conn) identify(f schema.Frame) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), c.gw.cfg.RequestTimeout)
 	defer cancel()
 	var rooms schema.UserRoomsReply
-	if err := c.gw.call(ctx, subjects.SvcUserRooms, schema.UserRoomsReq{User: user}, &rooms); err != nil {
-		c.replyError(f.Rid, schema.AsError(err))
-		c.close(schema.CloseGoingAway, "unavailable")
-		return false
+	// A leave that arrives while the rooms are being read makes the list stale: read
+	// it again.
+	for attempt := 0; ; attempt++ {
+		leaves := c.leaveCount()
+		if err := c.gw.call(ctx, subjects.SvcUserRooms, schema.UserRoomsReq{User: user}, &rooms); err != nil {
+			c.replyError(f.Rid, schema.AsError(err))
+			c.close(schema.CloseGoingAway, "unavailable")
+			return false
+		}
+		if c.joinAll(rooms.Rooms, leaves) || attempt == 3 {
+			break
+		}
 	}
 	ready := schema.ReadyD{
 		User: user, Session: c.session,
@@ -216,37 +237,72 @@ func (c *conn) identify(f schema.Frame) bool {
 	}
 	_ = c.ws.SetReadDeadline(time.Now().Add(2 * c.gw.cfg.Heartbeat))
 	c.reply(schema.OpReady, f.Rid, ready)
-	for _, r := range rooms.Rooms {
-		c.join(r.Room)
+	return true
+}
+
+// leaveCount is the number of leaves so far; a join decided on logic's answer is
+// only safe if no leave happened since the answer was asked for.
+func (c *conn) leaveCount() uint64 {
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
+	return c.leaves
+}
+
+// joinAll joins every room unless a leave happened after leaves was read.
+func (c *conn) joinAll(rooms []schema.UserRoom, leaves uint64) bool {
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
+	if c.leaves != leaves {
+		return false
+	}
+	for _, r := range rooms {
+		c.joinLocked(r.Room)
 	}
 	return true
 }
 
 // join makes the connection a (passive) member of room on this gateway.
 func (c *conn) join(room string) {
-	c.roomsMu.Lock()
-	_, already := c.rooms[room]
-	c.rooms[room] = struct{}{}
-	c.roomsMu.Unlock()
-	if !already {
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
+	c.joinLocked(room)
+}
+
+// joinIfNoLeave joins room unless a leave happened after leaves was read.
+func (c *conn) joinIfNoLeave(room string, leaves uint64) bool {
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
+	if c.leaves != leaves {
+		return false
+	}
+	c.joinLocked(room)
+	return true
+}
+
+func (c *conn) joinLocked(room string) {
+	if c.tornDown {
+		return
+	}
+	if _, already := c.rooms[room]; !already {
+		c.rooms[room] = struct{}{}
 		c.gw.hub.join(room, c)
 	}
 }
 
 // leave drops room from the connection: no more msgs, ticks or events of it.
 func (c *conn) leave(room string) {
-	c.roomsMu.Lock()
-	_, was := c.rooms[room]
-	delete(c.rooms, room)
-	c.roomsMu.Unlock()
-	if was {
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
+	c.leaves++
+	if _, was := c.rooms[room]; was {
+		delete(c.rooms, room)
 		c.gw.hub.leave(room, c)
 	}
 }
 
 func (c *conn) isMember(room string) bool {
-	c.roomsMu.Lock()
-	defer c.roomsMu.Unlock()
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
 	_, ok := c.rooms[room]
 	return ok
 }
@@ -257,16 +313,13 @@ func (c *conn) teardown() {
 		return
 	}
 	c.gw.users.remove(c)
-	c.roomsMu.Lock()
-	rooms := make([]string, 0, len(c.rooms))
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
+	c.tornDown = true
 	for r := range c.rooms {
-		rooms = append(rooms, r)
-	}
-	c.rooms = map[string]struct{}{}
-	c.roomsMu.Unlock()
-	for _, r := range rooms {
 		c.gw.hub.leave(r, c)
 	}
+	clear(c.rooms)
 }
 
 func (c *conn) reply(op string, rid json.RawMessage, d any) {

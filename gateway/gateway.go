@@ -4,8 +4,8 @@
 // every local subscriber unchanged, fills gaps and serves `since` catch-up from logic's
 // history, and turns sends into IM_IN publications whose acks logic sends back.
 //
-// Lock order: hub shard mu, then room.mu, then conn.writeMu. conn.roomsMu and
-// users.mu are never held while taking another lock.
+// Lock order: conn.memberMu, then hub shard mu, then room.mu, then conn.writeMu.
+// users.mu is held only around NATS subscription calls.
 package gateway
 
 import (

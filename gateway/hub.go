@@ -26,8 +26,8 @@ type hubShard struct {
 
 // room is one room as this gateway sees it.
 type room struct {
-	id     string           // set once at construction
-	worker chan *nats.Msg   // set once at construction: the delivery worker of the room
+	id     string         // set once at construction
+	worker chan *nats.Msg // set once at construction: the delivery worker of the room
 
 	mu         sync.Mutex
 	conns      map[*conn]*roomConn // guarded by mu: local member connections
@@ -130,13 +130,6 @@ func (h *hub) leave(id string, c *conn) {
 	if len(r.conns) == 0 {
 		delete(s.rooms, id)
 	}
-}
-
-// member returns c's state in room, creating the room entry (passive) when the
-// gateway has not heard of the membership yet. Callers hold no locks.
-func (h *hub) member(id string, c *conn) *room {
-	h.join(id, c)
-	return h.get(id)
 }
 
 // updateSubscriptions keeps the room's NATS subscriptions matching local interest:

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"unicode/utf8"
 
 	"github.com/laneim/laneim/schema"
 	"github.com/laneim/laneim/subjects"
@@ -11,6 +12,10 @@ import (
 func (c *conn) requestContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), c.gw.cfg.RequestTimeout)
 }
+
+// maxHistoriesInFlight bounds one connection's concurrent history requests, so that
+// one client cannot queue unbounded reads in front of everyone else's.
+const maxHistoriesInFlight = 4
 
 func badRoom(room string) *schema.Error {
 	if schema.ValidID(room) {
@@ -35,37 +40,36 @@ func (c *conn) subscribe(f schema.Frame) {
 		c.replyError(f.Rid, schema.Errorf(schema.CodeBadRequest, "since must not be negative"))
 		return
 	}
-	// Membership is checked with logic, not the gateway's view: a join a moment ago
-	// may not have reached this gateway yet.
 	ctx, cancel := c.requestContext()
 	defer cancel()
-	var state schema.RoomStateReply
-	if err := c.gw.call(ctx, subjects.SvcRoomState, schema.RoomStateReq{User: c.user, Room: d.Room}, &state); err != nil {
+	state, err := c.checkMember(ctx, d.Room)
+	if err != nil {
 		c.replyError(f.Rid, schema.AsError(err))
-		return
-	}
-	if !state.Member {
-		c.replyError(f.Rid, schema.Errorf(schema.CodeForbidden, "not a member of room %s", d.Room))
 		return
 	}
 	since := state.Seq
 	if d.Since != nil {
 		since = *d.Since
 	}
-	c.roomsMu.Lock()
-	c.rooms[d.Room] = struct{}{}
-	c.roomsMu.Unlock()
-	r := c.gw.hub.member(d.Room, c)
+	r := c.gw.hub.get(d.Room)
 	if r == nil {
-		c.replyError(f.Rid, schema.Errorf(schema.CodeUnavailable, "room registry changed, try again"))
+		c.replyError(f.Rid, schema.Errorf(schema.CodeForbidden, "not a member of room %s", d.Room))
 		return
 	}
 
 	r.mu.Lock()
 	rc := r.conns[c]
 	if rc == nil {
+		// Left between the membership check and now.
 		r.mu.Unlock()
-		c.replyError(f.Rid, schema.Errorf(schema.CodeUnavailable, "room registry changed, try again"))
+		c.replyError(f.Rid, schema.Errorf(schema.CodeForbidden, "not a member of room %s", d.Room))
+		return
+	}
+	if rc.subscribed && d.Since == nil {
+		// Already receiving the room: resetting to the current seq could repeat
+		// frames relayed meanwhile.
+		c.reply(schema.OpSubscribed, f.Rid, schema.SubscribedD{Room: d.Room, Seq: state.Seq})
+		r.mu.Unlock()
 		return
 	}
 	if !rc.subscribed {
@@ -92,6 +96,26 @@ func (c *conn) subscribe(f schema.Frame) {
 		c.gw.startCatchUp(r, c, rc)
 	}
 	r.mu.Unlock()
+}
+
+// checkMember asks logic whether the user belongs to room (the gateway's own view may
+// lag a join by a moment) and registers the membership here. A leave processed while
+// logic was answering makes the answer stale, so the question is asked again.
+func (c *conn) checkMember(ctx context.Context, room string) (schema.RoomStateReply, error) {
+	for range 3 {
+		leaves := c.leaveCount()
+		var state schema.RoomStateReply
+		if err := c.gw.call(ctx, subjects.SvcRoomState, schema.RoomStateReq{User: c.user, Room: room}, &state); err != nil {
+			return state, err
+		}
+		if !state.Member {
+			return state, schema.Errorf(schema.CodeForbidden, "not a member of room %s", room)
+		}
+		if c.joinIfNoLeave(room, leaves) {
+			return state, nil
+		}
+	}
+	return schema.RoomStateReply{}, schema.Errorf(schema.CodeUnavailable, "membership is changing, try again")
 }
 
 func (c *conn) unsubscribe(f schema.Frame) {
@@ -136,8 +160,8 @@ func checkSend(d *schema.SendD, maxBody int) *schema.Error {
 	if len(d.Body) > maxBody {
 		return schema.Errorf(schema.CodeTooLarge, "body is %d bytes, at most %d", len(d.Body), maxBody)
 	}
-	if !json.Valid(d.Body) {
-		return schema.Errorf(schema.CodeBadRequest, "body is not JSON")
+	if !json.Valid(d.Body) || !utf8.Valid(d.Body) {
+		return schema.Errorf(schema.CodeBadRequest, "body is not UTF-8 JSON")
 	}
 	return nil
 }
@@ -153,8 +177,13 @@ func (c *conn) send(f schema.Frame) {
 		return
 	}
 	if !c.isMember(d.Room) {
-		c.replyError(f.Rid, schema.Errorf(schema.CodeForbidden, "not a member of room %s", d.Room))
-		return
+		ctx, cancel := c.requestContext()
+		_, err := c.checkMember(ctx, d.Room)
+		cancel()
+		if err != nil {
+			c.replyError(f.Rid, schema.AsError(err))
+			return
+		}
 	}
 	rid := f.Rid
 	c.gw.sends.submit(d.Room, c.user, d.Nonce, d.Body, func(ack schema.SendAck) {
@@ -184,10 +213,16 @@ func (c *conn) history(f schema.Frame) {
 		}
 		req.Limit = *d.Limit
 	}
+	if c.histories.Add(1) > maxHistoriesInFlight {
+		c.histories.Add(-1)
+		c.replyError(f.Rid, schema.Errorf(schema.CodeRateLimited, "at most %d history requests at a time", maxHistoriesInFlight))
+		return
+	}
 	rid := f.Rid
 	// History reads run off the read loop so that heartbeats and sends are not held
 	// up behind a slow page.
 	c.gw.wg.Go(func() {
+		defer c.histories.Add(-1)
 		ctx, cancel := c.requestContext()
 		defer cancel()
 		var reply schema.HistoryReply

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -101,7 +102,7 @@ func (c *conn) closeNow(reason string) {
 func (c *conn) startClose(code int, reason string, flush bool) {
 	// A close frame's payload is at most 125 bytes, two of them the code.
 	if len(reason) > 120 {
-		reason = reason[:120]
+		reason = strings.ToValidUTF8(reason[:120], "")
 	}
 	c.writeMu.Lock()
 	if c.closing {

@@ -3,8 +3,10 @@ package logic
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,10 +28,11 @@ type pendingSend struct {
 }
 
 // ingest handles one batch of one IM_IN partition: check, store in one durable write,
-// reply to the gateways, publish to IM_OUT, then ack the batch. A failure before the
-// store write naks the batch for redelivery; the store's nonce index makes the retry
-// keep the seqs of anything already stored.
-func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) {
+// reply to the gateways, publish to IM_OUT, then ack the batch. On a failure the
+// batch is handed back again (partition.Run retries it); the store's nonce index makes
+// the retry keep the seqs of anything already stored, and a re-sent ack or IM_OUT
+// message is harmless.
+func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) error {
 	metricBatch.Observe(float64(len(batch)))
 	now := time.Now().UnixMilli()
 	sends := make([]pendingSend, len(batch))
@@ -50,8 +53,8 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) {
 		case !schema.ValidID(s.room) || !schema.ValidID(s.user) || !schema.ValidNonce(s.nonce):
 			s.err = schema.Errorf(schema.CodeBadRequest, "invalid room, user or nonce")
 			continue
-		case !json.Valid(m.Data()):
-			s.err = schema.Errorf(schema.CodeBadRequest, "body is not JSON")
+		case !json.Valid(m.Data()) || !utf8.Valid(m.Data()):
+			s.err = schema.Errorf(schema.CodeBadRequest, "body is not UTF-8 JSON")
 			continue
 		}
 		key := [2]string{s.room, s.user}
@@ -60,8 +63,7 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) {
 			var err error
 			member, err = l.meta.IsMember(storeCtx, s.room, s.user)
 			if err != nil {
-				l.retryLater(batch, err, "membership check")
-				return
+				return fmt.Errorf("membership check: %w", err)
 			}
 			members[key] = member
 		}
@@ -79,8 +81,7 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) {
 		var err error
 		stored, err = l.msgs.Append(storeCtx, news)
 		if err != nil {
-			l.retryLater(batch, err, "append")
-			return
+			return fmt.Errorf("append: %w", err)
 		}
 		metricAppendSeconds.Observe(time.Since(start).Seconds())
 	}
@@ -104,8 +105,7 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) {
 			// IM_OUT; pusher drops seqs it has already published.
 			f, err := l.js.PublishMsgAsync(outMsg(a.Message))
 			if err != nil {
-				l.retryLater(batch, err, "publish IM_OUT")
-				return
+				return fmt.Errorf("publish IM_OUT: %w", err)
 			}
 			futures = append(futures, f)
 		}
@@ -115,16 +115,15 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			l.retryLater(batch, err, "IM_OUT ack")
-			return
+			return fmt.Errorf("IM_OUT ack: %w", err)
 		case <-storeCtx.Done():
-			l.retryLater(batch, storeCtx.Err(), "IM_OUT ack")
-			return
+			return fmt.Errorf("IM_OUT ack: %w", storeCtx.Err())
 		}
 	}
 	if err := batch[len(batch)-1].Ack(); err != nil {
 		l.cfg.Logger.Warn().Err(err).Msg("ack IM_IN batch")
 	}
+	return nil
 }
 
 // outMsg encodes a stored message for IM_OUT: the body as data, the rest in headers,
@@ -150,13 +149,5 @@ func (l *Logic) replyAck(subject string, ack schema.SendAck) {
 	}
 	if err := l.nc.Publish(subject, data); err != nil {
 		l.cfg.Logger.Warn().Err(err).Str("subject", subject).Msg("reply ack")
-	}
-}
-
-// retryLater naks a batch so JetStream redelivers it after a pause.
-func (l *Logic) retryLater(batch []jetstream.Msg, err error, what string) {
-	l.cfg.Logger.Error().Err(err).Int("batch", len(batch)).Msg("ingest failed at " + what + "; batch will be redelivered")
-	for _, m := range batch {
-		_ = m.NakWithDelay(500 * time.Millisecond)
 	}
 }

@@ -43,16 +43,16 @@ func (c *Config) defaults() {
 
 // Logic is one logic node.
 type Logic struct {
-	cfg  Config               // set once at construction
-	nc   *nats.Conn           // set once at construction
-	js   jetstream.JetStream  // set once at construction
-	msgs store.MessageStore   // set once at construction
-	meta store.MetaStore      // set once at construction
-	svc  micro.Service        // set by Start
-	sem  chan struct{}        // bounds service handlers in flight
-	stop context.CancelFunc   // set by Start
-	wg   sync.WaitGroup       // partition consumers and service handlers
-	m    *metrics             // set once at construction
+	cfg  Config              // set once at construction
+	nc   *nats.Conn          // set once at construction
+	js   jetstream.JetStream // set once at construction
+	msgs store.MessageStore  // set once at construction
+	meta store.MetaStore     // set once at construction
+	svc  micro.Service       // set by Start
+	sem  chan struct{}       // bounds service handlers in flight
+	stop context.CancelFunc  // set by Start
+	wg   sync.WaitGroup      // partition consumers and service handlers
+	m    *metrics            // set once at construction
 }
 
 // New returns a logic node over the given NATS connection and stores.

@@ -412,4 +412,3 @@ func newRoomID() string {
 	}
 	return string(b[:])
 }
-

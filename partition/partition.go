@@ -43,10 +43,11 @@ func (c *Config) defaults() {
 	}
 }
 
-// Handler processes one batch, in stream order. The consumer acks with AckAll, so
-// acking the last message acks the batch; a handler that cannot process the batch
-// naks (or leaves it) for redelivery.
-type Handler func(ctx context.Context, batch []jetstream.Msg)
+// Handler processes one batch, in stream order, and acks it by acking its last
+// message (the consumer acks with AckAll). A handler that fails returns an error
+// without acking, and Run hands it the same batch again after a pause: moving on
+// would let the next batch's ack cover the failed one, and reorder the partition.
+type Handler func(ctx context.Context, batch []jetstream.Msg) error
 
 // Ensure creates or updates the partition's durable consumer. On an interest-retention
 // stream the consumer must exist before anything is published, or the message has no
@@ -116,6 +117,18 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, handle Handler
 				break fill
 			}
 		}
-		handle(ctx, batch)
+		for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+			err := handle(ctx, batch)
+			if err == nil {
+				break
+			}
+			cfg.Logger.Error().Err(err).Str("consumer", cfg.Durable).Int("batch", len(batch)).
+				Dur("retry_in", backoff).Msg("batch failed; retrying it")
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+		}
 	}
 }

@@ -53,7 +53,7 @@ type Config struct {
 	// well under NATS's max payload (1 MiB by default), and keeps one frame from
 	// filling a slow connection's queue at once. Default 64 KiB.
 	MaxFrameBytes int
-	Logger       zerolog.Logger
+	Logger        zerolog.Logger
 }
 
 func (c *Config) defaults() {
@@ -111,8 +111,9 @@ func (p *Pusher) Start(ctx context.Context) error {
 		// published seqs need no lock.
 		last := make(map[string]int64)
 		p.wg.Go(func() {
-			err := partition.Run(runCtx, p.js, pc, func(ctx context.Context, batch []jetstream.Msg) {
+			err := partition.Run(runCtx, p.js, pc, func(ctx context.Context, batch []jetstream.Msg) error {
 				p.push(batch, last)
+				return nil
 			})
 			if err != nil {
 				p.cfg.Logger.Error().Err(err).Int("partition", i).Msg("pusher partition stopped")
