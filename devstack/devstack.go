@@ -225,11 +225,14 @@ func (s *Stack) close(ctx context.Context) {
 	for _, r := range s.nodes {
 		r.Stop()
 	}
-	for _, gw := range s.Gateways {
-		gw.Shutdown(ctx)
-	}
+	// HTTP first: no new connections, and requests in flight (a POST waiting for its
+	// ack) finish while logic still runs. WebSockets are hijacked, so they are not
+	// waited for here: the gateways close them next.
 	for _, srv := range s.servers {
 		_ = srv.Shutdown(ctx)
+	}
+	for _, gw := range s.Gateways {
+		gw.Shutdown(ctx)
 	}
 	if s.Pusher != nil {
 		s.Pusher.Stop()

@@ -22,6 +22,12 @@ func (g *Gateway) startCatchUp(r *room, c *conn, rc *roomConn) {
 func (g *Gateway) catchUp(r *room, c *conn, rc *roomConn, generation uint64) {
 	backoff := 50 * time.Millisecond
 	for {
+		// Flow control: a page goes out only once the connection has written most of
+		// what is queued, so a long catch-up paces itself to the client instead of
+		// overflowing its queue (4008).
+		if !c.waitQueueBelow(c.gw.cfg.MaxQueueBytes / 4) {
+			return
+		}
 		r.mu.Lock()
 		if !g.catchUpCurrent(r, c, rc, generation) {
 			r.mu.Unlock()
@@ -50,10 +56,12 @@ func (g *Gateway) catchUp(r *room, c *conn, rc *roomConn, generation uint64) {
 		for len(page) > 0 && page[0].Seq <= rc.delivered {
 			page = page[1:]
 		}
-		if len(page) > 0 {
-			c.enqueue(schema.AppendMsgsFrame(nil, r.id, page))
-			metricDeliveries.Add(float64(len(page)))
-			rc.delivered = page[len(page)-1].Seq
+		for len(page) > 0 {
+			n := frameLength(page)
+			c.enqueue(schema.AppendMsgsFrame(nil, r.id, page[:n]))
+			metricDeliveries.Add(float64(n))
+			rc.delivered = page[n-1].Seq
+			page = page[n:]
 		}
 		if more {
 			r.mu.Unlock()
@@ -100,6 +108,23 @@ func (g *Gateway) drainHeld(r *room, c *conn, rc *roomConn) bool {
 	}
 	rc.catchingUp = false
 	return true
+}
+
+// waitQueueBelow waits until the connection's queue holds fewer than limit bytes; it
+// returns false if the connection closes first.
+func (c *conn) waitQueueBelow(limit int) bool {
+	for {
+		c.writeMu.Lock()
+		queued, closing := c.queuedBytes, c.closing
+		c.writeMu.Unlock()
+		switch {
+		case closing:
+			return false
+		case queued < limit:
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func (c *conn) isClosing() bool {

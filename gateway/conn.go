@@ -120,6 +120,20 @@ func (c *conn) readLoop() {
 			continue
 		}
 		if !c.handle(data) {
+			c.drainReads()
+			return
+		}
+	}
+}
+
+// drainReads reads and drops what the client still sends after the server started a
+// close, until the client answers it or a second passes. Closing the socket with
+// unread input would reset the connection, and the client would lose the close frame
+// with its code.
+func (c *conn) drainReads() {
+	_ = c.ws.SetReadDeadline(time.Now().Add(time.Second))
+	for {
+		if _, _, err := c.ws.NextReader(); err != nil {
 			return
 		}
 	}

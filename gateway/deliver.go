@@ -77,16 +77,37 @@ func (g *Gateway) onMsgs(r *room, m *nats.Msg) {
 		from := r.lastSeq
 		r.mu.Unlock()
 		metricGapFills.Inc()
-		fill, err := g.fetchRange(r.id, from, first-1)
+		fill, err := g.fetchRange(r.id, from, first-1, maxGapFill)
 		r.mu.Lock()
 		if err != nil {
 			g.log.Warn().Err(err).Str("room", r.id).Msg("gap fill failed; connections will catch up on their own")
-		} else if len(fill) > 0 {
-			frame := schema.AppendMsgsFrame(nil, r.id, fill)
-			g.relay(r, fill[0].Seq, fill[len(fill)-1].Seq, frame)
+		}
+		for len(fill) > 0 {
+			n := frameLength(fill)
+			g.relay(r, fill[0].Seq, fill[n-1].Seq, schema.AppendMsgsFrame(nil, r.id, fill[:n]))
+			fill = fill[n:]
 		}
 	}
 	g.relay(r, first, last, m.Data)
+}
+
+// maxGapFill bounds a room-level gap fill, which holds up the delivery worker of the
+// room: connections still behind after it catch up on their own goroutines.
+const maxGapFill = 1000
+
+// maxBuiltFrame caps the frames the gateway builds from history, as pusher caps its.
+const maxBuiltFrame = 64 << 10
+
+// frameLength is how many of msgs fit one built frame (at least one).
+func frameLength(msgs []schema.Message) int {
+	size := 0
+	for i, m := range msgs {
+		size += len(m.User) + len(m.Body) + 32
+		if i > 0 && size > maxBuiltFrame {
+			return i
+		}
+	}
+	return len(msgs)
 }
 
 // relay hands one frame to every subscribed connection of r. Callers hold r.mu.
@@ -246,10 +267,11 @@ func (g *Gateway) onUserEvent(user string, m *nats.Msg) {
 	}
 }
 
-// fetchRange reads messages after..to of a room from history, page by page.
-func (g *Gateway) fetchRange(room string, after, to int64) ([]schema.Message, error) {
+// fetchRange reads messages after..to of a room from history, page by page, at most
+// limit of them.
+func (g *Gateway) fetchRange(room string, after, to int64, limit int) ([]schema.Message, error) {
 	var out []schema.Message
-	for after < to {
+	for after < to && len(out) < limit {
 		page, more, err := g.historyPage(room, after)
 		if err != nil {
 			return nil, err

@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/laneim/laneim/logging"
 	"github.com/laneim/laneim/schema"
 )
 
@@ -107,7 +109,8 @@ type Gateway struct {
 	users    *users              // user registry (user event subscriptions)
 	sends    *sends              // sends waiting for their ack
 	httpRate *userLimits         // per-user HTTP rate limits
-	workers  []chan *nats.Msg    // set once at construction; room and user messages, by hash
+	workers  []chan *nats.Msg    // set once at construction; room msgs and ticks, by room hash
+	control  chan *nats.Msg      // set once at construction; member, read and kick events
 	log      zerolog.Logger      // set once at construction
 
 	mu       sync.Mutex
@@ -119,8 +122,13 @@ type Gateway struct {
 }
 
 // workerQueue is each delivery worker's channel size: NATS drops messages for a full
-// channel (a slow consumer), which the gap fill then repairs from history.
+// channel (a slow consumer), which the gap fill then repairs from history, and the
+// next tick supersedes a lost one.
 const workerQueue = 16384
+
+// controlQueue is the channel size of membership, read and kick events. They are few,
+// nothing repairs a lost one, and they never wait behind room traffic on one channel.
+const controlQueue = 1 << 16
 
 // New returns a gateway over nc. Call Start before serving.
 func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
@@ -153,6 +161,22 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 	for i := range g.workers {
 		g.workers[i] = make(chan *nats.Msg, workerQueue)
 	}
+	g.control = make(chan *nats.Msg, controlQueue)
+	// A full worker channel drops messages (nats.go reports a slow consumer). Frames
+	// are repaired by gap fill and ticks superseded, but it must be visible.
+	slowLog := logging.NewRateLimited(10*time.Second, 1)
+	nc.SetErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrSlowConsumer) {
+			metricNATSSlow.Inc()
+		}
+		if slowLog.Allow() {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			g.log.Warn().Err(err).Str("subject", subject).Msg("NATS async error")
+		}
+	})
 	return g, nil
 }
 
@@ -167,7 +191,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		cancel()
 		return err
 	}
-	for _, ch := range g.workers {
+	for _, ch := range append([]chan *nats.Msg{g.control}, g.workers...) {
 		g.wg.Go(func() { g.deliverLoop(runCtx, ch) })
 	}
 	return g.nc.FlushWithContext(ctx)

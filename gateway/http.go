@@ -230,7 +230,15 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, user strin
 	if e := checkSend(&d, g.cfg.MaxBodyBytes); e != nil {
 		return e
 	}
-	// Membership: logic checks it at ingest and answers forbidden.
+	// Logic checks membership at ingest too, but a send it refuses burns the nonce for
+	// the dedupe window: ask first.
+	var state schema.RoomStateReply
+	if err := g.call(r.Context(), subjects.SvcRoomState, schema.RoomStateReq{User: user, Room: d.Room}, &state); err != nil {
+		return err
+	}
+	if !state.Member {
+		return schema.Errorf(schema.CodeForbidden, "not a member of room %s", d.Room)
+	}
 	acked := make(chan schema.SendAck, 1)
 	g.sends.submit(d.Room, user, d.Nonce, d.Body, func(ack schema.SendAck) { acked <- ack })
 	select {

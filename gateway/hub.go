@@ -142,7 +142,7 @@ func (h *hub) updateSubscriptions(r *room) {
 		r.lastSeq = 0 // frames may be missed while unsubscribed
 	}
 	r.tickSub = h.setSub(r.tickSub, passive > 0, subjects.RoomTickT(r.id), r.worker)
-	r.eventsSub = h.setSub(r.eventsSub, len(r.conns) > 0, subjects.RoomEventsT(r.id), r.worker)
+	r.eventsSub = h.setSub(r.eventsSub, len(r.conns) > 0, subjects.RoomEventsT(r.id), h.gw.control)
 }
 
 // setSub subscribes or unsubscribes subject to match want. Subscriptions deliver into

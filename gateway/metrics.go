@@ -32,6 +32,9 @@ var (
 	metricRateLimited = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_rate_limited_total", Help: "Client frames and HTTP requests refused with rate_limited.",
 	})
+	metricNATSSlow = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_gateway_nats_slow_consumer_total", Help: "NATS messages dropped because a delivery worker fell behind.",
+	})
 	metricGapFills = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_gap_fills_total", Help: "Gaps in a room's live frames filled from history.",
 	})

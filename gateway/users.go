@@ -29,7 +29,7 @@ func (u *users) add(c *conn) error {
 	u.mu.Lock()
 	e := u.m[c.user]
 	if e == nil {
-		sub, err := u.gw.nc.ChanSubscribe(subjects.UserEventsT(c.user), u.gw.worker(c.user))
+		sub, err := u.gw.nc.ChanSubscribe(subjects.UserEventsT(c.user), u.gw.control)
 		if err != nil {
 			u.mu.Unlock()
 			return err
