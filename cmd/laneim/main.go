@@ -19,6 +19,7 @@ usage:
   laneim dev [flags]           run every role in one process (embedded NATS + SQLite)
   laneim token [flags] USER    print a client token signed with the configured secret
   laneim chat [flags] ROOM     chat in ROOM from the terminal
+  laneim bench SCENARIO        load-test a laneIM on this machine (fanout, ack, ingest, conns)
 
 Run "laneim COMMAND -h" for a command's flags.
 `
@@ -36,6 +37,8 @@ func main() {
 		err = runToken(args)
 	case "chat":
 		err = runChat(args)
+	case "bench":
+		err = runBench(args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return
