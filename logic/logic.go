@@ -49,10 +49,13 @@ type Logic struct {
 	msgs store.MessageStore  // set once at construction
 	meta store.MetaStore     // set once at construction
 	svc  micro.Service       // set by Start
-	sem  chan struct{}       // bounds service handlers in flight
-	stop context.CancelFunc  // set by Start
-	wg   sync.WaitGroup      // partition consumers and service handlers
-	m    *metrics            // set once at construction
+	// Service handlers in flight, bounded apart for history (bulk reads) and for
+	// everything else, so a flood of history pages cannot hold up a subscribe.
+	historySem chan struct{}
+	serviceSem chan struct{}
+	stop       context.CancelFunc // set by Start
+	wg         sync.WaitGroup     // partition consumers and service handlers
+	m          *metrics           // set once at construction
 }
 
 // New returns a logic node over the given NATS connection and stores.
@@ -64,8 +67,9 @@ func New(cfg Config, nc *nats.Conn, msgs store.MessageStore, meta store.MetaStor
 	}
 	return &Logic{
 		cfg: cfg, nc: nc, js: js, msgs: msgs, meta: meta,
-		sem: make(chan struct{}, cfg.ServiceWorkers),
-		m:   newMetrics(),
+		historySem: make(chan struct{}, cfg.ServiceWorkers),
+		serviceSem: make(chan struct{}, cfg.ServiceWorkers),
+		m:          newMetrics(),
 	}, nil
 }
 

@@ -57,9 +57,13 @@ func (l *Logic) startServices() error {
 // one slow history read must not hold up every other request.
 func (l *Logic) serve(name string, handle func(ctx context.Context, data []byte) (any, error)) micro.Handler {
 	return micro.HandlerFunc(func(req micro.Request) {
-		l.sem <- struct{}{}
+		sem := l.serviceSem
+		if name == "history" {
+			sem = l.historySem
+		}
+		sem <- struct{}{}
 		l.wg.Go(func() {
-			defer func() { <-l.sem }()
+			defer func() { <-sem }()
 			ctx, cancel := context.WithTimeout(context.Background(), l.cfg.StoreTimeout)
 			defer cancel()
 			out, err := handle(ctx, req.Data())
