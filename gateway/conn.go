@@ -43,7 +43,10 @@ type conn struct {
 	flushOnClose bool     // guarded by writeMu
 
 	limiter *rate.Limiter // set once at construction; nil without a rate limit
-	refused int           // owned by the read loop: frames refused in a row
+	// refusals bounds the rate_limited replies themselves: a client refused faster than
+	// it is allowed to send is not slowing down, and is closed with 4029. Set once at
+	// construction; nil without a rate limit.
+	refusals *rate.Limiter
 
 	// memberMu serializes the connection's membership changes, including their hub
 	// registration, so that the hub never holds a room the connection has left.
@@ -67,6 +70,7 @@ func (g *Gateway) ServeWS(w http.ResponseWriter, r *http.Request) {
 		readerDone: make(chan struct{}),
 		rooms:      make(map[string]struct{}),
 		limiter:    newLimiter(g.cfg.RateLimit),
+		refusals:   newLimiter(g.cfg.RateLimit),
 	}
 	if !g.addConn(c) {
 		_ = ws.WriteControl(websocket.CloseMessage,
@@ -160,18 +164,14 @@ func (c *conn) handle(data []byte) bool {
 	metricFramesRead.WithLabelValues(opLabel(f.Op)).Inc()
 	if f.Op != schema.OpHeartbeat && c.limiter != nil {
 		if !c.limiter.Allow() {
-			c.refused++
 			metricRateLimited.Inc()
-			if c.refused >= c.limiter.Burst() {
-				// A client that ignores a whole burst of rate_limited replies is
-				// not going to slow down.
+			if !c.refusals.Allow() {
 				c.close(schema.CloseRateLimited, "rate limited")
 				return false
 			}
 			c.replyError(f.Rid, schema.Errorf(schema.CodeRateLimited, "over %g frames a second", float64(c.limiter.Limit())))
 			return true
 		}
-		c.refused = 0
 	}
 	switch f.Op {
 	case schema.OpHeartbeat:

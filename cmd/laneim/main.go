@@ -4,6 +4,7 @@
 //	laneim dev          every role in one process on embedded NATS and SQLite
 //	laneim token USER   print a client JWT signed with the configured secret
 //	laneim chat ROOM    a small terminal chat client
+//	laneim bench ...    load tests against running gateways or an embedded stack
 package main
 
 import (
