@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/laneim/laneim/schema"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -112,4 +113,28 @@ func TestBodyRelayedByteForByte(t *testing.T) {
 	_ = json.Unmarshal(mustHTTP(t, s, "alice", "GET", "/v1/rooms/r/messages", nil, http.StatusOK), &page)
 	msgs, _ = page.Messages()
 	check("HTTP history", msgs[0].Body)
+}
+
+// TestFrameSizes: frames of every WebSocket length encoding (7-bit, 16-bit and 64-bit
+// lengths) reach the client intact.
+func TestFrameSizes(t *testing.T) {
+	s := startStack(t, t.TempDir(), nil)
+	room(t, s, "r", "alice", false)
+	alice := connect(t, s, "alice")
+	body := `"` + strings.Repeat("z", 4000) + `"`
+	for i := range 20 {
+		ackSeq(t, alice.call("send", map[string]any{"room": "r", "nonce": fmt.Sprint(i), "body": json.RawMessage(body)}))
+	}
+	alice.mustCall("heartbeat", map[string]any{}, "heartbeat_ack") // a 7-bit frame
+	h := alice.mustCall("history", map[string]any{"room": "r", "limit": 20}, "history")
+	if len(h.raw) <= 65535 {
+		t.Fatalf("history frame of %d bytes does not need a 64-bit length", len(h.raw))
+	}
+	if b := h.batch(t); len(b.Msgs) != 20 {
+		t.Fatalf("history has %d messages", len(b.Msgs))
+	}
+	alice.mustCall("subscribe", map[string]any{"room": "r", "since": 19}, "subscribed")
+	if msgs := alice.collect("r", 20, 20, 5*time.Second); string(msgs[0].Body) != body {
+		t.Fatal("16-bit length frame garbled")
+	}
 }

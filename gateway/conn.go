@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -41,6 +42,7 @@ type conn struct {
 	closeCode    int      // guarded by writeMu
 	closeReason  string   // guarded by writeMu
 	flushOnClose bool     // guarded by writeMu
+	pong         []byte   // guarded by writeMu: a ping to answer, nil if none
 
 	limiter *rate.Limiter // set once at construction; nil without a rate limit
 	// refusals bounds the rate_limited replies themselves: a client refused faster than
@@ -94,10 +96,19 @@ func (g *Gateway) ServeWS(w http.ResponseWriter, r *http.Request) {
 
 func (c *conn) readLoop() {
 	cfg := &c.gw.cfg
-	c.ws.SetReadLimit(int64(cfg.MaxFrameBytes))
+	// Gorilla would answer pings, closes and oversized frames by writing from this
+	// goroutine, racing the write loop's own writes on the socket: route them there.
+	c.ws.SetPingHandler(c.queuePong)
+	c.ws.SetCloseHandler(func(code int, _ string) error {
+		if code == websocket.CloseNoStatusReceived {
+			code = websocket.CloseNormalClosure
+		}
+		c.close(code, "")
+		return nil
+	})
 	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.IdentifyTimeout))
 	for {
-		kind, data, err := c.ws.ReadMessage()
+		kind, data, err := c.readFrame(cfg.MaxFrameBytes)
 		if err != nil {
 			var ne net.Error
 			switch {
@@ -107,9 +118,10 @@ func (c *conn) readLoop() {
 				} else {
 					c.close(schema.CloseHeartbeatTimeout, "heartbeat timeout")
 				}
-			case errors.Is(err, websocket.ErrReadLimit):
-				// gorilla has already sent 1009.
+			case errors.Is(err, errFrameTooLarge):
 				metricTooLarge.Inc()
+				c.startClose(schema.CloseTooLarge, "frame too large", false)
+				c.drainReads()
 			}
 			return
 		}
@@ -128,6 +140,24 @@ func (c *conn) readLoop() {
 			return
 		}
 	}
+}
+
+var errFrameTooLarge = errors.New("frame over max_frame_bytes")
+
+// readFrame reads one message of at most limit bytes.
+func (c *conn) readFrame(limit int) (int, []byte, error) {
+	kind, r, err := c.ws.NextReader()
+	if err != nil {
+		return 0, nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(data) > limit {
+		return 0, nil, errFrameTooLarge
+	}
+	return kind, data, nil
 }
 
 // drainReads reads and drops what the client still sends after the server started a

@@ -143,8 +143,10 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		conns: make(map[*conn]struct{}),
 	}
 	g.upgrader = websocket.Upgrader{
-		ReadBufferSize:  4096,
-		WriteBufferSize: 4096,
+		ReadBufferSize: 4096,
+		// The write loop writes frames itself; gorilla's buffer serves only the
+		// final close frame, so it comes from a pool instead of every connection.
+		WriteBufferPool: &sync.Pool{},
 		// Clients are browsers on other origins and native apps; authentication is
 		// the token in identify, not cookies, so any origin may connect.
 		CheckOrigin: func(*http.Request) bool { return true },

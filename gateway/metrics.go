@@ -17,6 +17,9 @@ var (
 	metricFramesWritten = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_frames_written_total", Help: "Frames written to clients.",
 	})
+	metricWrites = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_gateway_writes_total", Help: "Socket writes to clients; each carries every frame queued at the time.",
+	})
 	metricDeliveries = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_deliveries_total", Help: "Messages queued to subscribed connections.",
 	})
