@@ -28,7 +28,14 @@ type Config struct {
 	// PinnedTTL is how long a silent pinned node keeps its partition before the server
 	// pins another. Default 10s.
 	PinnedTTL time.Duration
-	Logger    zerolog.Logger
+	// MaxLinger enables pacing: batches are handed over at most every interval, an
+	// interval that grows with the partition's message rate (LingerPerMessage for
+	// every message a second) up to MaxLinger. An idle partition hands its first
+	// message over at once; a busy one merges a window's worth into one batch. Zero:
+	// no pacing (every batch at once).
+	MaxLinger        time.Duration
+	LingerPerMessage time.Duration
+	Logger           zerolog.Logger
 }
 
 func (c *Config) defaults() {
@@ -41,6 +48,32 @@ func (c *Config) defaults() {
 	if c.PinnedTTL <= 0 {
 		c.PinnedTTL = 10 * time.Second
 	}
+}
+
+// pacer spaces batches out as Config.MaxLinger describes. Owned by Run's loop.
+type pacer struct {
+	last time.Time // when the last batch was handed over
+	rate float64   // messages a second, smoothed
+}
+
+// wait is how long to linger before handing over a batch that starts now.
+func (p *pacer) wait(cfg Config, now time.Time) time.Duration {
+	if cfg.MaxLinger <= 0 || p.last.IsZero() {
+		return 0
+	}
+	interval := min(cfg.MaxLinger, time.Duration(p.rate*float64(cfg.LingerPerMessage)))
+	return p.last.Add(interval).Sub(now)
+}
+
+// handed records a batch of n messages handed over at now.
+func (p *pacer) handed(n int, now time.Time) {
+	if !p.last.IsZero() {
+		// The rate over the time since the last batch, smoothed over a few batches;
+		// a pause long enough brings it back near zero at the next message.
+		elapsed := max(now.Sub(p.last).Seconds(), 0.001)
+		p.rate = 0.7*p.rate + 0.3*(float64(n)/elapsed)
+	}
+	p.last = now
 }
 
 // Handler processes one batch, in stream order, and acks it by acking its last
@@ -101,12 +134,30 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, handle Handler
 	defer cc.Stop()
 
 	batch := make([]jetstream.Msg, 0, cfg.BatchSize)
+	var pace pacer
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case m := <-incoming:
 			batch = append(batch[:0], m)
+		}
+		// Under load, wait out the pacing window collecting what arrives.
+		if wait := pace.wait(cfg, time.Now()); wait > 0 {
+			timer := time.NewTimer(wait)
+		linger:
+			for len(batch) < cfg.BatchSize {
+				select {
+				case m := <-incoming:
+					batch = append(batch, m)
+				case <-timer.C:
+					break linger
+				case <-ctx.Done():
+					timer.Stop()
+					return nil
+				}
+			}
+			timer.Stop()
 		}
 	fill:
 		for len(batch) < cfg.BatchSize {
@@ -117,6 +168,7 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, handle Handler
 				break fill
 			}
 		}
+		pace.handed(len(batch), time.Now())
 		for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 			err := handle(ctx, batch)
 			if err == nil {

@@ -45,10 +45,19 @@ const maxTrackedRooms = 100_000
 
 // Config configures a pusher node. The zero value means the defaults.
 type Config struct {
-	// BatchSize caps the IM_OUT messages taken at once. Default 512.
+	// BatchSize caps the IM_OUT messages taken at once; a full window of a busy
+	// partition fits one batch. Default 4096.
 	BatchSize int
 	// TickInterval is how often a room's tick is published at most. Default 250ms.
 	TickInterval time.Duration
+	// MaxWindow caps how long pusher holds a room's messages to merge them into one
+	// frame. The window grows with the partition's message rate (WindowPerMessage for
+	// every message a second): near zero when idle, so a lone message goes out at
+	// once, and up to MaxWindow under load, where the cost of a frame (one write per
+	// subscriber) dominates and merging is what keeps a 10,000-member room within
+	// reach. Default 150ms; negative disables merging across batches.
+	MaxWindow        time.Duration
+	WindowPerMessage time.Duration // default 750µs
 	// MaxFrameBytes caps one msgs frame (a frame holds at least one message). It stays
 	// well under NATS's max payload (1 MiB by default), and keeps one frame from
 	// filling a slow connection's queue at once. Default 64 KiB.
@@ -58,10 +67,16 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.BatchSize <= 0 {
-		c.BatchSize = 512
+		c.BatchSize = 4096
 	}
 	if c.TickInterval <= 0 {
 		c.TickInterval = 250 * time.Millisecond
+	}
+	if c.MaxWindow == 0 {
+		c.MaxWindow = 150 * time.Millisecond
+	}
+	if c.WindowPerMessage <= 0 {
+		c.WindowPerMessage = 750 * time.Microsecond
 	}
 	if c.MaxFrameBytes <= 0 {
 		c.MaxFrameBytes = 64 << 10
@@ -101,11 +116,13 @@ func (p *Pusher) Start(ctx context.Context) error {
 	p.stop = cancel
 	for i := range partitions {
 		pc := partition.Config{
-			Stream:    subjects.StreamOut,
-			Durable:   subjects.OutConsumerT(i),
-			Filter:    subjects.OutPartitionT(i),
-			BatchSize: p.cfg.BatchSize,
-			Logger:    p.cfg.Logger,
+			Stream:           subjects.StreamOut,
+			Durable:          subjects.OutConsumerT(i),
+			Filter:           subjects.OutPartitionT(i),
+			BatchSize:        p.cfg.BatchSize,
+			MaxLinger:        max(p.cfg.MaxWindow, 0),
+			LingerPerMessage: p.cfg.WindowPerMessage,
+			Logger:           p.cfg.Logger,
 		}
 		// The rooms of one partition are this goroutine's alone, so their last
 		// published seqs need no lock.
