@@ -104,7 +104,7 @@ func renderSVG(title, subtitle string, panels []plotPanel, n int) string {
 		for _, tick := range yTicks(lo, hi, p.log) {
 			y := yOf(tick)
 			fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#eee"/>`+"\n", plotLeft, y, plotLeft+plotW, y)
-			fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s%s</text>`+"\n", plotLeft-6, y+4, fmtTick(tick), p.unit)
+			fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", plotLeft-6, y+4, p.tickLabel(tick))
 		}
 		for _, i := range xTicks(n) {
 			x := xOf(i)
@@ -216,6 +216,15 @@ func xTicks(n int) []int {
 }
 
 // fmtTick writes an axis value compactly: 0.1, 5, 20k, 1.5M.
+// tickLabel labels an axis tick: latencies of a second and more in seconds ("2s",
+// not "2kms"), everything else with the panel's unit.
+func (p plotPanel) tickLabel(v float64) string {
+	if p.unit == "ms" && v >= 1000 {
+		return fmtTick(v/1000) + "s"
+	}
+	return fmtTick(v) + p.unit
+}
+
 func fmtTick(v float64) string {
 	switch {
 	case v >= 1e6:
