@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 
@@ -35,6 +36,13 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/dev/token", g.devToken)
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.Handle("GET /metrics", promhttp.Handler())
+	if g.cfg.Dev {
+		// Profiles of the whole dev process, for `go tool pprof`: dev only, as
+		// profiles expose internals.
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, schema.Errorf(schema.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
