@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/sync/errgroup"
 )
 
 // wsConn is a bench connection's socket and what may write to it.
@@ -189,40 +190,17 @@ func newPool(cfg poolConfig) *pool {
 // connect sets up every connection, cfg.concurrency at a time, and starts their read
 // loops. On an error the connections made so far stay open: close the pool.
 func (p *pool) connect(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-		next  = make(chan *member)
-	)
-	for range min(p.cfg.concurrency, len(p.members)) {
-		wg.Go(func() {
-			for m := range next {
-				if err := p.connectMember(ctx, m); err != nil {
-					once.Do(func() {
-						first = fmt.Errorf("connection %d (%s): %w", m.index, m.user, err)
-						cancel()
-					})
-				}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.cfg.concurrency)
+	for _, m := range p.members {
+		g.Go(func() error {
+			if err := p.connectMember(ctx, m); err != nil {
+				return fmt.Errorf("connection %d (%s): %w", m.index, m.user, err)
 			}
+			return nil
 		})
 	}
-feed:
-	for _, m := range p.members {
-		select {
-		case next <- m:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	if first != nil {
-		return first
-	}
-	return ctx.Err()
+	return g.Wait()
 }
 
 func (p *pool) connectMember(ctx context.Context, m *member) error {

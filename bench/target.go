@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/laneim/laneim/auth"
 	"github.com/laneim/laneim/client"
@@ -238,36 +239,12 @@ func (t *target) roomSeq(ctx context.Context, user, room string) (int64, error) 
 // joinAll adds every user to room, each joining itself (the room is public), with at
 // most concurrency requests at once, spread over the gateways.
 func (t *target) joinAll(ctx context.Context, room string, users []string, concurrency int) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-		next  = make(chan int)
-	)
-	for range min(concurrency, len(users)) {
-		wg.Go(func() {
-			for i := range next {
-				err := t.do(ctx, i, users[i], http.MethodPut, "/v1/rooms/"+room+"/members/"+users[i], nil, nil)
-				if err != nil {
-					once.Do(func() { first = err; cancel() })
-				}
-			}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(concurrency)
+	for i, user := range users {
+		g.Go(func() error {
+			return t.do(ctx, i, user, http.MethodPut, "/v1/rooms/"+room+"/members/"+user, nil, nil)
 		})
 	}
-feed:
-	for i := range users {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	if first != nil {
-		return first
-	}
-	return ctx.Err()
+	return g.Wait()
 }
