@@ -106,17 +106,15 @@ func (s *sends) onPubAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubAc
 	if !pa.Duplicate {
 		return
 	}
-	key := sendKey{roomOfIn(m.Subject), m.Header.Get(subjects.HeaderUser), m.Header.Get(subjects.HeaderNonce)}
+	key := sendKey{subjects.RoomOfStored(m.Subject), m.Header.Get(subjects.HeaderUser), m.Header.Get(subjects.HeaderNonce)}
 	s.gw.wg.Go(func() { s.lookup(key) })
 }
 
 func (s *sends) onPubErr(_ jetstream.JetStream, m *nats.Msg, err error) {
 	s.gw.log.Warn().Err(err).Str("subject", m.Subject).Msg("IM_IN publish failed")
-	key := sendKey{roomOfIn(m.Subject), m.Header.Get(subjects.HeaderUser), m.Header.Get(subjects.HeaderNonce)}
+	key := sendKey{subjects.RoomOfStored(m.Subject), m.Header.Get(subjects.HeaderUser), m.Header.Get(subjects.HeaderNonce)}
 	s.fail(key, schema.Errorf(schema.CodeUnavailable, "ingest unavailable, retry with the same nonce"))
 }
-
-func roomOfIn(subject string) string { return subjects.RoomOfStored(subject) }
 
 // lookup polls logic for a duplicate's stored seq until it is stored or the send
 // times out.

@@ -55,7 +55,6 @@ type Logic struct {
 	serviceSem chan struct{}
 	stop       context.CancelFunc // set by Start
 	wg         sync.WaitGroup     // partition consumers and service handlers
-	m          *metrics           // set once at construction
 }
 
 // New returns a logic node over the given NATS connection and stores.
@@ -69,7 +68,6 @@ func New(cfg Config, nc *nats.Conn, msgs store.MessageStore, meta store.MetaStor
 		cfg: cfg, nc: nc, js: js, msgs: msgs, meta: meta,
 		historySem: make(chan struct{}, cfg.ServiceWorkers),
 		serviceSem: make(chan struct{}, cfg.ServiceWorkers),
-		m:          newMetrics(),
 	}, nil
 }
 

@@ -28,7 +28,3 @@ var (
 		Name: "laneim_logic_service_errors_total", Help: "Service requests answered with an error, by endpoint and code.",
 	}, []string{"endpoint", "code"})
 )
-
-type metrics struct{}
-
-func newMetrics() *metrics { return &metrics{} }

@@ -62,8 +62,8 @@ func partitionDest(n int) string {
 	return strings.Replace(partitionExpr, "%d", strconv.Itoa(n), 1)
 }
 
-// RoomOfStored returns the room token of a stored (partitioned) IM_IN or IM_OUT subject
-// "im.in.<p>.<room>".
+// RoomOfStored returns the room token of an IM_IN or IM_OUT subject, stored
+// ("im.in.<p>.<room>") or as published ("im.in.<room>"): the room is the last token.
 func RoomOfStored(subject string) string {
 	if i := strings.LastIndexByte(subject, '.'); i >= 0 {
 		return subject[i+1:]
@@ -103,15 +103,6 @@ func RoomTickT(room string) string { return roomPrefix + room + ".tick" }
 // RoomEventsT is the subject of a room's member events.
 func RoomEventsT(room string) string { return roomPrefix + room + ".events" }
 
-// RoomOf returns the room token of an im.room.<room>.<kind> subject.
-func RoomOf(subject string) string {
-	rest := strings.TrimPrefix(subject, roomPrefix)
-	if i := strings.IndexByte(rest, '.'); i >= 0 {
-		return rest[:i]
-	}
-	return rest
-}
-
 // User subjects (core NATS): read sync and the user's own membership changes.
 const (
 	UserEvents = "im.user.*.events"
@@ -120,15 +111,6 @@ const (
 
 // UserEventsT is the subject of events targeted at every session of user.
 func UserEventsT(user string) string { return userPrefix + user + ".events" }
-
-// UserOf returns the user token of an im.user.<user>.events subject.
-func UserOf(subject string) string {
-	rest := strings.TrimPrefix(subject, userPrefix)
-	if i := strings.IndexByte(rest, '.'); i >= 0 {
-		return rest[:i]
-	}
-	return rest
-}
 
 // Gateway ack subjects: logic replies to the gateway that published a send here.
 const GatewayAcks = "im.gw.*.acks"
