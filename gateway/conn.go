@@ -31,7 +31,8 @@ type conn struct {
 	user    string          // set once by identify, before any other goroutine reads it
 	session string          // set once by identify
 
-	wake       chan struct{} // signals the writer; capacity 1
+	wake       chan struct{} // signals a running write loop; capacity 1
+	wsClosed   chan struct{} // closed when the write loop has closed the socket
 	done       chan struct{} // closed when the connection is fully torn down
 	readerDone chan struct{} // closed when the read loop returns
 
@@ -42,6 +43,7 @@ type conn struct {
 	closeCode    int      // guarded by writeMu
 	closeReason  string   // guarded by writeMu
 	flushOnClose bool     // guarded by writeMu
+	writing      bool     // guarded by writeMu: a write loop runs (for good once closing)
 	pong         []byte   // guarded by writeMu: a ping to answer, nil if none
 
 	limiter *rate.Limiter // set once at construction; nil without a rate limit
@@ -68,6 +70,7 @@ func (g *Gateway) ServeWS(w http.ResponseWriter, r *http.Request) {
 	c := &conn{
 		gw: g, ws: ws,
 		wake:       make(chan struct{}, 1),
+		wsClosed:   make(chan struct{}),
 		done:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		rooms:      make(map[string]struct{}),
@@ -87,17 +90,12 @@ func (g *Gateway) ServeWS(w http.ResponseWriter, r *http.Request) {
 }
 
 // run serves the connection until it closes: the read loop on this goroutine, the
-// write loop on another.
+// write loop on another while there is something to write.
 func (c *conn) run() {
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop()
-	}()
 	c.readLoop()
 	close(c.readerDone)
 	c.closeNow("read loop ended")
-	<-writerDone
+	<-c.wsClosed
 	c.teardown()
 	c.gw.removeConn(c)
 	close(c.done)

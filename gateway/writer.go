@@ -27,17 +27,34 @@ func (c *conn) enqueue(frame []byte) {
 	}
 	c.queue = append(c.queue, frame)
 	c.queuedBytes += len(frame)
+	c.kickLocked()
 	c.writeMu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
 }
+
+// kickLocked makes sure a write loop will see what was just queued: it wakes the
+// running one, or starts one. An idle connection has no write loop, which saves a
+// goroutine (about 8 KiB) on every connection that is not receiving. Callers hold
+// writeMu.
+func (c *conn) kickLocked() {
+	if c.writing {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+		return
+	}
+	c.writing = true
+	go c.writeLoop()
+}
+
+// writerIdle is how long a write loop waits for more before it exits; a connection
+// receiving a steady stream keeps its loop.
+const writerIdle = 2 * time.Second
 
 // closeTooSlow and friends are the reasons a close carries.
 const closeTooSlow = "too slow"
 
-// writeLoop is the connection's only writer. It takes everything queued at once and
+// writeLoop is the connection's only writer while it runs (kickLocked starts it). It takes everything queued at once and
 // writes it with one writev: each frame's bytes go out as they are, shared with every
 // other subscriber, behind a few header bytes, so a burst of frames costs one wake-up
 // and one system call rather than one of each per frame (per-frame writes through
@@ -45,16 +62,32 @@ const closeTooSlow = "too slow"
 // fanout). Gorilla still reads frames and writes the final close frame; everything
 // else it would write on its own (pong, close replies, the 1009 close) is routed here.
 func (c *conn) writeLoop() {
-	defer c.ws.Close()
 	netConn := c.ws.UnderlyingConn()
 	var (
 		batch   [][]byte
 		headers []byte
 		out     net.Buffers
 	)
+	idle := time.NewTimer(writerIdle)
+	defer idle.Stop()
 	for {
-		<-c.wake
 		c.writeMu.Lock()
+		if len(c.queue) == 0 && c.pong == nil && !c.closing {
+			c.writeMu.Unlock()
+			select {
+			case <-c.wake:
+			case <-idle.C:
+				c.writeMu.Lock()
+				if len(c.queue) == 0 && c.pong == nil && !c.closing {
+					c.writing = false
+					c.writeMu.Unlock()
+					return
+				}
+				c.writeMu.Unlock()
+				idle.Reset(writerIdle)
+			}
+			continue
+		}
 		batch, c.queue = c.queue, batch[:0]
 		c.queuedBytes = 0
 		pong := c.pong
@@ -102,8 +135,12 @@ func (c *conn) writeLoop() {
 				// Give the client a moment to answer the close before dropping TCP.
 				c.waitReaderOrTimeout(time.Second)
 			}
+			// writing stays set: no write loop starts again.
+			_ = c.ws.Close()
+			close(c.wsClosed)
 			return
 		}
+		idle.Reset(writerIdle)
 	}
 }
 
@@ -134,12 +171,9 @@ func (c *conn) queuePong(data string) error {
 	c.writeMu.Lock()
 	if !c.closing {
 		c.pong = append(c.pong[:0:0], data...)
+		c.kickLocked()
 	}
 	c.writeMu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
 	return nil
 }
 
@@ -180,9 +214,6 @@ func (c *conn) startClose(code int, reason string, flush bool) {
 	if !flush {
 		c.queue, c.queuedBytes = nil, 0
 	}
+	c.kickLocked()
 	c.writeMu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
 }
