@@ -102,7 +102,7 @@ const maxBuiltFrame = 64 << 10
 func frameLength(msgs []schema.Message) int {
 	size := 0
 	for i, m := range msgs {
-		size += len(m.User) + len(m.Body) + 32
+		size += schema.EntrySize(m)
 		if i > 0 && size > maxBuiltFrame {
 			return i
 		}

@@ -256,13 +256,7 @@ func (g *Gateway) removeConn(c *conn) {
 	}
 }
 
-// worker picks the delivery worker of a room or user key.
-func (g *Gateway) worker(key string) chan *nats.Msg {
-	// FNV-1a: cheap, and spreads ids well.
-	h := uint32(2166136261)
-	for i := 0; i < len(key); i++ {
-		h ^= uint32(key[i])
-		h *= 16777619
-	}
-	return g.workers[h%uint32(len(g.workers))]
+// worker picks the delivery worker of a room.
+func (g *Gateway) worker(room string) chan *nats.Msg {
+	return g.workers[fnv32(room)%uint32(len(g.workers))]
 }

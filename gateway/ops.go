@@ -17,6 +17,22 @@ func (c *conn) requestContext() (context.Context, context.CancelFunc) {
 // one client cannot queue unbounded reads in front of everyone else's.
 const maxHistoriesInFlight = 4
 
+// decode decodes a frame's d into v and, with room set, checks the room id it names.
+// On failure it answers the client itself and returns false.
+func (c *conn) decode(f schema.Frame, v any, room *string) bool {
+	err := schema.DecodeD(f.D, v)
+	if err == nil && room != nil {
+		if e := badRoom(*room); e != nil {
+			err = e
+		}
+	}
+	if err != nil {
+		c.replyError(f.Rid, schema.AsError(err))
+		return false
+	}
+	return true
+}
+
 func badRoom(room string) *schema.Error {
 	if schema.ValidID(room) {
 		return nil
@@ -28,12 +44,7 @@ func badRoom(room string) *schema.Error {
 // since (or none before the room's current seq), then live ones.
 func (c *conn) subscribe(f schema.Frame) {
 	var d schema.SubscribeD
-	if err := schema.DecodeD(f.D, &d); err != nil {
-		c.replyError(f.Rid, schema.AsError(err))
-		return
-	}
-	if e := badRoom(d.Room); e != nil {
-		c.replyError(f.Rid, e)
+	if !c.decode(f, &d, &d.Room) {
 		return
 	}
 	if d.Since != nil && *d.Since < 0 {
@@ -120,12 +131,7 @@ func (c *conn) checkMember(ctx context.Context, room string) (schema.RoomStateRe
 
 func (c *conn) unsubscribe(f schema.Frame) {
 	var d schema.RoomD
-	if err := schema.DecodeD(f.D, &d); err != nil {
-		c.replyError(f.Rid, schema.AsError(err))
-		return
-	}
-	if e := badRoom(d.Room); e != nil {
-		c.replyError(f.Rid, e)
+	if !c.decode(f, &d, &d.Room) {
 		return
 	}
 	if !c.isMember(d.Room) {
@@ -168,8 +174,7 @@ func checkSend(d *schema.SendD, maxBody int) *schema.Error {
 
 func (c *conn) send(f schema.Frame) {
 	var d schema.SendD
-	if err := schema.DecodeD(f.D, &d); err != nil {
-		c.replyError(f.Rid, schema.AsError(err))
+	if !c.decode(f, &d, nil) { // checkSend checks the room
 		return
 	}
 	if e := checkSend(&d, c.gw.cfg.MaxBodyBytes); e != nil {
@@ -197,12 +202,7 @@ func (c *conn) send(f schema.Frame) {
 
 func (c *conn) history(f schema.Frame) {
 	var d schema.HistoryD
-	if err := schema.DecodeD(f.D, &d); err != nil {
-		c.replyError(f.Rid, schema.AsError(err))
-		return
-	}
-	if e := badRoom(d.Room); e != nil {
-		c.replyError(f.Rid, e)
+	if !c.decode(f, &d, &d.Room) {
 		return
 	}
 	req := schema.HistoryReq{User: c.user, Room: d.Room, Before: d.Before, After: d.After}
@@ -241,12 +241,7 @@ func (c *conn) history(f schema.Frame) {
 
 func (c *conn) read(f schema.Frame) {
 	var d schema.ReadD
-	if err := schema.DecodeD(f.D, &d); err != nil {
-		c.replyError(f.Rid, schema.AsError(err))
-		return
-	}
-	if e := badRoom(d.Room); e != nil {
-		c.replyError(f.Rid, e)
+	if !c.decode(f, &d, &d.Room) {
 		return
 	}
 	ctx, cancel := c.requestContext()

@@ -179,8 +179,8 @@ func (p *Pusher) push(batch []jetstream.Msg, last map[string]int64) {
 				start = i + 1
 				continue
 			}
-			size += entryBytes(msgs[i])
-			if i+1 < len(msgs) && msgs[i+1].Seq == msgs[i].Seq+1 && size+entryBytes(msgs[i+1]) <= p.cfg.MaxFrameBytes {
+			size += schema.EntrySize(msgs[i])
+			if i+1 < len(msgs) && msgs[i+1].Seq == msgs[i].Seq+1 && size+schema.EntrySize(msgs[i+1]) <= p.cfg.MaxFrameBytes {
 				continue
 			}
 			p.publishFrame(room, msgs[start:i+1])
@@ -198,9 +198,6 @@ func (p *Pusher) push(batch []jetstream.Msg, last map[string]int64) {
 		p.cfg.Logger.Warn().Err(err).Msg("ack IM_OUT batch")
 	}
 }
-
-// entryBytes estimates an entry's encoded size: ["user",dt,body] plus framing.
-func entryBytes(m schema.Message) int { return len(m.User) + len(m.Body) + 32 }
 
 func (p *Pusher) publishFrame(room string, msgs []schema.Message) {
 	if len(msgs) == 0 {

@@ -59,6 +59,10 @@ func AppendEntry(dst []byte, m Message, baseTs int64) []byte {
 	return append(dst, ']')
 }
 
+// EntrySize estimates the encoded size of m as a batch entry, ["user",dt,body] and
+// separators, for splitting frames at a byte budget.
+func EntrySize(m Message) int { return len(m.User) + len(m.Body) + 32 }
+
 // AppendMsgsFrame appends a complete msgs event frame {"op":"msgs","d":batch}.
 func AppendMsgsFrame(dst []byte, room string, msgs []Message) []byte {
 	dst = append(dst, `{"op":"msgs","d":`...)
