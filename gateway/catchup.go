@@ -87,6 +87,7 @@ func (g *Gateway) catchUpCurrent(r *room, c *conn, rc *roomConn, generation uint
 func (g *Gateway) drainHeld(r *room, c *conn, rc *roomConn) bool {
 	held := rc.buffer
 	rc.buffer, rc.bufferBytes = nil, 0
+	var out [][]byte
 	for i, f := range held {
 		if f.last <= rc.delivered {
 			continue
@@ -94,14 +95,17 @@ func (g *Gateway) drainHeld(r *room, c *conn, rc *roomConn) bool {
 		if f.first > rc.delivered+1 {
 			// Messages between delivered and this frame were stored after the last
 			// history read: read again, keeping the rest held.
+			c.enqueueFrames(out, nil)
 			rc.buffer = held[i:]
 			for _, f := range rc.buffer {
 				rc.bufferBytes += len(f.data)
 			}
 			return false
 		}
-		g.deliverTo(r, c, rc, f.first, f.last, f.data)
+		// f continues or overlaps what was delivered: never a gap here.
+		out, _ = g.deliverTo(r, c, rc, f, out, nil)
 	}
+	c.enqueueFrames(out, nil)
 	if rc.overflowed {
 		rc.overflowed = false
 		return false

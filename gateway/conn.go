@@ -45,6 +45,14 @@ type conn struct {
 	flushOnClose bool     // guarded by writeMu
 	writing      bool     // guarded by writeMu: a write loop runs (for good once closing)
 	pong         []byte   // guarded by writeMu: a ping to answer, nil if none
+	// partial is the unwritten rest of a frame an inline write began (header
+	// included); the write loop sends it before anything queued. Guarded by writeMu.
+	partial []byte
+	raw     *rawWriter // set once at construction; nil when inline writes are unavailable
+	// inlineHdr and inlineBufs are the inline writer's scratch, used only by the
+	// goroutine that set writing.
+	inlineHdr  [10]byte
+	inlineBufs [2][]byte
 
 	limiter *rate.Limiter // set once at construction; nil without a rate limit
 	// refusals bounds the rate_limited replies themselves: a client refused faster than
@@ -74,6 +82,7 @@ func (g *Gateway) ServeWS(w http.ResponseWriter, r *http.Request) {
 		done:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		rooms:      make(map[string]struct{}),
+		raw:        newRawWriter(ws.UnderlyingConn()),
 		limiter:    newLimiter(g.cfg.RateLimit),
 		refusals:   newLimiter(g.cfg.RateLimit),
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -12,17 +13,47 @@ import (
 )
 
 // deliverLoop is one delivery worker: it handles the NATS messages of the rooms and
-// users hashed to it, one at a time, which keeps each room's frames in order.
+// users hashed to it, one at a time, which keeps each room's frames in order. What has
+// piled up while it was busy is taken at once, and a room's consecutive frames among
+// it are relayed as one run: one write per connection for all of them.
 func (g *Gateway) deliverLoop(ctx context.Context, ch chan *nats.Msg) {
+	pending := make([]*nats.Msg, 0, maxRun)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case m := <-ch:
-			g.dispatch(m)
+			pending = append(pending[:0], m)
 		}
+	more:
+		for len(pending) < maxRun {
+			select {
+			case m := <-ch:
+				pending = append(pending, m)
+			default:
+				break more
+			}
+		}
+		for i := 0; i < len(pending); {
+			n := 1
+			if room, kind, ok := subjects.ParseRoomSubject(pending[i].Subject); ok && kind == subjects.KindMsgs {
+				for i+n < len(pending) && pending[i+n].Subject == pending[i].Subject {
+					n++
+				}
+				if r := g.hub.get(room); r != nil {
+					g.onMsgs(r, pending[i:i+n])
+				}
+			} else {
+				g.dispatch(pending[i])
+			}
+			i += n
+		}
+		clear(pending)
 	}
 }
+
+// maxRun bounds the NATS messages a delivery worker takes at once.
+const maxRun = 64
 
 func (g *Gateway) dispatch(m *nats.Msg) {
 	if room, kind, ok := subjects.ParseRoomSubject(m.Subject); ok {
@@ -32,7 +63,7 @@ func (g *Gateway) dispatch(m *nats.Msg) {
 		}
 		switch kind {
 		case subjects.KindMsgs:
-			g.onMsgs(r, m)
+			g.onMsgs(r, []*nats.Msg{m})
 		case subjects.KindTick:
 			g.onTick(r, m.Data)
 		case subjects.KindEvents:
@@ -62,33 +93,60 @@ func frameRange(m *nats.Msg) (first, last int64, ok bool) {
 	return frame.D.Seq, frame.D.Seq + int64(len(frame.D.Msgs)) - 1, true
 }
 
-// onMsgs relays one live frame to the room's subscribed connections. A gap between
-// the last relayed seq and this frame (core NATS is at most once) is filled from
-// history first, with one fetch for the whole room.
-func (g *Gateway) onMsgs(r *room, m *nats.Msg) {
-	first, last, ok := frameRange(m)
-	if !ok {
-		g.log.Warn().Str("subject", m.Subject).Msg("msgs frame without a seq range dropped")
-		return
+// onMsgs relays consecutive live frames of one room to its subscribed connections. A
+// gap before a frame (core NATS is at most once) is filled from history first, with one
+// fetch for the whole room.
+func (g *Gateway) onMsgs(r *room, ms []*nats.Msg) {
+	var run []liveFrame
+	if len(ms) == 1 {
+		run = make([]liveFrame, 0, 1) // stays on the stack
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.lastSeq > 0 && first > r.lastSeq+1 && r.subscribed > 0 {
-		from := r.lastSeq
-		r.mu.Unlock()
-		metricGapFills.Inc()
-		fill, err := g.fetchRange(r.id, from, first-1, maxGapFill)
-		r.mu.Lock()
-		if err != nil {
-			g.log.Warn().Err(err).Str("room", r.id).Msg("gap fill failed; connections will catch up on their own")
+	next := r.lastSeq // the last seq of the run so far
+	for _, m := range ms {
+		first, last, ok := frameRange(m)
+		if !ok {
+			g.log.Warn().Str("subject", m.Subject).Msg("msgs frame without a seq range dropped")
+			continue
 		}
-		for len(fill) > 0 {
-			n := frameLength(fill)
-			g.relay(r, fill[0].Seq, fill[n-1].Seq, schema.AppendMsgsFrame(nil, r.id, fill[:n]))
-			fill = fill[n:]
+		observeFrameDelay(m)
+		if next > 0 && first > next+1 && r.subscribed > 0 {
+			from := next
+			r.mu.Unlock()
+			metricGapFills.Inc()
+			fill, err := g.fetchRange(r.id, from, first-1, maxGapFill)
+			r.mu.Lock()
+			if err != nil {
+				g.log.Warn().Err(err).Str("room", r.id).Msg("gap fill failed; connections will catch up on their own")
+			}
+			for len(fill) > 0 {
+				n := frameLength(fill)
+				run = append(run, liveFrame{first: fill[0].Seq, last: fill[n-1].Seq, data: schema.AppendMsgsFrame(nil, r.id, fill[:n])})
+				fill = fill[n:]
+			}
 		}
+		run = append(run, liveFrame{first: first, last: last, data: m.Data})
+		next = max(next, last)
 	}
-	g.relay(r, first, last, m.Data)
+	if len(run) > 0 {
+		start := time.Now()
+		g.relay(r, run)
+		metricRelaySeconds.Observe(time.Since(start).Seconds())
+	}
+}
+
+// observeFrameDelay records how long after its newest message was stored a frame
+// reached this gateway (pusher's Laneim-Ts header; same-clock assumption across hosts).
+func observeFrameDelay(m *nats.Msg) {
+	if m.Header == nil {
+		return
+	}
+	ts, err := strconv.ParseInt(m.Header.Get(subjects.HeaderTs), 10, 64)
+	if err != nil || ts <= 0 {
+		return
+	}
+	metricFrameDelaySeconds.Observe(max(float64(time.Now().UnixMilli()-ts), 0) / 1000)
 }
 
 // maxGapFill bounds a room-level gap fill, which holds up the delivery worker of the
@@ -110,19 +168,39 @@ func frameLength(msgs []schema.Message) int {
 	return len(msgs)
 }
 
-// relay hands one frame to every subscribed connection of r. Callers hold r.mu.
-func (g *Gateway) relay(r *room, first, last int64, data []byte) {
+// relay hands a run of frames to every subscribed connection of r: all that continue
+// a connection's seq go out in one write. Callers hold r.mu.
+func (g *Gateway) relay(r *room, run []liveFrame) {
+	deliveries := 0
 	for c, rc := range r.conns {
 		if !rc.subscribed {
 			continue
 		}
 		if rc.catchingUp {
-			g.hold(rc, first, last, data)
+			for _, f := range run {
+				g.hold(rc, f.first, f.last, f.data)
+			}
 			continue
 		}
-		g.deliverTo(r, c, rc, first, last, data)
+		out := r.out[:0]
+		for i, f := range run {
+			var n int
+			if out, n = g.deliverTo(r, c, rc, f, out, &r.scratch); n < 0 {
+				// A catch-up started: it holds the rest.
+				for _, f := range run[i+1:] {
+					g.hold(rc, f.first, f.last, f.data)
+				}
+				break
+			} else {
+				deliveries += n
+			}
+		}
+		c.enqueueFrames(out, &r.scratch)
+		clear(out)
+		r.out = out[:0]
 	}
-	if last > r.lastSeq {
+	metricDeliveries.Add(float64(deliveries))
+	if last := run[len(run)-1].last; last > r.lastSeq {
 		r.lastSeq = last
 	}
 }
@@ -142,33 +220,38 @@ func (g *Gateway) hold(rc *roomConn, first, last int64, data []byte) {
 	rc.bufferBytes += len(data)
 }
 
-// deliverTo queues a frame to one connection so that it sees every seq once, in
+// deliverTo plans one frame for one connection so that it sees every seq once, in
 // order: the frame as is when it continues the connection's seq (the hot path),
 // trimmed when it overlaps what was delivered, and a catch-up when it leaves a gap.
-// Callers hold r.mu.
-func (g *Gateway) deliverTo(r *room, c *conn, rc *roomConn, first, last int64, data []byte) {
+// Frames to write are appended to out, and n is the number of messages they add; on a
+// gap, out is written first (with scratch), the catch-up starts, and n is -1. Callers
+// hold r.mu.
+func (g *Gateway) deliverTo(r *room, c *conn, rc *roomConn, f liveFrame, out [][]byte, scratch *writeScratch) (_ [][]byte, n int) {
 	switch {
-	case last <= rc.delivered:
-		return
-	case first == rc.delivered+1:
-		c.enqueue(data)
-		metricDeliveries.Add(float64(last - first + 1))
-	case first <= rc.delivered:
-		frame, n, err := trimFrame(data, rc.delivered+1)
+	case f.last <= rc.delivered:
+		return out, 0
+	case f.first == rc.delivered+1:
+		out = append(out, f.data)
+		n = int(f.last - f.first + 1)
+	case f.first <= rc.delivered:
+		frame, k, err := trimFrame(f.data, rc.delivered+1)
 		if err != nil {
 			g.log.Warn().Err(err).Str("room", r.id).Msg("trim frame")
-			return
+			return out, 0
 		}
-		c.enqueue(frame)
-		metricDeliveries.Add(float64(n))
+		out = append(out, frame)
+		n = k
 	default:
+		c.enqueueFrames(out, scratch)
+		clear(out)
 		rc.catchingUp = true
-		rc.buffer = append(rc.buffer[:0], liveFrame{first: first, last: last, data: data})
-		rc.bufferBytes = len(data)
+		rc.buffer = append(rc.buffer[:0], f)
+		rc.bufferBytes = len(f.data)
 		g.startCatchUp(r, c, rc)
-		return
+		return out[:0], -1
 	}
-	rc.delivered = last
+	rc.delivered = f.last
+	return out, n
 }
 
 // trimFrame re-encodes a msgs frame without the messages below from.

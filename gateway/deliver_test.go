@@ -61,7 +61,7 @@ func BenchmarkRelay(b *testing.B) {
 	relay := func() {
 		seq++
 		r.mu.Lock()
-		g.relay(r, seq, seq, frame)
+		g.relay(r, []liveFrame{{first: seq, last: seq, data: frame}})
 		r.mu.Unlock()
 		if seq%64 == 0 {
 			// What the write loop does: take the queue, keep its array.
@@ -92,9 +92,9 @@ func TestRelayDeliversInOrderOnce(t *testing.T) {
 		return schema.AppendMsgsFrame(nil, "r", []schema.Message{{Room: "r", Seq: seq, Ts: 1, User: "u", Body: []byte("1")}})
 	}
 	r.mu.Lock()
-	g.relay(r, 1, 1, frame(1))
-	g.relay(r, 1, 1, frame(1)) // a duplicate from a re-publish
-	g.relay(r, 2, 2, frame(2))
+	g.relay(r, []liveFrame{{1, 1, frame(1)}})
+	g.relay(r, []liveFrame{{1, 1, frame(1)}}) // a duplicate from a re-publish
+	g.relay(r, []liveFrame{{2, 2, frame(2)}})
 	r.mu.Unlock()
 	for i, c := range conns {
 		if len(c.queue) != 2 {
@@ -102,6 +102,37 @@ func TestRelayDeliversInOrderOnce(t *testing.T) {
 		}
 	}
 	if r.lastSeq != 2 {
+		t.Fatalf("room lastSeq %d", r.lastSeq)
+	}
+}
+
+// TestRelayRun: a run of frames goes to each connection as one batch of what it has
+// not seen, in order.
+func TestRelayRun(t *testing.T) {
+	g := newTestGateway(t)
+	r, conns := subscribedRoom(g, "r", 2)
+	frame := func(seq int64) []byte {
+		return schema.AppendMsgsFrame(nil, "r", []schema.Message{{Room: "r", Seq: seq, Ts: 1, User: "u", Body: []byte("1")}})
+	}
+	r.mu.Lock()
+	r.conns[conns[1]].delivered = 2 // already has seqs 1 and 2
+	g.relay(r, []liveFrame{{1, 1, frame(1)}, {2, 2, frame(2)}, {3, 3, frame(3)}})
+	r.mu.Unlock()
+	for i, want := range [][]int64{{1, 2, 3}, {3}} {
+		c := conns[i]
+		if len(c.queue) != len(want) {
+			t.Fatalf("conn %d has %d frames queued, want %d", i, len(c.queue), len(want))
+		}
+		for j, seq := range want {
+			if string(c.queue[j]) != string(frame(seq)) {
+				t.Fatalf("conn %d frame %d is %s, want seq %d", i, j, c.queue[j], seq)
+			}
+		}
+		if d := r.conns[c].delivered; d != 3 {
+			t.Fatalf("conn %d delivered up to %d", i, d)
+		}
+	}
+	if r.lastSeq != 3 {
 		t.Fatalf("room lastSeq %d", r.lastSeq)
 	}
 }

@@ -36,6 +36,10 @@ type room struct {
 	msgsSub    *nats.Subscription  // guarded by mu: while subscribed > 0
 	tickSub    *nats.Subscription  // guarded by mu: while some conn is passive
 	eventsSub  *nats.Subscription  // guarded by mu: while conns is not empty
+	// out and scratch are relay's reusable buffers, guarded by mu: the frames for the
+	// connection at hand and their iovecs.
+	out     [][]byte
+	scratch writeScratch
 }
 
 // roomConn is one connection's state in one room. Guarded by the room's mu.

@@ -41,6 +41,16 @@ var (
 	metricGapFills = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_gap_fills_total", Help: "Gaps in a room's live frames filled from history.",
 	})
+	metricRelaySeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "laneim_gateway_relay_seconds",
+		Help:    "Time to hand a room's run of live frames to all its local subscribers.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
+	})
+	metricFrameDelaySeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "laneim_gateway_frame_delay_seconds",
+		Help:    "Time from storing a frame's newest message to the frame reaching the gateway's delivery worker.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+	})
 	metricSendTimeouts = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_send_timeouts_total", Help: "Sends answered unavailable because no ack came in time.",
 	})

@@ -8,26 +8,146 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// enqueue queues one frame for the connection's writer. It never blocks: a connection
-// whose queue would pass MaxQueueBytes is closed with 4008 instead, so one slow client
-// cannot hold up delivery to anyone else. The frame may be shared with other
-// connections and must not be modified afterwards.
+// enqueue queues one frame for the connection's writer, or writes it at once when the
+// connection is idle. It never blocks: a connection whose queue would pass
+// MaxQueueBytes is closed with 4008 instead, so one slow client cannot hold up
+// delivery to anyone else. The frame may be shared with other connections and must
+// not be modified afterwards.
 func (c *conn) enqueue(frame []byte) {
 	c.writeMu.Lock()
-	if c.closing {
-		c.writeMu.Unlock()
+	if !c.admitLocked(len(frame)) {
 		return
 	}
-	if c.queuedBytes+len(frame) > c.gw.cfg.MaxQueueBytes {
-		c.writeMu.Unlock()
-		metricSlowClosed.Inc()
-		c.gw.log.Debug().Str("user", c.user).Int("queued", c.queuedBytes).Msg("closing slow connection")
-		c.closeNow(closeTooSlow)
+	if !c.writing && c.raw != nil {
+		hdr := appendFrameHeader(c.inlineHdr[:0], opText, len(frame))
+		c.inlineBufs[0], c.inlineBufs[1] = hdr, frame
+		c.writeInline(c.inlineBufs[:], 1) // unlocks
 		return
 	}
 	c.queue = append(c.queue, frame)
 	c.queuedBytes += len(frame)
 	c.kickLocked()
+	c.writeMu.Unlock()
+}
+
+// enqueueFrames is enqueue for several frames, which an idle connection gets in one
+// write. scratch holds their iovecs and belongs to the caller (nil: allocate).
+func (c *conn) enqueueFrames(frames [][]byte, scratch *writeScratch) {
+	switch len(frames) {
+	case 0:
+		return
+	case 1:
+		c.enqueue(frames[0])
+		return
+	}
+	size := 0
+	for _, f := range frames {
+		size += len(f)
+	}
+	c.writeMu.Lock()
+	if !c.admitLocked(size) {
+		return
+	}
+	if !c.writing && c.raw != nil {
+		if scratch == nil {
+			scratch = new(writeScratch)
+		}
+		c.writeInline(scratch.build(frames), len(frames)) // unlocks
+		return
+	}
+	c.queue = append(c.queue, frames...)
+	c.queuedBytes += size
+	c.kickLocked()
+	c.writeMu.Unlock()
+}
+
+// admitLocked reports whether size more bytes may be queued. It unlocks writeMu when
+// not: the connection is closing, or is closed with 4008 for the overflow.
+func (c *conn) admitLocked(size int) bool {
+	if c.closing {
+		c.writeMu.Unlock()
+		return false
+	}
+	if c.queuedBytes+size > c.gw.cfg.MaxQueueBytes {
+		c.writeMu.Unlock()
+		metricSlowClosed.Inc()
+		c.gw.log.Debug().Str("user", c.user).Int("queued", c.queuedBytes).Msg("closing slow connection")
+		c.closeNow(closeTooSlow)
+		return false
+	}
+	return true
+}
+
+// writeScratch holds the iovecs of a multi-frame write: each frame behind its header.
+type writeScratch struct {
+	hdrs []byte
+	iov  [][]byte
+}
+
+func (s *writeScratch) build(frames [][]byte) [][]byte {
+	// Headers are at most 10 bytes; sized up front, appending never moves the slices
+	// iov points into.
+	if need := 10 * len(frames); cap(s.hdrs) < need {
+		s.hdrs = make([]byte, 0, need)
+	}
+	s.hdrs, s.iov = s.hdrs[:0], s.iov[:0]
+	for _, f := range frames {
+		at := len(s.hdrs)
+		s.hdrs = appendFrameHeader(s.hdrs, opText, len(f))
+		s.iov = append(s.iov, s.hdrs[at:], f)
+	}
+	return s.iov
+}
+
+// writeInline writes iov (frames frames with their headers) to an idle connection
+// from the caller's goroutine with one non-blocking writev, so a fanout costs no
+// goroutine wake-up per subscriber. Whatever the socket does not take at once, and
+// whatever others queued meanwhile, is left to a write loop. Callers hold writeMu with
+// no writer running and nothing queued; it is released on return, and iov cleared.
+func (c *conn) writeInline(iov [][]byte, frames int) {
+	c.writing = true // this goroutine is the writer until it says otherwise
+	c.writeMu.Unlock()
+
+	n, err := c.raw.tryWritev(iov)
+	total := 0
+	for _, b := range iov {
+		total += len(b)
+	}
+	var rest []byte
+	if err == nil && n < total {
+		// The socket is full: keep the rest, to go in front of anything queued since.
+		rest = make([]byte, 0, total-n)
+		for _, b := range iov {
+			if n >= len(b) {
+				n -= len(b)
+				continue
+			}
+			rest = append(rest, b[n:]...)
+			n = 0
+		}
+	}
+	clear(iov)
+
+	c.writeMu.Lock()
+	switch {
+	case err != nil:
+		c.writing = false
+		c.writeMu.Unlock()
+		c.gw.log.Debug().Err(err).Str("user", c.user).Msg("write")
+		c.closeNow("write failed")
+		return
+	case rest != nil:
+		c.partial = rest
+		c.queuedBytes += len(rest)
+	default:
+		metricFramesWritten.Add(float64(frames))
+		metricWrites.Inc()
+	}
+	if len(c.queue) > 0 || c.partial != nil || c.pong != nil || c.closing {
+		go c.writeLoop() // writing stays set: the loop takes over
+	} else {
+		c.writing = false
+	}
 	c.writeMu.Unlock()
 }
 
@@ -72,13 +192,13 @@ func (c *conn) writeLoop() {
 	defer idle.Stop()
 	for {
 		c.writeMu.Lock()
-		if len(c.queue) == 0 && c.pong == nil && !c.closing {
+		if len(c.queue) == 0 && c.partial == nil && c.pong == nil && !c.closing {
 			c.writeMu.Unlock()
 			select {
 			case <-c.wake:
 			case <-idle.C:
 				c.writeMu.Lock()
-				if len(c.queue) == 0 && c.pong == nil && !c.closing {
+				if len(c.queue) == 0 && c.partial == nil && c.pong == nil && !c.closing {
 					c.writing = false
 					c.writeMu.Unlock()
 					return
@@ -90,18 +210,25 @@ func (c *conn) writeLoop() {
 		}
 		batch, c.queue = c.queue, batch[:0]
 		c.queuedBytes = 0
-		pong := c.pong
-		c.pong = nil
+		pong, partial := c.pong, c.partial
+		c.pong, c.partial = nil, nil
 		closing, code, reason, flush := c.closing, c.closeCode, c.closeReason, c.flushOnClose
 		c.writeMu.Unlock()
 
-		if !closing || flush {
+		// A begun frame is finished even when closing: a close frame must not land
+		// inside it.
+		if !closing || flush || partial != nil {
 			// Headers are at most 10 bytes; sized up front, appending never moves
 			// the slices out points into.
 			if need := 10*len(batch) + 2 + len(pong); cap(headers) < need {
 				headers = make([]byte, 0, need)
 			}
 			headers, out = headers[:0], out[:0]
+			if partial != nil {
+				// The rest of a frame an inline write began goes first, pong
+				// included: control frames must not split a frame.
+				out = append(out, partial)
+			}
 			if pong != nil {
 				at := len(headers)
 				headers = appendFrameHeader(headers, opPong, len(pong))

@@ -206,6 +206,8 @@ func (p *Pusher) publishFrame(room string, msgs []schema.Message) {
 	out := nats.NewMsg(subjects.RoomMsgsT(room))
 	out.Header.Set(subjects.HeaderSeq, strconv.FormatInt(msgs[0].Seq, 10))
 	out.Header.Set(subjects.HeaderLast, strconv.FormatInt(msgs[len(msgs)-1].Seq, 10))
+	// When the newest message was stored: gateways measure the path's delay with it.
+	out.Header.Set(subjects.HeaderTs, strconv.FormatInt(msgs[len(msgs)-1].Ts, 10))
 	out.Data = schema.AppendMsgsFrame(make([]byte, 0, 64+len(msgs)*64), room, msgs)
 	if err := p.nc.PublishMsg(out); err != nil {
 		// Core NATS is at most once anyway: gateways fill what they miss from history.
