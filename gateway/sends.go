@@ -90,13 +90,17 @@ func (s *sends) submit(room, user, nonce string, body json.RawMessage, done func
 	}
 }
 
-// onAck receives logic's reply for a stored (or refused) send.
+// onAck receives logic's replies for stored (or refused) sends: a JSON array of the
+// acks of one ingest batch.
 func (s *sends) onAck(m *nats.Msg) {
-	var ack schema.SendAck
-	if err := json.Unmarshal(m.Data, &ack); err != nil {
+	var acks []schema.SendAck
+	if err := json.Unmarshal(m.Data, &acks); err != nil {
+		s.gw.log.Warn().Err(err).Msg("malformed acks from logic")
 		return
 	}
-	s.complete(sendKey{ack.Room, ack.User, ack.Nonce}, ack)
+	for _, ack := range acks {
+		s.complete(sendKey{ack.Room, ack.User, ack.Nonce}, ack)
+	}
 }
 
 // onPubAck runs for every IM_IN publish JetStream accepted. A duplicate means an

@@ -86,7 +86,9 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) error {
 		metricAppendSeconds.Observe(time.Since(start).Seconds())
 	}
 
-	// The messages are durable: acks can go out now, before IM_OUT confirms.
+	// The messages are durable: acks can go out now, before IM_OUT confirms. They go
+	// as one message per sending gateway.
+	acks := make(map[string][]schema.SendAck, 2)
 	futures := make([]jetstream.PubAckFuture, 0, len(stored))
 	for i := range sends {
 		s := &sends[i]
@@ -109,7 +111,12 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) error {
 			}
 			futures = append(futures, f)
 		}
-		l.replyAck(s.reply, ack)
+		if s.reply != "" {
+			acks[s.reply] = append(acks[s.reply], ack)
+		}
+	}
+	for subject, batch := range acks {
+		l.replyAcks(subject, batch)
 	}
 	for _, f := range futures {
 		select {
@@ -139,15 +146,13 @@ func outMsg(m schema.Message) *nats.Msg {
 	return out
 }
 
-func (l *Logic) replyAck(subject string, ack schema.SendAck) {
-	if subject == "" {
-		return
-	}
-	data, err := json.Marshal(ack)
+// replyAcks publishes a gateway's acks of one batch as one JSON array.
+func (l *Logic) replyAcks(subject string, acks []schema.SendAck) {
+	data, err := json.Marshal(acks)
 	if err != nil {
 		return
 	}
 	if err := l.nc.Publish(subject, data); err != nil {
-		l.cfg.Logger.Warn().Err(err).Str("subject", subject).Msg("reply ack")
+		l.cfg.Logger.Warn().Err(err).Str("subject", subject).Msg("reply acks")
 	}
 }

@@ -141,8 +141,9 @@ type NonceLookupReply struct {
 	Ts    int64 `json:"ts"`
 }
 
-// SendAck is what logic publishes to the sending gateway once a send is stored (or
-// refused).
+// SendAck is logic's answer to the sending gateway once a send is stored (or
+// refused). Logic publishes the acks of one ingest batch for one gateway as a JSON
+// array on the gateway's ack subject.
 type SendAck struct {
 	Room  string `json:"room"`
 	User  string `json:"user"`
