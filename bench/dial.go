@@ -85,7 +85,7 @@ func (d *dialers) forConn(i int) (*websocket.Dialer, error) {
 	wd := &websocket.Dialer{
 		NetDialContext:   nd.DialContext,
 		HandshakeTimeout: setupTimeout,
-		ReadBufferSize:   4096,
+		ReadBufferSize:   16384,
 		WriteBufferSize:  1024,
 		WriteBufferPool:  sharedWriteBuffers,
 	}
