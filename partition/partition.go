@@ -35,7 +35,11 @@ type Config struct {
 	// no pacing (every batch at once).
 	MaxLinger        time.Duration
 	LingerPerMessage time.Duration
-	Logger           zerolog.Logger
+	// Weigh says how many of a batch's messages count towards the pacing rate;
+	// default all of them. Pusher counts only its busiest room's, so that a
+	// partition of many quiet rooms is not paced like one busy room.
+	Weigh  func(batch []jetstream.Msg) int
+	Logger zerolog.Logger
 }
 
 func (c *Config) defaults() {
@@ -168,7 +172,11 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, handle Handler
 				break fill
 			}
 		}
-		pace.handed(len(batch), time.Now())
+		weight := len(batch)
+		if cfg.Weigh != nil {
+			weight = cfg.Weigh(batch)
+		}
+		pace.handed(weight, time.Now())
 		for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 			err := handle(ctx, batch)
 			if err == nil {
