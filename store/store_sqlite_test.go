@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -283,5 +284,29 @@ func TestSQLiteTwoStoresOneFile(t *testing.T) {
 	got, err := first.LastSeqs(context.Background(), []string{"room0", "room1"})
 	if err != nil || got["room0"] != 50 || got["room1"] != 50 {
 		t.Errorf("LastSeqs = %v, %v; want 50 each", got, err)
+	}
+}
+
+// TestSQLiteCheckpointsInBackground: commits do not checkpoint, the checkpointer does:
+// committed pages reach the database file while the store stays open.
+func TestSQLiteCheckpointsInBackground(t *testing.T) {
+	s, path := openTestSQLite(t)
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size()
+	for i := range 20 {
+		appendRoom(t, s, "r", "n"+strconv.Itoa(i)+"-", 100)
+	}
+	deadline := time.Now().Add(5 * checkpointEvery)
+	for size() <= before {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file still %d bytes %s after 2,000 commits: no checkpoint ran", size(), 5*checkpointEvery)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
