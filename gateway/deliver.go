@@ -200,8 +200,8 @@ func (g *Gateway) relay(r *room, run []liveFrame) {
 		r.out = out[:0]
 	}
 	metricDeliveries.Add(float64(deliveries))
-	if last := run[len(run)-1].last; last > r.lastSeq {
-		r.lastSeq = last
+	for _, f := range run {
+		r.lastSeq = max(r.lastSeq, f.last)
 	}
 }
 

@@ -3,9 +3,11 @@ package gateway
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,5 +116,79 @@ func BenchmarkInlineWrite(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		c.enqueue(frame)
+	}
+}
+
+// TestInlineWriteAfterWriteLoopDeadline: the write loop's last deadline, long past,
+// must not fail the next inline write.
+func TestInlineWriteAfterWriteLoopDeadline(t *testing.T) {
+	g := newTestGateway(t)
+	g.cfg.WriteTimeout = 10 * time.Millisecond
+	c, client := socketPair(t, g)
+	_ = c.queuePong("p") // runs a write loop, which sets a deadline
+	deadline := time.Now().Add(writerIdle + 3*time.Second)
+	for {
+		c.writeMu.Lock()
+		writing := c.writing
+		c.writeMu.Unlock()
+		if !writing {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the write loop did not exit")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.enqueue([]byte(`{"op":"x"}`))
+	if c.isClosing() {
+		t.Fatal("an inline write after the write loop's deadline closed the connection")
+	}
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, data, err := client.ReadMessage(); err != nil || string(data) != `{"op":"x"}` {
+		t.Fatalf("read %q, %v", data, err)
+	}
+}
+
+// TestInlineWriteManyFrames: a run of more frames than one writev takes arrives whole.
+func TestInlineWriteManyFrames(t *testing.T) {
+	g := newTestGateway(t)
+	c, client := socketPair(t, g)
+	frames := make([][]byte, 600)
+	for i := range frames {
+		frames[i] = fmt.Appendf(nil, `{"i":%d}`, i)
+	}
+	c.enqueueFrames(frames, nil)
+	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for i := range frames {
+		_, data, err := client.ReadMessage()
+		if err != nil || !bytes.Equal(data, frames[i]) {
+			t.Fatalf("frame %d: %q, %v", i, data, err)
+		}
+	}
+}
+
+// TestInlineWriteFailureClosesOnce: inline writes failing on a dead socket while a
+// close starts leave the connection torn down, never closing with no writer.
+func TestInlineWriteFailureClosesOnce(t *testing.T) {
+	g := newTestGateway(t)
+	for range 30 {
+		c, client := socketPair(t, g)
+		_ = client.UnderlyingConn().(*net.TCPConn).SetLinger(0)
+		_ = client.Close() // the server's writes now fail
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for range 200 {
+					c.enqueue([]byte(`{"op":"x"}`))
+				}
+			})
+		}
+		wg.Go(func() { c.closeNow("read loop ended") })
+		wg.Wait()
+		select {
+		case <-c.wsClosed:
+		case <-time.After(5 * time.Second):
+			t.Fatal("closing with no writer: the socket was never closed")
+		}
 	}
 }

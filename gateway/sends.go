@@ -91,10 +91,18 @@ func (s *sends) submit(room, user, nonce string, body json.RawMessage, done func
 }
 
 // onAck receives logic's replies for stored (or refused) sends: a JSON array of the
-// acks of one ingest batch.
+// acks of one ingest batch, or (from a logic node of an earlier version, during a
+// rolling upgrade) one ack object.
 func (s *sends) onAck(m *nats.Msg) {
 	var acks []schema.SendAck
-	if err := json.Unmarshal(m.Data, &acks); err != nil {
+	var err error
+	if len(m.Data) > 0 && m.Data[0] == '{' {
+		acks = make([]schema.SendAck, 1)
+		err = json.Unmarshal(m.Data, &acks[0])
+	} else {
+		err = json.Unmarshal(m.Data, &acks)
+	}
+	if err != nil {
 		s.gw.log.Warn().Err(err).Msg("malformed acks from logic")
 		return
 	}

@@ -48,7 +48,7 @@ func (c *conn) enqueueFrames(frames [][]byte, scratch *writeScratch) {
 	if !c.admitLocked(size) {
 		return
 	}
-	if !c.writing && c.raw != nil {
+	if !c.writing && c.raw != nil && len(frames) <= maxInlineFrames {
 		if scratch == nil {
 			scratch = new(writeScratch)
 		}
@@ -60,6 +60,10 @@ func (c *conn) enqueueFrames(frames [][]byte, scratch *writeScratch) {
 	c.kickLocked()
 	c.writeMu.Unlock()
 }
+
+// maxInlineFrames keeps an inline writev within the kernel's 1,024 iovecs (a frame
+// takes two); longer runs go through the write loop, whose writes split them.
+const maxInlineFrames = 512
 
 // admitLocked reports whether size more bytes may be queued. It unlocks writeMu when
 // not: the connection is closing, or is closed with 4008 for the overflow.
@@ -131,11 +135,14 @@ func (c *conn) writeInline(iov [][]byte, frames int) {
 	c.writeMu.Lock()
 	switch {
 	case err != nil:
-		c.writing = false
-		c.writeMu.Unlock()
+		// Still the writer: hand the close to a write loop, which closes the socket
+		// and wsClosed (a close started meanwhile found writing set and only
+		// signalled).
 		c.gw.log.Debug().Err(err).Str("user", c.user).Msg("write")
-		c.closeNow("write failed")
-		return
+		if !c.closing {
+			c.closing, c.closeCode, c.closeReason, c.flushOnClose = true, 0, "write failed", false
+		}
+		c.queue, c.queuedBytes = nil, 0
 	case rest != nil:
 		c.partial = rest
 		c.queuedBytes += len(rest)
@@ -199,6 +206,9 @@ func (c *conn) writeLoop() {
 			case <-idle.C:
 				c.writeMu.Lock()
 				if len(c.queue) == 0 && c.partial == nil && c.pong == nil && !c.closing {
+					// Inline writes check the socket's deadline too: clear the
+					// last write's, long past by the next inline write.
+					_ = netConn.SetWriteDeadline(time.Time{})
 					c.writing = false
 					c.writeMu.Unlock()
 					return
