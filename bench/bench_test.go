@@ -261,3 +261,21 @@ func TestHeartbeats(t *testing.T) {
 		t.Fatalf("conns results %+v", r.Conns)
 	}
 }
+
+// TestFanoutStalled: stalled members are reported apart, and the members who read
+// still get everything.
+func TestFanoutStalled(t *testing.T) {
+	r := runReport(t, "fanout", "--embedded", "--members", "10", "--stalled", "2", "--rate", "100", "--duration", "2s")
+	checkFanout(t, r, 10)
+	s := r.Fanout.Stalled
+	if s == nil || s.Connections != 2 {
+		t.Fatalf("stalled report %+v, want 2 connections", s)
+	}
+	n := 0
+	for _, k := range s.Closed {
+		n += k
+	}
+	if n != 2 {
+		t.Errorf("stalled outcomes %v do not add up to 2", s.Closed)
+	}
+}

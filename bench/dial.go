@@ -100,6 +100,11 @@ func (d *dialers) dialIdentified(ctx context.Context, i int, wsURL, token string
 	if err != nil {
 		return nil, 0, err
 	}
+	return dialIdentifiedWith(ctx, wd, wsURL, token)
+}
+
+// dialIdentifiedWith is dialIdentified through the dialer wd.
+func dialIdentifiedWith(ctx context.Context, wd *websocket.Dialer, wsURL, token string) (*websocket.Conn, time.Duration, error) {
 	dialCtx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
 	ws, _, err := wd.DialContext(dialCtx, wsURL, nil)

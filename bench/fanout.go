@@ -39,6 +39,7 @@ type fanoutStats struct {
 	MemberErrors map[string]int `json:"member_errors,omitempty"`
 	Latency      latencySummary `json:"latency"`
 	AckLatency   latencySummary `json:"ack_latency"`
+	Stalled      *stalledStats  `json:"stalled,omitempty"`
 }
 
 func (f *fanoutStats) rows(row rowFunc) {
@@ -54,6 +55,9 @@ func (f *fanoutStats) rows(row rowFunc) {
 	row("closed by server", "%s", fmtCodes(f.Closed))
 	row("delivery latency", "%s", f.Latency)
 	row("ack latency", "%s", f.AckLatency)
+	if f.Stalled != nil {
+		f.Stalled.rows(row)
+	}
 }
 
 // fanout: one fresh public room, members subscribed, publishers at a fixed total rate.
@@ -78,6 +82,9 @@ func (r *run) fanout(ctx context.Context) error {
 			rate: o.rate / float64(o.publishers), inflight: o.inflight, duration: o.duration,
 		}, acks)
 	}
+	for i := range o.stalled {
+		users = append(users, memberStalledName(r.runID, i))
+	}
 	if err := r.join(ctx, room, users); err != nil {
 		return err
 	}
@@ -90,6 +97,13 @@ func (r *run) fanout(ctx context.Context) error {
 		return err
 	}
 	defer closeSenders(senders)
+	var stalled *stalledConns
+	if o.stalled > 0 {
+		if stalled, err = r.connectStalled(ctx, room, o.stalled, o.members+o.publishers); err != nil {
+			return err
+		}
+		defer stalled.close()
+	}
 
 	r.loadBegins(g)
 	start := time.Now()
@@ -122,6 +136,10 @@ func (r *run) fanout(ctx context.Context) error {
 	}
 	stop()
 	r.workersDone(res)
+	var stalledEnd *stalledStats
+	if stalled != nil {
+		stalledEnd = stalled.finish()
+	}
 
 	f := &fanoutStats{
 		Members: o.members, Publishers: o.publishers,
@@ -131,6 +149,7 @@ func (r *run) fanout(ctx context.Context) error {
 		Complete: res.Complete, Closed: res.Closed, MemberErrors: res.Errors,
 		Latency:    summarize(res.Latency.total()),
 		AckLatency: summarize(acks.snapshot().total()),
+		Stalled:    stalledEnd,
 	}
 	if totals.firstNs > 0 {
 		f.SendSeconds = float64(totals.lastNs-totals.firstNs) / 1e9

@@ -24,6 +24,7 @@ type options struct {
 
 	// Load shape.
 	members    int
+	stalled    int
 	publishers int
 	rate       float64
 	inflight   int
@@ -153,6 +154,7 @@ func newFlagSet(scenario string, o *options, output io.Writer) (*flag.FlagSet, e
 	case "fanout":
 		fs.IntVar(&o.members, "members", 10000, "members of the room, each a connection")
 		fs.IntVar(&o.publishers, "publishers", 1, "sending connections")
+		fs.IntVar(&o.stalled, "stalled", 0, "more members that subscribe and never read: the server must close them (4008) without the others noticing")
 		fs.Float64Var(&o.rate, "rate", 200, "messages a second, all publishers together")
 		fs.IntVar(&o.inflight, "inflight", 1000, "unacked sends per publisher at most")
 		fs.DurationVar(&o.duration, "duration", 30*time.Second, "how long to send")
@@ -239,6 +241,9 @@ func (o *options) validate() error {
 	}
 	switch o.scenario {
 	case "fanout":
+		if o.stalled < 0 {
+			bad("--stalled must not be negative")
+		}
 		if o.members < 1 || o.publishers < 1 {
 			bad("--members and --publishers must be at least 1")
 		}
@@ -307,11 +312,11 @@ func (o *options) connections() int {
 	return 0
 }
 
-// senderCount is the sending connections, which stay in the parent.
+// senderCount is the connections that stay in the parent: senders, stalled members.
 func (o *options) senderCount() int {
 	switch o.scenario {
 	case "fanout":
-		return o.publishers
+		return o.publishers + o.stalled
 	case "ack":
 		return 1
 	case "ingest":

@@ -75,6 +75,9 @@ func (g *Gateway) ServeWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
+	if tcp, ok := ws.UnderlyingConn().(*net.TCPConn); ok {
+		_ = tcp.SetWriteBuffer(g.cfg.SocketSendBuffer)
+	}
 	c := &conn{
 		gw: g, ws: ws,
 		wake:       make(chan struct{}, 1),

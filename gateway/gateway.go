@@ -47,8 +47,14 @@ type Config struct {
 	// MaxQueueBytes caps a connection's outgoing queue; past it the connection is
 	// closed with 4008. Default 8 MiB.
 	MaxQueueBytes int
-	// WriteTimeout bounds one write to a client. Default 10s.
+	// WriteTimeout bounds one write to a client; a client that takes nothing for
+	// that long is closed as too slow. Default 10s.
 	WriteTimeout time.Duration
+	// SocketSendBuffer is a client socket's kernel send buffer. It bounds what a
+	// client that stops reading holds in the kernel besides MaxQueueBytes: left to
+	// autotuning it grows to megabytes, the writes keep succeeding, and the queue cap
+	// never applies. Default 128 KiB (the kernel doubles it).
+	SocketSendBuffer int
 	// RequestTimeout bounds a request to logic. Default 5s.
 	RequestTimeout time.Duration
 	// SendTimeout is how long a send waits for its ack before failing with
@@ -87,6 +93,9 @@ func (c *Config) defaults() {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
+	}
+	if c.SocketSendBuffer <= 0 {
+		c.SocketSendBuffer = 128 << 10
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 5 * time.Second

@@ -27,7 +27,7 @@ var (
 		Name: "laneim_gateway_errors_total", Help: "Error frames sent to clients, by code.",
 	}, []string{"code"})
 	metricSlowClosed = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "laneim_gateway_slow_closed_total", Help: "Connections closed with 4008 because their queue overflowed.",
+		Name: "laneim_gateway_slow_closed_total", Help: "Connections closed as too slow (4008): their queue overflowed, or they took nothing for the write timeout.",
 	})
 	metricTooLarge = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_too_large_closed_total", Help: "Connections closed with 1009 for an oversized frame.",

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"errors"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -74,7 +76,6 @@ func (c *conn) admitLocked(size int) bool {
 	}
 	if c.queuedBytes+size > c.gw.cfg.MaxQueueBytes {
 		c.writeMu.Unlock()
-		metricSlowClosed.Inc()
 		c.gw.log.Debug().Str("user", c.user).Int("queued", c.queuedBytes).Msg("closing slow connection")
 		c.closeNow(closeTooSlow)
 		return false
@@ -256,7 +257,13 @@ func (c *conn) writeLoop() {
 			toWrite := out
 			if _, err := toWrite.WriteTo(netConn); err != nil {
 				c.gw.log.Debug().Err(err).Str("user", c.user).Msg("write")
-				c.closeNow("write failed")
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					// Nothing taken for WriteTimeout: as slow as an overflowing
+					// queue (the close frame can only go if the client reads again).
+					c.closeNow(closeTooSlow)
+				} else {
+					c.closeNow("write failed")
+				}
 				closing, code = true, 0
 			} else {
 				metricFramesWritten.Add(float64(frames))
@@ -348,6 +355,9 @@ func (c *conn) startClose(code int, reason string, flush bool) {
 		return
 	}
 	c.closing, c.closeCode, c.closeReason, c.flushOnClose = true, code, reason, flush
+	if reason == closeTooSlow {
+		metricSlowClosed.Inc() // once a connection, whichever way it was found slow
+	}
 	if !flush {
 		c.queue, c.queuedBytes = nil, 0
 	}
