@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -35,6 +34,7 @@ type conn struct {
 	wsClosed   chan struct{} // closed when the write loop has closed the socket
 	done       chan struct{} // closed when the connection is fully torn down
 	readerDone chan struct{} // closed when the read loop returns
+	reader     frameReader   // the read loop's own
 
 	writeMu      sync.Mutex
 	queue        [][]byte // guarded by writeMu
@@ -86,6 +86,7 @@ func (g *Gateway) ServeWS(w http.ResponseWriter, r *http.Request) {
 		readerDone: make(chan struct{}),
 		rooms:      make(map[string]struct{}),
 		raw:        newRawWriter(ws.UnderlyingConn()),
+		reader:     frameReader{src: newSockReader(ws.UnderlyingConn())},
 		limiter:    newLimiter(g.cfg.RateLimit),
 		refusals:   newLimiter(g.cfg.RateLimit),
 	}
@@ -115,22 +116,21 @@ func (c *conn) run() {
 
 func (c *conn) readLoop() {
 	cfg := &c.gw.cfg
-	// Gorilla would answer pings, closes and oversized frames by writing from this
-	// goroutine, racing the write loop's own writes on the socket: route them there.
-	c.ws.SetPingHandler(c.queuePong)
-	c.ws.SetCloseHandler(func(code int, _ string) error {
-		if code == websocket.CloseNoStatusReceived {
-			code = websocket.CloseNormalClosure
-		}
-		c.close(code, "")
-		return nil
-	})
 	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.IdentifyTimeout))
 	for {
 		kind, data, err := c.readFrame(cfg.MaxFrameBytes)
 		if err != nil {
 			var ne net.Error
+			var cf closeFrame
 			switch {
+			case errors.As(err, &cf):
+				code := cf.code
+				if code == websocket.CloseNoStatusReceived {
+					code = websocket.CloseNormalClosure
+				}
+				c.close(code, "") // answer the client's close
+			case errors.Is(err, errProtocol):
+				c.startClose(websocket.CloseProtocolError, "protocol error", false)
 			case errors.As(err, &ne) && ne.Timeout():
 				if c.user == "" {
 					c.close(schema.CloseNotIdentified, "identify timeout")
@@ -163,21 +163,14 @@ func (c *conn) readLoop() {
 
 var errFrameTooLarge = errors.New("frame over max_frame_bytes")
 
-// readFrame reads one message of at most limit bytes.
+// readFrame reads one message of at most limit bytes. Pings are answered through the
+// write loop, like every other write.
 func (c *conn) readFrame(limit int) (int, []byte, error) {
-	kind, r, err := c.ws.NextReader()
-	if err != nil {
-		return 0, nil, err
-	}
-	data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
-	if err != nil {
-		return 0, nil, err
-	}
-	if len(data) > limit {
-		return 0, nil, errFrameTooLarge
-	}
-	return kind, data, nil
+	opcode, data, err := c.reader.next(limit, c.onPing)
+	return int(opcode), data, err
 }
+
+func (c *conn) onPing(payload []byte) { _ = c.queuePong(string(payload)) }
 
 // drainReads reads and drops what the client still sends after the server started a
 // close, until the client answers it or a second passes. Closing the socket with
@@ -186,7 +179,7 @@ func (c *conn) readFrame(limit int) (int, []byte, error) {
 func (c *conn) drainReads() {
 	_ = c.ws.SetReadDeadline(time.Now().Add(time.Second))
 	for {
-		if _, _, err := c.ws.NextReader(); err != nil {
+		if _, _, err := c.reader.next(c.gw.cfg.MaxFrameBytes, c.onPing); err != nil && !errors.Is(err, errFrameTooLarge) {
 			return
 		}
 	}

@@ -152,11 +152,10 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		conns: make(map[*conn]struct{}),
 	}
 	g.upgrader = websocket.Upgrader{
-		// Client frames are small (identify, heartbeats, sends of a few KiB); a
-		// 1 KiB buffer instead of net/http's 4 KiB one, which is freed once the
-		// handler returns, saves 3 KiB an idle connection. Larger frames are read
-		// in pieces.
-		ReadBufferSize: 1024,
+		// The connection's frameReader reads the socket, not gorilla: its buffer
+		// goes unused, so it gets the smallest size gorilla allows rather than
+		// net/http's 4 KiB one.
+		ReadBufferSize: 1,
 		// The write loop writes frames itself; gorilla's buffer serves only the
 		// final close frame, so it comes from a pool instead of every connection.
 		WriteBufferPool: &sync.Pool{},
