@@ -154,7 +154,7 @@ func (c *conn) readLoop() {
 			c.replyError(nil, schema.Errorf(schema.CodeBadRequest, "frames must be UTF-8 text"))
 			continue
 		}
-		if !c.handle(data) {
+		if !c.handleOnFreshStack(data) {
 			c.drainReads()
 			return
 		}
@@ -183,6 +183,19 @@ func (c *conn) drainReads() {
 			return
 		}
 	}
+}
+
+// handleOnFreshStack runs handle on a goroutine of its own and waits for it. Parsing
+// and answering a frame (JSON, the token check, NATS calls) grows a stack to 8 KiB;
+// on the read goroutine, which every idle connection keeps parked between frames,
+// that stack would stay, or be shrunk by the GC and grown again at the next
+// heartbeat. A short-lived goroutine's stack is reused by the next one instead, and
+// the read goroutine stays small. The cost is a goroutine start and hand-off a frame,
+// about a microsecond.
+func (c *conn) handleOnFreshStack(data []byte) bool {
+	done := make(chan bool, 1)
+	go func() { done <- c.handle(data) }()
+	return <-done
 }
 
 // handle processes one client frame; false ends the connection.

@@ -26,6 +26,7 @@ Run "laneim COMMAND -h" for a command's flags.
 `
 
 func main() {
+	smallStacks()
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
