@@ -189,9 +189,9 @@ func (c *conn) drainReads() {
 // and answering a frame (JSON, the token check, NATS calls) grows a stack to 8 KiB;
 // on the read goroutine, which every idle connection keeps parked between frames,
 // that stack would stay, or be shrunk by the GC and grown again at the next
-// heartbeat. A short-lived goroutine's stack is reused by the next one instead, and
-// the read goroutine stays small. The cost is a goroutine start and hand-off a frame,
-// about a microsecond.
+// heartbeat. A short-lived goroutine's stack goes with it, and the read goroutine
+// stays small. The cost is a goroutine start, a hand-off and the new stack's growth
+// a frame: a few microseconds.
 func (c *conn) handleOnFreshStack(data []byte) bool {
 	done := make(chan bool, 1)
 	go func() { done <- c.handle(data) }()

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"sync"
+	"unicode/utf8"
 )
 
 // frameReader reads a client's WebSocket messages (RFC 6455, server side) straight
@@ -22,8 +23,10 @@ type frameReader struct {
 	// fragmented: a text or binary frame without FIN began a message.
 	fragmented bool
 	opcode     byte // of the fragmented message
-	// discard is what remains of an oversized frame's payload, skipped as it comes.
-	discard uint64
+	// discard is what remains of an oversized frame's payload, skipped as it comes;
+	// dropping: the rest of an oversized message's fragments are skipped too.
+	discard  uint64
+	dropping bool
 }
 
 // Frame opcodes of RFC 6455 section 5.2.
@@ -51,15 +54,15 @@ func (closeFrame) Error() string { return "client sent close" }
 // fresh slice the caller may keep. Pings go to onPing. A message over limit bytes is
 // errFrameTooLarge; a close frame is a closeFrame error.
 func (r *frameReader) next(limit int, onPing func(payload []byte)) (byte, []byte, error) {
-	for r.discard > 0 {
-		if err := r.need(1); err != nil {
-			return 0, nil, err
-		}
-		n := min(uint64(len(r.buf)-r.off), r.discard)
-		r.consume(int(n))
-		r.discard -= n
-	}
 	for {
+		for r.discard > 0 {
+			if err := r.need(1); err != nil {
+				return 0, nil, err
+			}
+			n := min(uint64(len(r.buf)-r.off), r.discard)
+			r.consume(int(n))
+			r.discard -= n
+		}
 		// Header: 2 bytes, then 0, 2 or 8 bytes of length, then 4 of mask.
 		if err := r.need(2); err != nil {
 			return 0, nil, err
@@ -98,10 +101,19 @@ func (r *frameReader) next(limit int, onPing func(payload []byte)) (byte, []byte
 			return 0, nil, errProtocol // reserved opcodes
 		case opcode == opContinuation && !r.fragmented, (opcode == opText || opcode == opBinary) && r.fragmented:
 			return 0, nil, errProtocol
-		case !control && length > uint64(limit-len(r.msg)):
+		case length>>63 != 0:
+			return 0, nil, errProtocol // RFC 6455: the most significant bit must be 0
+		case !control && (r.dropping || length > uint64(limit-len(r.msg))):
+			// Too large: skip this frame's payload and the rest of its message,
+			// reporting it once.
+			report := !r.dropping
 			r.consume(hdr + 4)
-			r.discard, r.msg, r.fragmented = length, nil, false
-			return 0, nil, errFrameTooLarge
+			r.discard, r.msg = length, nil
+			r.dropping, r.fragmented = !fin, !fin
+			if report {
+				return 0, nil, errFrameTooLarge
+			}
+			continue
 		}
 		var mask [4]byte
 		copy(mask[:], h[hdr:hdr+4])
@@ -127,7 +139,11 @@ func (r *frameReader) next(limit int, onPing func(payload []byte)) (byte, []byte
 			if len(payload) >= 2 {
 				code = int(binary.BigEndian.Uint16(payload))
 			}
+			valid := len(payload) != 1 && (len(payload) == 0 || validCloseCode(code) && utf8.Valid(payload[2:]))
 			r.consume(len(payload))
+			if !valid {
+				return 0, nil, errProtocol
+			}
 			return 0, nil, closeFrame{code: code}
 		}
 		if opcode != opContinuation {
@@ -150,6 +166,17 @@ func (r *frameReader) next(limit int, onPing func(payload []byte)) (byte, []byte
 	}
 }
 
+// validCloseCode reports whether a client may send code in a close frame (RFC 6455
+// section 7.4).
+func validCloseCode(code int) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	default:
+		return code >= 3000 && code <= 4999
+	}
+}
+
 // need makes at least n unconsumed bytes available, reading as needed.
 func (r *frameReader) need(n int) error {
 	for len(r.buf)-r.off < n {
@@ -162,16 +189,19 @@ func (r *frameReader) need(n int) error {
 			r.buf, r.bufp, r.off = (*bp)[:m], bp, 0
 			continue
 		}
-		if cap(r.buf)-r.off < n {
-			// Move what is left to a buffer that fits n: a pooled one when it does.
+		if len(r.buf) == cap(r.buf) {
+			// No room to read into: move what is left to the front of a buffer that
+			// grows with what arrives, not with what a header announces, so a
+			// client cannot make the gateway hold 64 KiB with 14 bytes.
 			have := len(r.buf) - r.off
+			size := min(n, max(readChunk, 2*have))
 			var nb []byte
 			var nbp *[]byte
-			if n <= readChunk {
+			if size == readChunk {
 				nbp = readBuffers.Get().(*[]byte)
 				nb = *nbp
 			} else {
-				nb = make([]byte, n)
+				nb = make([]byte, size)
 			}
 			copy(nb, r.buf[r.off:])
 			r.release()

@@ -156,3 +156,60 @@ func FuzzFrameReader(f *testing.F) {
 		t.Fatal("more messages than bytes")
 	})
 }
+
+// TestFrameReaderOversizedFragments: a message that passes the limit in a later
+// fragment is reported once and skipped whole; the close after it is still read.
+func TestFrameReaderOversizedFragments(t *testing.T) {
+	var stream []byte
+	stream = append(stream, clientFrame(false, opText, bytes.Repeat([]byte("a"), 4000))...)
+	stream = append(stream, clientFrame(false, opContinuation, bytes.Repeat([]byte("b"), 4000))...)
+	stream = append(stream, clientFrame(true, opPing, []byte("p"))...)
+	stream = append(stream, clientFrame(true, opContinuation, bytes.Repeat([]byte("c"), 4000))...)
+	stream = append(stream, clientFrame(true, opText, []byte("next"))...)
+	stream = append(stream, clientFrame(true, opClose, []byte{0x03, 0xE8})...)
+	got, pings := readAll(readerOver(bytes.NewReader(stream)), 5000)
+	want := []readResult{{0, "", errFrameTooLarge}, {opText, "next", nil}, {0, "", closeFrame{code: 1000}}}
+	if len(got) != len(want) || len(pings) != 1 {
+		t.Fatalf("got %v, pings %q; want %v", got, pings, want)
+	}
+	for i := range want {
+		if got[i].opcode != want[i].opcode || got[i].data != want[i].data || got[i].err != want[i].err && !errors.Is(got[i].err, want[i].err) {
+			t.Fatalf("result %d: %v, want %v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestFrameReaderBadCloseAndLength: close frames RFC 6455 forbids, and a 64-bit
+// length with its top bit set, are protocol errors.
+func TestFrameReaderBadCloseAndLength(t *testing.T) {
+	for name, payload := range map[string][]byte{
+		"one byte":      {0x03},
+		"code 1005":     {0x03, 0xED},
+		"code 1006":     {0x03, 0xEE},
+		"code 0":        {0x00, 0x00},
+		"code 5000":     {0x13, 0x88},
+		"invalid UTF-8": {0x03, 0xE8, 0xFF, 0xFE},
+	} {
+		_, _, err := readerOver(bytes.NewReader(clientFrame(true, opClose, payload))).next(65536, func([]byte) {})
+		if !errors.Is(err, errProtocol) {
+			t.Errorf("close %s: %v, want a protocol error", name, err)
+		}
+	}
+	huge := []byte{0x81, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0}
+	if _, _, err := readerOver(bytes.NewReader(huge)).next(65536, func([]byte) {}); !errors.Is(err, errProtocol) {
+		t.Errorf("64-bit length with the top bit set: %v", err)
+	}
+}
+
+// TestFrameReaderGrowsWithData: a header announcing 64 KiB with little behind it
+// does not make the reader hold 64 KiB.
+func TestFrameReaderGrowsWithData(t *testing.T) {
+	frame := clientFrame(true, opText, bytes.Repeat([]byte("x"), 65000))
+	r := readerOver(bytes.NewReader(frame[:100])) // the client stops after 100 bytes
+	if _, _, err := r.next(65536, func([]byte) {}); err == nil {
+		t.Fatal("a cut frame read as a message")
+	}
+	if c := cap(r.buf); c > readChunk {
+		t.Fatalf("reader holds a %d-byte buffer for 100 bytes received", c)
+	}
+}
