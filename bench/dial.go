@@ -81,16 +81,21 @@ func (d *dialers) forConn(i int) (*websocket.Dialer, error) {
 	if wd := d.dialers[key]; wd != nil {
 		return wd, nil
 	}
-	nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: setupTimeout}
-	wd := &websocket.Dialer{
+	wd := newWSDialer(&net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: setupTimeout}, 16384)
+	d.dialers[key] = wd
+	return wd, nil
+}
+
+// newWSDialer is a bench WebSocket dialer over nd with a read buffer of readBuffer
+// bytes; write buffers are lent only while a connection writes.
+func newWSDialer(nd *net.Dialer, readBuffer int) *websocket.Dialer {
+	return &websocket.Dialer{
 		NetDialContext:   nd.DialContext,
 		HandshakeTimeout: setupTimeout,
-		ReadBufferSize:   16384,
+		ReadBufferSize:   readBuffer,
 		WriteBufferSize:  1024,
 		WriteBufferPool:  sharedWriteBuffers,
 	}
-	d.dialers[key] = wd
-	return wd, nil
 }
 
 // dialIdentified opens connection i to wsURL and identifies with token. It returns the

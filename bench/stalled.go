@@ -48,8 +48,7 @@ func stalledDialer(ip net.IP) *websocket.Dialer {
 			})
 			return errors.Join(err, serr)
 		}}
-	return &websocket.Dialer{NetDialContext: nd.DialContext, HandshakeTimeout: setupTimeout,
-		ReadBufferSize: 4096, WriteBufferSize: 1024, WriteBufferPool: sharedWriteBuffers}
+	return newWSDialer(nd, 4096)
 }
 
 func memberStalledName(runID string, i int) string { return runID + "-s" + strconv.Itoa(i) }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/binary"
 	"errors"
+	"io"
 	"sync"
 	"unicode/utf8"
 )
@@ -229,4 +230,33 @@ func (r *frameReader) release() {
 		readBuffers.Put(r.bufp)
 	}
 	r.buf, r.bufp, r.off = nil, nil, 0
+}
+
+// plainReadFresh reads what r has into a pooled buffer, holding it while it waits:
+// sockReader's way where the socket's descriptor is out of reach.
+func plainReadFresh(r io.Reader) (*[]byte, int, error) {
+	bp := readBuffers.Get().(*[]byte)
+	n, err := plainRead(r, *bp)
+	if err != nil {
+		readBuffers.Put(bp)
+		return nil, 0, err
+	}
+	return bp, n, nil
+}
+
+// plainRead reads what r has into p, at least one byte or an error.
+func plainRead(r io.Reader, p []byte) (int, error) {
+	n, err := r.Read(p)
+	if n > 0 {
+		return n, nil
+	}
+	return 0, eofOr(err)
+}
+
+// eofOr is err, or io.EOF for a read of nothing without an error.
+func eofOr(err error) error {
+	if err == nil {
+		return io.EOF
+	}
+	return err
 }

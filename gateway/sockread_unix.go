@@ -38,13 +38,7 @@ func newSockReader(c net.Conn) *sockReader {
 // readChunk bytes and returns it with the count.
 func (s *sockReader) readFresh() (*[]byte, int, error) {
 	if s.rc == nil {
-		bp := readBuffers.Get().(*[]byte)
-		n, err := s.read(*bp)
-		if err != nil {
-			readBuffers.Put(bp)
-			return nil, 0, err
-		}
-		return bp, n, nil
+		return plainReadFresh(s.conn)
 	}
 	s.bp, s.n, s.err = nil, 0, nil
 	if err := s.rc.Read(s.fresh); err != nil {
@@ -74,11 +68,7 @@ func (s *sockReader) readFreshFD(fd uintptr) bool {
 // read reads what the socket has into p, waiting for at least one byte.
 func (s *sockReader) read(p []byte) (int, error) {
 	if s.rc == nil {
-		n, err := s.conn.Read(p)
-		if n > 0 {
-			return n, nil
-		}
-		return 0, eofOr(err)
+		return plainRead(s.conn, p)
 	}
 	s.p, s.n, s.err = p, 0, nil
 	err := s.rc.Read(s.into)
@@ -110,11 +100,4 @@ func readFD(fd uintptr, p []byte) (int, error) {
 			return n, err
 		}
 	}
-}
-
-func eofOr(err error) error {
-	if err == nil {
-		return io.EOF
-	}
-	return err
 }
