@@ -138,3 +138,48 @@ func TestFrameSizes(t *testing.T) {
 		t.Fatal("16-bit length frame garbled")
 	}
 }
+
+// TestNonceEdgeBytes: nonces travel in NATS headers, where white space around a value
+// is trimmed. Nonces that differ only in spaces, or hold the header syntax's own
+// characters, are distinct messages, each acked with its nonce byte for byte, and a
+// retry of each gets its own seq back.
+func TestNonceEdgeBytes(t *testing.T) {
+	s := startStack(t, t.TempDir(), nil)
+	room(t, s, "r", "alice", false)
+	alice := connect(t, s, "alice")
+	nonces := []string{
+		"plain", " plain", "  plain", "plain ", "plain  ", " ", "  ", "a b",
+		"a:b", "a: b", "k=v;x", `"q"`, `\`, "~!@#$%^&*()_+{}|<>?", "\\r\\n",
+		strings.Repeat(" ", 64), strings.Repeat("~", 64), "Nats-Msg-Id: x",
+	}
+	seqs := make(map[string]int64, len(nonces))
+	for i, n := range nonces {
+		f := alice.call("send", sendD("r", n, i))
+		var a schema.AckD
+		if f.Op != "ack" || json.Unmarshal(f.D, &a) != nil {
+			t.Fatalf("send with nonce %q: %s", n, f.raw)
+		}
+		if a.Nonce != n {
+			t.Fatalf("ack of nonce %q names nonce %q", n, a.Nonce)
+		}
+		if a.Seq != int64(i+1) {
+			t.Fatalf("nonce %q stored as seq %d, want %d (deduplicated onto another nonce?)", n, a.Seq, i+1)
+		}
+		seqs[n] = a.Seq
+	}
+	for _, n := range nonces {
+		if seq := ackSeq(t, alice.call("send", sendD("r", n, "retry"))); seq != seqs[n] {
+			t.Fatalf("retry of nonce %q acked seq %d, want %d", n, seq, seqs[n])
+		}
+	}
+	h := alice.mustCall("history", map[string]any{"room": "r", "limit": 200}, "history").batch(t)
+	msgs, _ := h.Messages()
+	if len(msgs) != len(nonces) {
+		t.Fatalf("history has %d messages, want %d", len(msgs), len(nonces))
+	}
+	for i, m := range msgs {
+		if string(m.Body) != fmt.Sprint(i) {
+			t.Fatalf("seq %d has body %s, want %d", m.Seq, m.Body, i)
+		}
+	}
+}

@@ -81,7 +81,7 @@ func (s *sends) submit(room, user, nonce string, body json.RawMessage, done func
 	msg := nats.NewMsg(subjects.InT(room))
 	msg.Header.Set(subjects.HeaderMsgID, subjects.MsgIDT(room, user, nonce))
 	msg.Header.Set(subjects.HeaderUser, user)
-	msg.Header.Set(subjects.HeaderNonce, nonce)
+	msg.Header.Set(subjects.HeaderNonce, subjects.EncodeNonce(nonce))
 	msg.Header.Set(subjects.HeaderReply, subjects.GatewayAcksT(s.gw.cfg.ID))
 	msg.Data = body
 	if _, err := s.js.PublishMsgAsync(msg); err != nil {
@@ -118,14 +118,18 @@ func (s *sends) onPubAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubAc
 	if !pa.Duplicate {
 		return
 	}
-	key := sendKey{subjects.RoomOfStored(m.Subject), m.Header.Get(subjects.HeaderUser), m.Header.Get(subjects.HeaderNonce)}
-	s.gw.wg.Go(func() { s.lookup(key) })
+	s.gw.wg.Go(func() { s.lookup(publishedKey(m)) })
 }
 
 func (s *sends) onPubErr(_ jetstream.JetStream, m *nats.Msg, err error) {
 	s.gw.log.Warn().Err(err).Str("subject", m.Subject).Msg("IM_IN publish failed")
-	key := sendKey{subjects.RoomOfStored(m.Subject), m.Header.Get(subjects.HeaderUser), m.Header.Get(subjects.HeaderNonce)}
-	s.fail(key, schema.Errorf(schema.CodeUnavailable, "ingest unavailable, retry with the same nonce"))
+	s.fail(publishedKey(m), schema.Errorf(schema.CodeUnavailable, "ingest unavailable, retry with the same nonce"))
+}
+
+// publishedKey is the key of a send this gateway published on IM_IN.
+func publishedKey(m *nats.Msg) sendKey {
+	nonce, _ := subjects.DecodeNonce(m.Header.Get(subjects.HeaderNonce))
+	return sendKey{subjects.RoomOfStored(m.Subject), m.Header.Get(subjects.HeaderUser), nonce}
 }
 
 // lookup polls logic for a duplicate's stored seq until it is stored or the send

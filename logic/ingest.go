@@ -46,11 +46,13 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) error {
 		s.msg, s.index = m, -1
 		h := m.Headers()
 		s.room = subjects.RoomOfStored(m.Subject())
-		s.user, s.nonce, s.reply = h.Get(subjects.HeaderUser), h.Get(subjects.HeaderNonce), h.Get(subjects.HeaderReply)
+		s.user, s.reply = h.Get(subjects.HeaderUser), h.Get(subjects.HeaderReply)
+		nonce, nonceOK := subjects.DecodeNonce(h.Get(subjects.HeaderNonce))
+		s.nonce = nonce
 		// Gateways validate before publishing; this guards against anything else that
 		// can publish on im.in.* (an operator, a buggy client of NATS).
 		switch {
-		case !schema.ValidID(s.room) || !schema.ValidID(s.user) || !schema.ValidNonce(s.nonce):
+		case !schema.ValidID(s.room) || !schema.ValidID(s.user) || !nonceOK || !schema.ValidNonce(s.nonce):
 			s.err = schema.Errorf(schema.CodeBadRequest, "invalid room, user or nonce")
 			continue
 		case !json.Valid(m.Data()) || !utf8.Valid(m.Data()):

@@ -16,6 +16,7 @@
 package subjects
 
 import (
+	"encoding/base64"
 	"strconv"
 	"strings"
 )
@@ -161,7 +162,25 @@ const (
 )
 
 // MsgIDT is the JetStream dedupe id of a send: nonces are scoped to a user in a room.
-func MsgIDT(room, user, nonce string) string { return room + ":" + user + ":" + nonce }
+// The nonce is encoded as in HeaderNonce, so that two nonces that differ only in white
+// space never share an id.
+func MsgIDT(room, user, nonce string) string { return room + ":" + user + ":" + EncodeNonce(nonce) }
+
+// EncodeNonce is how a nonce travels in a NATS header (HeaderNonce, HeaderMsgID). A
+// nonce is any printable ASCII, spaces included, but nats.go trims white space around
+// header values: "  n1" would arrive as "n1", be stored under another nonce than the
+// one the client waits for, and deduplicate a different message sent as " n1". In
+// unpadded base64url every nonce arrives byte for byte.
+func EncodeNonce(nonce string) string { return base64.RawURLEncoding.EncodeToString([]byte(nonce)) }
+
+// DecodeNonce reverses EncodeNonce; ok is false for a value EncodeNonce cannot produce.
+func DecodeNonce(v string) (nonce string, ok bool) {
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return "", false
+	}
+	return string(b), true
+}
 
 // Kinds of room subjects.
 const (

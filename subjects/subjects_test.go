@@ -1,6 +1,9 @@
 package subjects
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestBuildersAndParsers(t *testing.T) {
 	if got := InTransform(8); got != "im.in.{{partition(8,1)}}.{{wildcard(1)}}" {
@@ -17,5 +20,26 @@ func TestBuildersAndParsers(t *testing.T) {
 	}
 	if RoomOfStored("im.in.3.general") != "general" || RoomOfStored(InT("x")) != "x" {
 		t.Fatal("RoomOfStored")
+	}
+}
+
+func TestNonceEncodingKeepsEveryByte(t *testing.T) {
+	seen := map[string]string{}
+	for _, n := range []string{"n", " n", "n ", "  ", " ", "a:b", "~!@#$%^&*()", `"\`} {
+		v := EncodeNonce(n)
+		if strings.TrimSpace(v) != v || strings.ContainsAny(v, ": \r\n") {
+			t.Errorf("EncodeNonce(%q) = %q: not a header-safe token", n, v)
+		}
+		if got, ok := DecodeNonce(v); !ok || got != n {
+			t.Errorf("DecodeNonce(EncodeNonce(%q)) = %q, %v", n, got, ok)
+		}
+		id := MsgIDT("r", "u", n)
+		if other, dup := seen[id]; dup {
+			t.Errorf("nonces %q and %q share the dedupe id %q", n, other, id)
+		}
+		seen[id] = n
+	}
+	if _, ok := DecodeNonce("not base64!"); ok {
+		t.Error("DecodeNonce accepted a value EncodeNonce cannot produce")
 	}
 }
