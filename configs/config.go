@@ -22,6 +22,13 @@ type Config struct {
 	// HTTP is the listen address of the HTTP and WebSocket edge. In dev, gateway i
 	// (0-based) of Gateways listens on HTTP's port + i.
 	HTTP string `yaml:"http"`
+	// DevPublic lets dev listen (HTTP and NATS) on an address other than loopback.
+	// Dev hands out tokens to anyone who asks and serves profiles, so it refuses to
+	// start on a public address unless this says so.
+	DevPublic bool `yaml:"dev_public"`
+	// TokenTTL is the lifetime of the tokens dev's POST /v1/dev/token and
+	// `laneim token` sign.
+	TokenTTL time.Duration `yaml:"token_ttl"`
 	// Data is the directory of everything dev persists: SQLite files, the JetStream
 	// store, the generated secret.
 	Data string `yaml:"data"`
@@ -86,7 +93,8 @@ type LogConfig struct {
 // Default returns the defaults: a laneim dev on one machine.
 func Default() Config {
 	return Config{
-		HTTP:          ":8080",
+		HTTP:          "127.0.0.1:8080",
+		TokenTTL:      24 * time.Hour,
 		Data:          "./data",
 		NATSListen:    "127.0.0.1:4222",
 		Gateways:      1,
@@ -136,6 +144,35 @@ func (c Config) NATSListenAddr() string {
 		return ""
 	}
 	return c.NATSListen
+}
+
+// CheckDevListeners refuses listeners a dev process must not open without
+// DevPublic: HTTP and NATS on anything but a loopback address.
+func (c Config) CheckDevListeners() error {
+	if c.DevPublic {
+		return nil
+	}
+	for _, l := range []struct{ key, addr string }{{"http", c.HTTP}, {"nats_listen", c.NATSListenAddr()}} {
+		if l.addr == "" {
+			continue
+		}
+		if host, _, err := net.SplitHostPort(l.addr); err == nil && !IsLoopback(host) {
+			return fmt.Errorf("%s: %q is not a loopback address, and laneim dev gives a token to anyone "+
+				"who asks: listen on 127.0.0.1, or pass --dev-public (%s=true) to expose it anyway",
+				l.key, l.addr, EnvName("dev_public"))
+		}
+	}
+	return nil
+}
+
+// IsLoopback reports whether a listen host binds loopback only: "localhost" or a
+// loopback IP. An empty host, 0.0.0.0 and :: bind every interface.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Heartbeat is HeartbeatMs as a duration.
@@ -203,6 +240,9 @@ func (c Config) Validate() error {
 	}
 	if c.RateLimit < 0 {
 		bad("rate_limit", "must be 0 (off) or more, got %d", c.RateLimit)
+	}
+	if c.TokenTTL < time.Minute || c.TokenTTL > 365*24*time.Hour {
+		bad("token_ttl", "must be 1m to 8760h, got %s", c.TokenTTL)
 	}
 	if c.DedupeWindow < time.Second || c.DedupeWindow > 24*time.Hour {
 		bad("dedupe_window", "must be 1s to 24h, got %s", c.DedupeWindow)

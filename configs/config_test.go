@@ -206,7 +206,7 @@ func TestLoadHelp(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("error %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"-http", "(default :8080)", "-nats-listen", "-config", "-log-file"} {
+	for _, want := range []string{"-http", "(default 127.0.0.1:8080)", "-nats-listen", "-config", "-log-file"} {
 		if !strings.Contains(usage.String(), want) {
 			t.Errorf("usage does not show %q:\n%s", want, usage.String())
 		}
@@ -354,5 +354,49 @@ func TestHelpers(t *testing.T) {
 	c.Secret = "top secret"
 	if r := c.Redacted(); r.Secret == c.Secret || c.Secret != "top secret" {
 		t.Errorf("Redacted: %q, original %q", r.Secret, c.Secret)
+	}
+}
+
+func TestCheckDevListeners(t *testing.T) {
+	for _, tc := range []struct {
+		http, nats string
+		public     bool
+		refused    string // the key named in the error, "" when allowed
+	}{
+		{"127.0.0.1:8080", "127.0.0.1:4222", false, ""},
+		{"localhost:8080", "none", false, ""},
+		{"[::1]:8080", "[::1]:4222", false, ""},
+		{"127.0.0.2:0", "none", false, ""},
+		{":8080", "none", false, "http"},
+		{"0.0.0.0:8080", "none", false, "http"},
+		{"[::]:8080", "none", false, "http"},
+		{"192.168.1.5:8080", "none", false, "http"},
+		{"example.com:8080", "none", false, "http"},
+		{"127.0.0.1:8080", "0.0.0.0:4222", false, "nats_listen"},
+		{"0.0.0.0:8080", ":4222", true, ""},
+	} {
+		cfg := Default()
+		cfg.HTTP, cfg.NATSListen, cfg.DevPublic = tc.http, tc.nats, tc.public
+		err := cfg.CheckDevListeners()
+		switch {
+		case tc.refused == "" && err != nil:
+			t.Errorf("http %s nats %s public %v: refused: %v", tc.http, tc.nats, tc.public, err)
+		case tc.refused != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.refused+":") || !strings.Contains(err.Error(), "--dev-public")):
+			t.Errorf("http %s nats %s: err %v, want one naming %s and --dev-public", tc.http, tc.nats, err, tc.refused)
+		}
+	}
+}
+
+func TestDevPublicFlagAndEnv(t *testing.T) {
+	cfg, err := load(newFlagSet(), []string{"--dev-public", "--http", "0.0.0.0:9"}, envMap(nil))
+	if err != nil || !cfg.DevPublic {
+		t.Fatalf("--dev-public: %v, DevPublic %v", err, cfg.DevPublic)
+	}
+	env := envMap(map[string]string{"LANEIM_DEV_PUBLIC": "true"})
+	if cfg, err = load(newFlagSet(), nil, env); err != nil || !cfg.DevPublic {
+		t.Fatalf("LANEIM_DEV_PUBLIC=true: %v, DevPublic %v", err, cfg.DevPublic)
+	}
+	if cfg, err = load(newFlagSet(), []string{"--dev-public=false"}, env); err != nil || cfg.DevPublic {
+		t.Fatalf("--dev-public=false over the environment: %v, DevPublic %v", err, cfg.DevPublic)
 	}
 }

@@ -35,6 +35,8 @@ type setting struct {
 // the rest lives in YAML and the environment.
 var settings = []setting{
 	{"http", "http", "HTTP and WebSocket listen `address`", func(c *Config) any { return &c.HTTP }},
+	{"dev_public", "dev-public", "let dev listen on a non-loopback address (it gives tokens to anyone)", func(c *Config) any { return &c.DevPublic }},
+	{"token_ttl", "", "", func(c *Config) any { return &c.TokenTTL }},
 	{"data", "data", "data `directory` (SQLite, JetStream, generated secret)", func(c *Config) any { return &c.Data }},
 	{"nats_listen", "nats-listen", "embedded NATS listen `address` for tools, or \"none\"", func(c *Config) any { return &c.NATSListen }},
 	{"nats_url", "nats-url", "external NATS `servers` for cluster roles (comma-separated URLs)", func(c *Config) any { return &c.NATSURL }},
@@ -165,11 +167,19 @@ func (v *flagValue) String() string {
 		return strconv.Itoa(*p)
 	case *time.Duration:
 		return p.String()
+	case *bool:
+		return strconv.FormatBool(*p)
 	}
 	return ""
 }
 
 func (v *flagValue) Set(value string) error { return parseInto(v.field, value) }
+
+// IsBoolFlag lets a bool setting's flag stand alone (--dev-public).
+func (v *flagValue) IsBoolFlag() bool {
+	_, ok := v.field.(*bool)
+	return ok
+}
 
 func parseInto(field any, value string) error {
 	switch p := field.(type) {
@@ -187,6 +197,12 @@ func parseInto(field any, value string) error {
 			return fmt.Errorf("want a duration such as 30s or 5m, got %q", value)
 		}
 		*p = d
+	case *bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(value))
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", value)
+		}
+		*p = b
 	default:
 		return fmt.Errorf("configs: unsupported field type %T", field)
 	}
@@ -201,5 +217,7 @@ func copyField(dst, src any) {
 		*d = *src.(*int)
 	case *time.Duration:
 		*d = *src.(*time.Duration)
+	case *bool:
+		*d = *src.(*bool)
 	}
 }

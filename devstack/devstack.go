@@ -58,6 +58,9 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 			s.Close(context.Background())
 		}
 	}()
+	if err := cfg.CheckDevListeners(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -122,6 +125,7 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 			ID:            fmt.Sprintf("dev%d", i),
 			Secret:        s.Secret,
 			Dev:           true,
+			DevTokenTTL:   cfg.TokenTTL,
 			MaxFrameBytes: cfg.MaxFrameBytes,
 			MaxBodyBytes:  cfg.MaxBodyBytes,
 			Heartbeat:     cfg.Heartbeat(),
@@ -144,7 +148,7 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 		if err != nil {
 			return nil, fmt.Errorf("gateway %d listen: %w", i, err)
 		}
-		srv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		srv := gw.NewHTTPServer()
 		s.servers = append(s.servers, srv)
 		s.Addrs = append(s.Addrs, ln.Addr().String())
 		go func() {

@@ -75,6 +75,9 @@ func (g *Gateway) ServeWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
+	// net/http's request deadlines (HTTPReadTimeout and the write timeout) stay on a
+	// hijacked socket: clear them; the connection sets its own.
+	_ = ws.UnderlyingConn().SetDeadline(time.Time{})
 	if tcp, ok := ws.UnderlyingConn().(*net.TCPConn); ok {
 		_ = tcp.SetWriteBuffer(g.cfg.SocketSendBuffer)
 	}

@@ -67,7 +67,19 @@ type Config struct {
 	// Workers deliver room frames; a room always goes to the same worker, which keeps
 	// its frames in order. Default 8.
 	Workers int
-	Logger  zerolog.Logger
+	// DevTokenTTL is the lifetime of tokens POST /v1/dev/token signs. Default 24h.
+	DevTokenTTL time.Duration
+	// HTTPReadTimeout bounds reading one HTTP request, body included, so that a
+	// client trickling a body cannot hold a connection and its goroutine (slowloris).
+	// WebSocket connections set their own deadlines once upgraded. Default 10s.
+	HTTPReadTimeout time.Duration
+	// HTTPIdleTimeout closes a keep-alive connection that sends no request for that
+	// long. Default 60s.
+	HTTPIdleTimeout time.Duration
+	// MaxHeaderBytes caps an HTTP request's header. Default 32 KiB: a token and a
+	// browser's usual headers take 2 to 4.
+	MaxHeaderBytes int
+	Logger         zerolog.Logger
 }
 
 func (c *Config) defaults() {
@@ -105,6 +117,18 @@ func (c *Config) defaults() {
 	}
 	if c.Workers <= 0 {
 		c.Workers = 8
+	}
+	if c.DevTokenTTL <= 0 {
+		c.DevTokenTTL = 24 * time.Hour
+	}
+	if c.HTTPReadTimeout <= 0 {
+		c.HTTPReadTimeout = 10 * time.Second
+	}
+	if c.HTTPIdleTimeout <= 0 {
+		c.HTTPIdleTimeout = 60 * time.Second
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = 32 << 10
 	}
 }
 

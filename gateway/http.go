@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	stdlog "log"
 	"net/http"
 	"net/http/pprof"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
 
 	"github.com/laneim/laneim/auth"
 	"github.com/laneim/laneim/schema"
@@ -20,7 +23,7 @@ import (
 // maxHTTPBody caps an HTTP request body; message bodies are capped separately.
 const maxHTTPBody = 1 << 16
 
-// Handler serves PROTOCOL.md's WebSocket and HTTP API.
+// Handler serves docs/protocol.md's WebSocket and HTTP API.
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/ws", g.ServeWS)
@@ -47,6 +50,28 @@ func (g *Gateway) Handler() http.Handler {
 		writeError(w, schema.Errorf(schema.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
 	return mux
+}
+
+// NewHTTPServer returns an http.Server for Handler with every timeout set: a request
+// (headers and body) must arrive within HTTPReadTimeout, its answer within the longest
+// wait of a handler (a send's ack) plus a margin, and an idle keep-alive connection
+// is closed after HTTPIdleTimeout.
+func (g *Gateway) NewHTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           g.Handler(),
+		ReadHeaderTimeout: min(5*time.Second, g.cfg.HTTPReadTimeout),
+		ReadTimeout:       g.cfg.HTTPReadTimeout,
+		WriteTimeout:      max(g.cfg.SendTimeout, g.cfg.RequestTimeout) + 5*time.Second,
+		IdleTimeout:       g.cfg.HTTPIdleTimeout,
+		MaxHeaderBytes:    g.cfg.MaxHeaderBytes,
+		ErrorLog:          httpErrorLog(g.log),
+	}
+}
+
+// httpErrorLog sends net/http's own messages (accept errors, bad TLS handshakes) to
+// the gateway's log instead of the standard logger.
+func httpErrorLog(log zerolog.Logger) *stdlog.Logger {
+	return stdlog.New(log.With().Str("component", "http").Logger(), "", 0)
 }
 
 type authedHandler func(w http.ResponseWriter, r *http.Request, user string) error
@@ -303,12 +328,13 @@ func (g *Gateway) devToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, schema.AsError(err))
 		return
 	}
-	token, err := auth.Sign(g.cfg.Secret, body.User, 0)
+	token, err := auth.Sign(g.cfg.Secret, body.User, g.cfg.DevTokenTTL)
 	if err != nil {
 		writeError(w, schema.AsError(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"token": token})
+	expires := time.Now().Add(g.cfg.DevTokenTTL).UnixMilli()
+	writeJSON(w, http.StatusOK, map[string]any{"token": token, "expires_at": expires})
 }
 
 // healthz answers 200 while the gateway can reach NATS and logic answers.

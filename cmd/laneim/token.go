@@ -12,7 +12,7 @@ import (
 // dev secret kept in the data dir when none is configured.
 func runToken(args []string) error {
 	fs := flag.NewFlagSet("laneim token", flag.ContinueOnError)
-	ttl := fs.Duration("ttl", 0, "token lifetime (0: no expiry)")
+	ttl := fs.Duration("ttl", -1, "token lifetime (default token_ttl, 24h; 0: no expiry)")
 	cfg, err := configs.Load(fs, args)
 	if err != nil {
 		return err
@@ -25,6 +25,9 @@ func runToken(args []string) error {
 		if secret, err = auth.DevSecret(cfg.Data); err != nil {
 			return err
 		}
+	}
+	if *ttl < 0 {
+		*ttl = cfg.TokenTTL
 	}
 	token, err := auth.Sign(secret, fs.Arg(0), *ttl)
 	if err != nil {
