@@ -53,8 +53,18 @@ func TestStalledClientClosedOthersUnaffected(t *testing.T) {
 	// Far more than the socket buffers and the queue cap can hold.
 	const n = 4000
 	body := strings.Repeat("x", 3900)
-	for i := range n {
-		alice.write("send", sendD("r", fmt.Sprint(i), body))
+	// Paced, about 1,000 a second: pusher merges what a room gets within its window
+	// (up to 250ms) into one burst, and an unpaced 15 MB burst would outrun the
+	// healthy reader too, on a fast build, and rightly close it as slow.
+	for i := 0; i < n; i += 100 {
+		rids := make([]int, 0, 100)
+		for j := i; j < i+100; j++ {
+			rids = append(rids, alice.write("send", sendD("r", fmt.Sprint(j), body)))
+		}
+		for _, rid := range rids {
+			ackSeq(t, alice.reply(rid))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	bob.collect("r", 1, n, 60*time.Second)
 
