@@ -1,5 +1,5 @@
 // Package auth signs and verifies the JWTs clients present (HS256, claim sub = user
-// id, exp honoured), as PROTOCOL.md specifies.
+// id, exp honoured), as docs/protocol.md specifies.
 package auth
 
 import (
@@ -33,16 +33,34 @@ func Sign(secret []byte, user string, ttl time.Duration) (string, error) {
 // Verify checks token against secret and returns its user. Every failure is an
 // unauthorized *schema.Error.
 func Verify(secret []byte, token string) (string, error) {
+	c, err := Parse(secret, token)
+	return c.User, err
+}
+
+// Claims are what laneIM reads from a verified token.
+type Claims struct {
+	User string
+	// Expires is the token's exp; zero for a token without one.
+	Expires time.Time
+}
+
+// Parse checks token against secret and returns its claims. Every failure is an
+// unauthorized *schema.Error.
+func Parse(secret []byte, token string) (Claims, error) {
 	var claims jwt.RegisteredClaims
 	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return secret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithLeeway(5*time.Second))
 	if err != nil {
-		return "", schema.Errorf(schema.CodeUnauthorized, "invalid token: %v", err)
+		return Claims{}, schema.Errorf(schema.CodeUnauthorized, "invalid token: %v", err)
 	}
 	if !schema.ValidID(claims.Subject) {
-		return "", schema.Errorf(schema.CodeUnauthorized, "token subject is not a valid user id")
+		return Claims{}, schema.Errorf(schema.CodeUnauthorized, "token subject is not a valid user id")
 	}
-	return claims.Subject, nil
+	out := Claims{User: claims.Subject}
+	if claims.ExpiresAt != nil {
+		out.Expires = claims.ExpiresAt.Time
+	}
+	return out, nil
 }
 
 // DevSecret returns the secret stored in dir/secret, creating a random one the first

@@ -353,6 +353,19 @@ func (c *Client) Read(ctx context.Context, room string, seq int64) error {
 	return c.call(ctx, schema.OpRead, payload, schema.OpOK, nil)
 }
 
+// Refresh replaces the session's token with token, a newer one of the same user, so
+// that the server does not close the session (4001) when the old one expires. Later
+// reconnects identify with Config.Token or TokenFunc as before: keep them current too.
+func (c *Client) Refresh(ctx context.Context, token string) (schema.RefreshedD, error) {
+	var out schema.RefreshedD
+	payload, err := json.Marshal(schema.IdentifyD{Token: token})
+	if err != nil {
+		return out, err
+	}
+	err = c.call(ctx, schema.OpRefresh, payload, schema.OpOK, &out)
+	return out, err
+}
+
 // NewNonce returns a random nonce: 16 bytes of crypto/rand, base64url (22 characters).
 func NewNonce() string {
 	var b [16]byte

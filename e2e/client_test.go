@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"github.com/laneim/laneim/schema"
 	"net"
 	"sync"
 	"testing"
@@ -11,8 +11,10 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/laneim/laneim/auth"
 	"github.com/laneim/laneim/client"
 	"github.com/laneim/laneim/configs"
+	"github.com/laneim/laneim/schema"
 )
 
 // cuttable records a client's TCP connections so the test can cut them, as a network
@@ -144,4 +146,35 @@ func TestClientReconnectsAndCatchesUp(t *testing.T) {
 
 func historyAfter(seq int64) schema.HistoryD {
 	return schema.HistoryD{Room: "r", After: &seq}
+}
+
+// TestClientRefresh: the Go client's Refresh keeps a session open past its first
+// token's expiry.
+func TestClientRefresh(t *testing.T) {
+	s := startStack(t, t.TempDir(), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	short, err := auth.Sign(s.Secret, "alice", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan int, 1)
+	alice, err := client.Dial(ctx, client.Config{URL: "ws://" + s.Addrs[0] + "/v1/ws", Token: short,
+		OnClose: func(code int, _ string) { closed <- code }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	got, err := alice.Refresh(ctx, token(t, s, "alice"))
+	if err != nil || time.Until(time.UnixMilli(got.ExpiresAt)) < 50*time.Minute {
+		t.Fatalf("Refresh = %+v, %v", got, err)
+	}
+	select {
+	case code := <-closed:
+		t.Fatalf("refreshed session closed with %d", code)
+	case <-time.After(3 * time.Second):
+	}
+	if _, err := alice.Refresh(ctx, "garbage"); !errors.Is(err, schema.ErrUnauthorized) {
+		t.Fatalf("Refresh with a bad token: %v, want unauthorized", err)
+	}
 }

@@ -67,6 +67,11 @@ type conn struct {
 	leaves    uint64              // guarded by memberMu: counts leaves, to spot one during a logic call
 	tornDown  bool                // guarded by memberMu: no more joins
 	histories atomic.Int32        // history requests in flight
+
+	// expiry closes the connection with 4001 when its token expires; nil for a token
+	// without exp. Owned by the frame handlers (identify, refresh), which run one at
+	// a time, and by teardown, which runs after the last of them.
+	expiry *time.Timer
 }
 
 // ServeWS upgrades a request to a client connection and starts serving it.
@@ -245,6 +250,8 @@ func (c *conn) handle(data []byte) bool {
 		c.history(f)
 	case schema.OpRead:
 		c.read(f)
+	case schema.OpRefresh:
+		c.refresh(f)
 	case schema.OpIdentify:
 		c.replyError(f.Rid, schema.Errorf(schema.CodeBadRequest, "already identified"))
 	default:
@@ -255,7 +262,7 @@ func (c *conn) handle(data []byte) bool {
 
 func opLabel(op string) string {
 	switch op {
-	case schema.OpHeartbeat, schema.OpSubscribe, schema.OpUnsubscribe, schema.OpSend, schema.OpHistory, schema.OpRead, schema.OpIdentify:
+	case schema.OpHeartbeat, schema.OpSubscribe, schema.OpUnsubscribe, schema.OpSend, schema.OpHistory, schema.OpRead, schema.OpIdentify, schema.OpRefresh:
 		return op
 	}
 	return "unknown"
@@ -267,11 +274,13 @@ func (c *conn) identify(f schema.Frame) bool {
 		c.close(schema.CloseNotIdentified, "bad identify")
 		return false
 	}
-	user, err := auth.Verify(c.gw.cfg.Secret, d.Token)
+	claims, err := auth.Parse(c.gw.cfg.Secret, d.Token)
 	if err != nil {
 		c.close(schema.CloseNotIdentified, "bad token")
 		return false
 	}
+	user := claims.User
+	c.expireAt(claims.Expires)
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	c.user, c.session = user, hex.EncodeToString(b[:])
@@ -302,6 +311,7 @@ func (c *conn) identify(f schema.Frame) bool {
 	ready := schema.ReadyD{
 		User: user, Session: c.session,
 		HeartbeatMs: c.gw.cfg.Heartbeat.Milliseconds(),
+		ExpiresAt:   unixMilli(claims.Expires),
 		Rooms:       make([]schema.ReadyRoom, len(rooms.Rooms)),
 	}
 	for i, r := range rooms.Rooms {
@@ -310,6 +320,49 @@ func (c *conn) identify(f schema.Frame) bool {
 	_ = c.ws.SetReadDeadline(time.Now().Add(2 * c.gw.cfg.Heartbeat))
 	c.reply(schema.OpReady, f.Rid, ready)
 	return true
+}
+
+// refresh replaces the connection's token with a newer one of the same user, moving
+// the time the session ends. A refused token leaves the current one in force.
+func (c *conn) refresh(f schema.Frame) {
+	var d schema.IdentifyD
+	if !c.decode(f, &d, nil) {
+		return
+	}
+	claims, err := auth.Parse(c.gw.cfg.Secret, d.Token)
+	if err != nil {
+		c.replyError(f.Rid, schema.AsError(err))
+		return
+	}
+	if claims.User != c.user {
+		c.replyError(f.Rid, schema.Errorf(schema.CodeForbidden, "the token is for another user"))
+		return
+	}
+	c.expireAt(claims.Expires)
+	c.reply(schema.OpOK, f.Rid, schema.RefreshedD{ExpiresAt: unixMilli(claims.Expires)})
+}
+
+// expireAt closes the connection with 4001 at exp (never for a zero exp), in place of
+// any earlier expiry.
+func (c *conn) expireAt(exp time.Time) {
+	if c.expiry != nil {
+		c.expiry.Stop()
+		c.expiry = nil
+	}
+	if exp.IsZero() {
+		return
+	}
+	c.expiry = time.AfterFunc(time.Until(exp), func() {
+		metricTokenExpired.Inc()
+		c.close(schema.CloseNotIdentified, "token expired")
+	})
+}
+
+func unixMilli(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
 }
 
 // leaveCount is the number of leaves so far; a join decided on logic's answer is
@@ -381,6 +434,9 @@ func (c *conn) isMember(room string) bool {
 
 // teardown removes a closed connection from every registry.
 func (c *conn) teardown() {
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
 	if c.user == "" {
 		return
 	}

@@ -35,6 +35,9 @@ var (
 	metricRateLimited = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_rate_limited_total", Help: "Client frames and HTTP requests refused with rate_limited.",
 	})
+	metricTokenExpired = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_gateway_token_expired_total", Help: "Connections closed with 4001 because their token expired unrefreshed.",
+	})
 	metricNATSSlow = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_nats_slow_consumer_total", Help: "NATS messages dropped because a delivery worker fell behind.",
 	})

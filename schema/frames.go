@@ -15,6 +15,7 @@ const (
 	OpSend        = "send"
 	OpHistory     = "history"
 	OpRead        = "read"
+	OpRefresh     = "refresh"
 )
 
 // Server ops.
@@ -118,10 +119,17 @@ type (
 		ReadSeq int64  `json:"read_seq"`
 	}
 	ReadyD struct {
-		User        string      `json:"user"`
-		Session     string      `json:"session"`
-		HeartbeatMs int64       `json:"heartbeat_ms"`
-		Rooms       []ReadyRoom `json:"rooms"`
+		User        string `json:"user"`
+		Session     string `json:"session"`
+		HeartbeatMs int64  `json:"heartbeat_ms"`
+		// ExpiresAt is when the token expires (Unix ms), and with it the session
+		// unless a refresh replaces the token; 0 (absent) for a token without exp.
+		ExpiresAt int64       `json:"expires_at,omitempty"`
+		Rooms     []ReadyRoom `json:"rooms"`
+	}
+	// RefreshedD answers refresh: the new expiry (Unix ms, 0 for none).
+	RefreshedD struct {
+		ExpiresAt int64 `json:"expires_at"`
 	}
 	SubscribedD struct {
 		Room string `json:"room"`
