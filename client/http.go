@@ -13,7 +13,7 @@ import (
 	"github.com/laneim/laneim/schema"
 )
 
-// HTTP calls laneIM's HTTP API (PROTOCOL.md) with a bearer token.
+// HTTP calls laneIM's HTTP API (docs/protocol.md) with a bearer token.
 type HTTP struct {
 	Base   string       // http://host:port, without /v1
 	Token  string       // sent as Authorization: Bearer; empty sends none
@@ -96,8 +96,10 @@ func httpError(status int, answer []byte) *schema.Error {
 // (a proxy's 502, a router's 404).
 func codeOfStatus(status int) string {
 	switch status {
-	case http.StatusBadRequest, http.StatusConflict:
+	case http.StatusBadRequest:
 		return schema.CodeBadRequest
+	case http.StatusConflict:
+		return schema.CodeConflict
 	case http.StatusUnauthorized:
 		return schema.CodeUnauthorized
 	case http.StatusForbidden:

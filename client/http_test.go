@@ -34,7 +34,7 @@ func TestHTTPDo(t *testing.T) {
 			_, _ = w.Write(body)
 		case "/v1/rooms/exists":
 			w.WriteHeader(http.StatusConflict)
-			_, _ = io.WriteString(w, `{"error":{"code":"bad_request","message":"room exists"}}`)
+			_, _ = io.WriteString(w, `{"error":{"code":"conflict","message":"room exists"}}`)
 		case "/v1/rooms/empty":
 			w.WriteHeader(http.StatusNoContent)
 		default:
@@ -65,7 +65,7 @@ func TestHTTPDo(t *testing.T) {
 		status int
 	}{
 		{&HTTP{Base: srv.URL}, "/v1/rooms/echo", schema.CodeUnauthorized, 401},
-		{h, "/v1/rooms/exists", schema.CodeBadRequest, 409},
+		{h, "/v1/rooms/exists", schema.CodeConflict, 409},
 		{h, "/nowhere", schema.CodeNotFound, 404}, // no error body: the code comes from the status
 	}
 	for _, tt := range tests {

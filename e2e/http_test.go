@@ -29,7 +29,7 @@ func TestHTTPRoomsAndMembers(t *testing.T) {
 	}
 	mustHTTP(t, s, "bob", "PUT", "/v1/rooms/"+gen.Room+"/members/bob", nil, http.StatusForbidden)
 	mustHTTP(t, s, "bob", "GET", "/v1/rooms/"+gen.Room, nil, http.StatusForbidden)
-	mustHTTP(t, s, "bob", "GET", "/v1/rooms/nosuch", nil, http.StatusNotFound)
+	mustHTTP(t, s, "bob", "GET", "/v1/rooms/nosuch", nil, http.StatusForbidden) // as a private room
 
 	// Anyone joins a public room by itself, and may view it before.
 	mustHTTP(t, s, "bob", "GET", "/v1/rooms/lobby", nil, http.StatusOK)

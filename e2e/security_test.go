@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,8 +12,10 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/laneim/laneim/auth"
 	"github.com/laneim/laneim/configs"
 	"github.com/laneim/laneim/devstack"
+	"github.com/laneim/laneim/schema"
 )
 
 // TestDevRefusesPublicBind: dev gives a token to anyone who asks, so it does not
@@ -62,5 +65,114 @@ func TestDevTokenExpires(t *testing.T) {
 	}
 	if d := got.ExpiresAt - claims.ExpiresAt.UnixMilli(); d < -2000 || d > 2000 {
 		t.Fatalf("expires_at %d disagrees with exp %d", got.ExpiresAt, claims.ExpiresAt.UnixMilli())
+	}
+}
+
+// TestNoRoomExistenceOracle: to a user who may not see a room, every path answers a
+// private room exactly as it answers a room that does not exist, except creating one.
+func TestNoRoomExistenceOracle(t *testing.T) {
+	s := startStack(t, t.TempDir(), nil)
+	room(t, s, "secret", "alice", false)
+	eve := connect(t, s, "eve")
+	answer := func(t *testing.T, id string) []string {
+		var out []string
+		for _, c := range []struct {
+			method, path string
+			body         any
+		}{
+			{"GET", "/v1/rooms/" + id, nil},
+			{"GET", "/v1/rooms/" + id + "/members", nil},
+			{"GET", "/v1/rooms/" + id + "/messages", nil},
+			{"POST", "/v1/rooms/" + id + "/messages", map[string]any{"nonce": "n", "body": 1}},
+			{"PUT", "/v1/rooms/" + id + "/read", map[string]any{"seq": 1}},
+			{"PUT", "/v1/rooms/" + id + "/members/eve", nil},
+			{"PUT", "/v1/rooms/" + id + "/members/mallory", nil},
+			{"DELETE", "/v1/rooms/" + id + "/members/eve", nil},
+			{"DELETE", "/v1/rooms/" + id + "/members/alice", nil},
+		} {
+			status, data := httpDo(t, s, "eve", c.method, c.path, c.body)
+			out = append(out, strings.ReplaceAll(fmt.Sprintf("%s %s: %d %s", c.method, c.path, status, data), id, "ROOM"))
+		}
+		for _, op := range []struct {
+			op string
+			d  map[string]any
+		}{
+			{"subscribe", map[string]any{"room": id}},
+			{"subscribe", map[string]any{"room": id, "since": 0}},
+			{"history", map[string]any{"room": id}},
+			{"send", sendD(id, "n", 1)},
+			{"read", map[string]any{"room": id, "seq": 1}},
+			{"unsubscribe", map[string]any{"room": id}},
+		} {
+			f := eve.call(op.op, op.d)
+			out = append(out, fmt.Sprintf("ws %s: %s %s", op.op, f.Op, strings.ReplaceAll(string(f.D), id, "ROOM")))
+		}
+		return out
+	}
+	private, missing := answer(t, "secret"), answer(t, "nosuch")
+	for i := range private {
+		if private[i] != missing[i] {
+			t.Errorf("a private room and a missing one answer differently:\n  private: %s\n  missing: %s", private[i], missing[i])
+		}
+		if !strings.Contains(private[i], "403") && !strings.Contains(private[i], "forbidden") {
+			t.Errorf("not refused: %s", private[i])
+		}
+	}
+	// Creating a room whose id is taken still says so.
+	mustHTTP(t, s, "eve", "POST", "/v1/rooms", map[string]any{"room": "secret"}, http.StatusConflict)
+	var e struct{ Error struct{ Code string } }
+	_, data := httpDo(t, s, "eve", "POST", "/v1/rooms", map[string]any{"room": "secret"})
+	if json.Unmarshal(data, &e); e.Error.Code != "conflict" {
+		t.Errorf("create of a taken id: code %q, want conflict", e.Error.Code)
+	}
+}
+
+// TestSessionEndsWithItsToken: a connection is closed with 4001 when its token
+// expires, unless refresh replaced the token first; a refused refresh changes nothing.
+func TestSessionEndsWithItsToken(t *testing.T) {
+	s := startStack(t, t.TempDir(), nil)
+	identify := func(user string, ttl time.Duration) (*wsClient, schema.ReadyD) {
+		c := dial(t, s, 0)
+		tok, err := auth.Sign(s.Secret, user, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := c.call("identify", map[string]string{"token": tok})
+		var ready schema.ReadyD
+		if f.Op != "ready" || json.Unmarshal(f.D, &ready) != nil {
+			t.Fatalf("identify: %s", f.raw)
+		}
+		return c, ready
+	}
+	sign := func(user string, ttl time.Duration) string {
+		tok, err := auth.Sign(s.Secret, user, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+
+	expiring, ready := identify("alice", 2*time.Second)
+	if d := time.Until(time.UnixMilli(ready.ExpiresAt)); d <= 0 || d > 3*time.Second {
+		t.Fatalf("ready.expires_at is %v away, want about 2s", d)
+	}
+	refreshed, _ := identify("alice", 2*time.Second)
+	expiring.expectError("refresh", map[string]string{"token": "garbage"}, "unauthorized")
+	expiring.expectError("refresh", map[string]string{"token": sign("bob", time.Hour)}, "forbidden")
+	f := refreshed.mustCall("refresh", map[string]string{"token": sign("alice", time.Hour)}, "ok")
+	var d schema.RefreshedD
+	if json.Unmarshal(f.D, &d) != nil || time.Until(time.UnixMilli(d.ExpiresAt)) < 59*time.Minute {
+		t.Fatalf("refresh answered %s, want ok with expires_at an hour away", f.raw)
+	}
+	if code := expiring.closeCode(5 * time.Second); code != schema.CloseNotIdentified {
+		t.Fatalf("expired session closed with %d, want %d", code, schema.CloseNotIdentified)
+	}
+	// The refreshed one outlives its first token.
+	refreshed.mustCall("heartbeat", map[string]any{}, "heartbeat_ack")
+
+	// A token without exp keeps its session open and announces no expiry.
+	_, ready = identify("carol", 0)
+	if ready.ExpiresAt != 0 {
+		t.Fatalf("a token without exp: ready.expires_at %d", ready.ExpiresAt)
 	}
 }

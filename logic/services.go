@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 
 	"github.com/nats-io/nats.go/micro"
 
@@ -113,17 +114,36 @@ func (l *Logic) requireMember(ctx context.Context, room, user string) error {
 		return err
 	}
 	if !ok {
-		return schema.Errorf(schema.CodeForbidden, "not a member of room %s", room)
+		return noAccess(room)
 	}
 	return nil
 }
 
-// canView is PROTOCOL.md's visibility rule: members, or anyone for a public room.
-func (l *Logic) canView(ctx context.Context, room store.Room, user string) error {
-	if room.Public {
-		return nil
+// viewRoom returns room id if user may see it: members, or anyone for a public room
+// (docs/protocol.md). A room that does not exist and one the user may not see fail
+// alike, with forbidden and the same message, so that no answer tells a private
+// room's id from a free one.
+func (l *Logic) viewRoom(ctx context.Context, id, user string) (store.Room, error) {
+	room, err := l.meta.GetRoom(ctx, id)
+	if errors.Is(err, schema.ErrNotFound) {
+		return store.Room{}, noAccess(id)
 	}
-	return l.requireMember(ctx, room.ID, user)
+	if err != nil || room.Public || room.Owner == user {
+		return room, err
+	}
+	member, err := l.meta.IsMember(ctx, id, user)
+	if err != nil {
+		return store.Room{}, err
+	}
+	if !member {
+		return store.Room{}, noAccess(id)
+	}
+	return room, nil
+}
+
+// noAccess is the one answer for a room that does not exist or is not visible.
+func noAccess(room string) error {
+	return schema.Errorf(schema.CodeForbidden, "not a member of room %s", room)
 }
 
 func (l *Logic) history(ctx context.Context, data []byte) (any, error) {
@@ -150,7 +170,7 @@ func (l *Logic) history(ctx context.Context, data []byte) (any, error) {
 	return rawReply(schema.AppendBatch(nil, req.Room, msgs, &more)), nil
 }
 
-// historyQuery maps PROTOCOL.md's history parameters onto a store query: with after,
+// historyQuery maps docs/protocol.md's history parameters onto a store query: with after,
 // a page ascending from it; otherwise the newest page below before.
 func historyQuery(req schema.HistoryReq) (store.Query, error) {
 	q := store.Query{Limit: req.Limit}
@@ -227,11 +247,8 @@ func (l *Logic) roomGet(ctx context.Context, data []byte) (any, error) {
 	if err := checkIDs(req.Room, req.User); err != nil {
 		return nil, err
 	}
-	room, err := l.meta.GetRoom(ctx, req.Room)
+	room, err := l.viewRoom(ctx, req.Room, req.User)
 	if err != nil {
-		return nil, err
-	}
-	if err := l.canView(ctx, room, req.User); err != nil {
 		return nil, err
 	}
 	seq, err := l.msgs.LastSeq(ctx, req.Room)
@@ -261,7 +278,7 @@ func (l *Logic) memberAdd(ctx context.Context, data []byte) (any, error) {
 	if err := checkIDs(req.Room, req.User, req.Target); err != nil {
 		return nil, err
 	}
-	room, err := l.meta.GetRoom(ctx, req.Room)
+	room, err := l.viewRoom(ctx, req.Room, req.User)
 	if err != nil {
 		return nil, err
 	}
@@ -287,7 +304,7 @@ func (l *Logic) memberRemove(ctx context.Context, data []byte) (any, error) {
 	if err := checkIDs(req.Room, req.User, req.Target); err != nil {
 		return nil, err
 	}
-	room, err := l.meta.GetRoom(ctx, req.Room)
+	room, err := l.viewRoom(ctx, req.Room, req.User)
 	if err != nil {
 		return nil, err
 	}
@@ -320,11 +337,7 @@ func (l *Logic) memberList(ctx context.Context, data []byte) (any, error) {
 	case req.Limit < 0 || req.Limit > schema.MaxMemberLimit:
 		return nil, schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxMemberLimit)
 	}
-	room, err := l.meta.GetRoom(ctx, req.Room)
-	if err != nil {
-		return nil, err
-	}
-	if err := l.canView(ctx, room, req.User); err != nil {
+	if _, err := l.viewRoom(ctx, req.Room, req.User); err != nil {
 		return nil, err
 	}
 	members, more, err := l.meta.ListMembers(ctx, req.Room, req.After, req.Limit)
@@ -406,7 +419,7 @@ func (l *Logic) nonceLookup(ctx context.Context, data []byte) (any, error) {
 }
 
 // newRoomID generates a room id for POST /v1/rooms without one: 20 characters of
-// base32 (100 bits), well inside PROTOCOL.md's id alphabet.
+// base32 (100 bits), well inside docs/protocol.md's id alphabet.
 func newRoomID() string {
 	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
 	var b [20]byte

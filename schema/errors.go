@@ -6,25 +6,26 @@ import (
 	"net/http"
 )
 
-// Error codes of PROTOCOL.md.
+// Error codes of docs/protocol.md.
 const (
 	CodeBadRequest   = "bad_request"
 	CodeUnauthorized = "unauthorized"
 	CodeForbidden    = "forbidden"
 	CodeNotFound     = "not_found"
+	CodeConflict     = "conflict"
 	CodeTooLarge     = "too_large"
 	CodeRateLimited  = "rate_limited"
 	CodeUnavailable  = "unavailable"
 	CodeInternal     = "internal"
 )
 
-// Error is a failure with a PROTOCOL.md code. It travels unchanged from logic's
+// Error is a failure with a docs/protocol.md code. It travels unchanged from logic's
 // services through the gateway to the client.
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
-	// Status overrides the HTTP status the code maps to; PROTOCOL.md answers an
-	// existing room with 409 and code bad_request.
+	// Status overrides the HTTP status the code maps to (a client reading an answer
+	// without an error body keeps the status it got).
 	Status int `json:"status,omitempty"`
 }
 
@@ -38,7 +39,7 @@ func (e *Error) HTTPStatus() int {
 
 // ErrExists is the error of creating something that already exists (HTTP 409).
 func ErrExists(format string, args ...any) *Error {
-	return &Error{Code: CodeBadRequest, Message: fmt.Sprintf(format, args...), Status: http.StatusConflict}
+	return &Error{Code: CodeConflict, Message: fmt.Sprintf(format, args...)}
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -55,6 +56,7 @@ var (
 	ErrUnauthorized = &Error{Code: CodeUnauthorized}
 	ErrForbidden    = &Error{Code: CodeForbidden}
 	ErrNotFound     = &Error{Code: CodeNotFound}
+	ErrConflict     = &Error{Code: CodeConflict}
 	ErrTooLarge     = &Error{Code: CodeTooLarge}
 	ErrUnavailable  = &Error{Code: CodeUnavailable}
 	ErrInternal     = &Error{Code: CodeInternal}
@@ -85,6 +87,8 @@ func HTTPStatus(code string) int {
 		return http.StatusForbidden
 	case CodeNotFound:
 		return http.StatusNotFound
+	case CodeConflict:
+		return http.StatusConflict
 	case CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
 	case CodeRateLimited:
@@ -96,7 +100,7 @@ func HTTPStatus(code string) int {
 	}
 }
 
-// WebSocket close codes of PROTOCOL.md.
+// WebSocket close codes of docs/protocol.md.
 const (
 	CloseNotIdentified    = 4001
 	CloseHeartbeatTimeout = 4002

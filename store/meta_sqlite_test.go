@@ -22,7 +22,7 @@ func TestSQLiteRooms(t *testing.T) {
 	t.Run("create duplicate", func(t *testing.T) {
 		err := s.CreateRoom(ctx, Room{ID: "general", Name: "Other", Owner: "bob"})
 		var se *schema.Error
-		if !errors.As(err, &se) || se.HTTPStatus() != 409 || se.Code != schema.CodeBadRequest {
+		if !errors.As(err, &se) || se.HTTPStatus() != 409 || se.Code != schema.CodeConflict {
 			t.Fatalf("duplicate CreateRoom: %v", err)
 		}
 		// The failed create changed nothing.

@@ -177,12 +177,15 @@ func parseChatArgs(fs *flag.FlagSet, args []string) (string, error) {
 }
 
 // joinRoom makes user a member of room, creating it public when it does not exist.
+// The server answers forbidden alike for a room that does not exist and one that may
+// not be joined, so a refused join is followed by a create, and a create that finds
+// the id taken by someone else's private room says so.
 func joinRoom(ctx context.Context, api *client.HTTP, room, user string, p *printer) error {
 	join := func() error {
 		return api.Do(ctx, http.MethodPut, "/v1/rooms/"+room+"/members/"+user, nil, nil)
 	}
 	err := join()
-	if !errors.Is(err, schema.ErrNotFound) {
+	if !errors.Is(err, schema.ErrForbidden) {
 		if err != nil {
 			return fmt.Errorf("chat: join %s: %w", room, err)
 		}
@@ -190,15 +193,14 @@ func joinRoom(ctx context.Context, api *client.HTTP, room, user string, p *print
 	}
 	create := map[string]any{"room": room, "public": true}
 	err = api.Do(ctx, http.MethodPost, "/v1/rooms", create, nil)
-	var e *schema.Error
 	switch {
 	case err == nil:
 		p.printf("* created public room %s", room)
 		return nil
-	case errors.As(err, &e) && e.Status == http.StatusConflict:
-		// Someone created it meanwhile: join that one.
+	case errors.Is(err, schema.ErrConflict):
+		// Someone created it meanwhile, public (join it) or private (refused).
 		if err := join(); err != nil {
-			return fmt.Errorf("chat: join %s: %w", room, err)
+			return fmt.Errorf("chat: room %s exists and is private: ask its owner to add you: %w", room, err)
 		}
 		return nil
 	default:
