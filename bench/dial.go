@@ -223,7 +223,7 @@ func closeCode(err error) int {
 	return websocket.CloseAbnormalClosure
 }
 
-// explainCloseError turns the close codes of PROTOCOL.md into advice.
+// explainCloseError turns the close codes of docs/protocol.md into advice.
 func explainCloseError(err error) error {
 	switch closeCode(err) {
 	case schema.CloseRateLimited:

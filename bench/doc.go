@@ -1,6 +1,6 @@
 // Package bench is `laneim bench`, laneIM's load generator. It drives gateways on this
 // machine over real WebSockets and HTTP, exactly as clients do, and measures what
-// PROTOCOL.md promises: every member gets every message once, in seq order, quickly;
+// docs/protocol.md promises: every member gets every message once, in seq order, quickly;
 // an ack means durable; a slow client does not slow the others.
 //
 // Scenarios:

@@ -92,7 +92,7 @@ type reply struct {
 func newConn(ws *websocket.Conn, ready schema.ReadyD) *conn {
 	hb := time.Duration(ready.HeartbeatMs) * time.Millisecond
 	if hb <= 0 {
-		hb = 30 * time.Second // PROTOCOL.md's default
+		hb = 30 * time.Second // docs/protocol.md's default
 	}
 	return &conn{
 		ws:        ws,

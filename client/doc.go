@@ -1,4 +1,4 @@
-// Package client is a Go client of laneIM's public protocol (PROTOCOL.md): the
+// Package client is a Go client of laneIM's public protocol (docs/protocol.md): the
 // WebSocket session of /v1/ws and a small helper for the HTTP API. Tests, the load
 // generator (bench/) and `laneim chat` use it, so it is the reference for how a client
 // is meant to behave: it identifies, heartbeats at the interval ready names, tracks per

@@ -11,7 +11,7 @@ import (
 )
 
 // Codes of error events the client raises itself. They never come from a server, so
-// they do not collide with PROTOCOL.md's codes.
+// they do not collide with docs/protocol.md's codes.
 const (
 	// CodeGap: a subscribed room's batch did not start right after the last seq
 	// delivered. Event.Gap names the missing range; the batch is still delivered.

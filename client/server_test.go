@@ -15,7 +15,7 @@ import (
 	"github.com/laneim/laneim/schema"
 )
 
-// fakeServer plays the server side of PROTOCOL.md's WebSocket session over loopback,
+// fakeServer plays the server side of docs/protocol.md's WebSocket session over loopback,
 // with knobs to misbehave the ways a real deployment does: lost acks, connections
 // dropped at the worst moment, catch-ups that overlap, silence.
 type fakeServer struct {

@@ -152,7 +152,7 @@ func (c *conn) unsubscribe(f schema.Frame) {
 	c.reply(schema.OpUnsubscribed, f.Rid, schema.RoomD{Room: d.Room})
 }
 
-// checkSend validates a send as PROTOCOL.md requires, before anything is published.
+// checkSend validates a send as docs/protocol.md requires, before anything is published.
 func checkSend(d *schema.SendD, maxBody int) *schema.Error {
 	if e := badRoom(d.Room); e != nil {
 		return e

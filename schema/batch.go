@@ -17,7 +17,7 @@ type Message struct {
 // AppendBatch appends the batch encoding of msgs (consecutive messages of one room, in
 // seq order) to dst: {"room","seq","ts","msgs":[[user,dt,body],...]}. With more != nil
 // it adds "more". An empty msgs encodes room with seq 0 and "msgs":[]. Ids are of the
-// safe character set of PROTOCOL.md, so they are written without escaping.
+// safe character set of docs/protocol.md, so they are written without escaping.
 func AppendBatch(dst []byte, room string, msgs []Message, more *bool) []byte {
 	var seq, ts int64
 	if len(msgs) > 0 {

@@ -1,9 +1,9 @@
 package schema
 
-// MaxIDLen is the longest user or room id PROTOCOL.md allows.
+// MaxIDLen is the longest user or room id docs/protocol.md allows.
 const MaxIDLen = 64
 
-// MaxNonceLen is the longest nonce PROTOCOL.md allows.
+// MaxNonceLen is the longest nonce docs/protocol.md allows.
 const MaxNonceLen = 64
 
 // ValidID reports whether s is a valid user or room id: 1 to 64 characters of

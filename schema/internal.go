@@ -30,7 +30,7 @@ type HistoryReq struct {
 }
 
 // HistoryReply is a history page: logic answers with the batch encoding of
-// PROTOCOL.md itself (AppendBatch with "more"), so message bodies travel byte for byte
+// docs/protocol.md itself (AppendBatch with "more"), so message bodies travel byte for byte
 // (json.Marshal of a json.RawMessage would compact and HTML-escape them) and the
 // gateway can relay a page without re-encoding it.
 type HistoryReply struct {
@@ -56,7 +56,7 @@ type RoomStateReply struct {
 	Seq    int64 `json:"seq"`
 }
 
-// RoomInfo describes a room as PROTOCOL.md's HTTP API returns it.
+// RoomInfo describes a room as docs/protocol.md's HTTP API returns it.
 type RoomInfo struct {
 	Room    string `json:"room"`
 	Name    string `json:"name"`
@@ -153,7 +153,7 @@ type SendAck struct {
 	Err   *Error `json:"err,omitempty"`
 }
 
-// Limits of PROTOCOL.md.
+// Limits of docs/protocol.md.
 const (
 	DefaultMaxFrameBytes = 65536
 	DefaultMaxBodyBytes  = 4096

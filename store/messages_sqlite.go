@@ -11,7 +11,7 @@ import (
 	"github.com/laneim/laneim/schema"
 )
 
-// defaultPageLimit is the page size of a Query with Limit <= 0, PROTOCOL.md's
+// defaultPageLimit is the page size of a Query with Limit <= 0, docs/protocol.md's
 // history default.
 const defaultPageLimit = 50
 

@@ -21,7 +21,7 @@ type SQLiteOptions struct {
 	// Synchronous is SQLite's synchronous level: "normal" (default) or "full". In WAL
 	// mode "normal" does not fsync at commit: a committed batch survives the crash of
 	// the process but may be lost with the machine (power loss), which meets
-	// PROTOCOL.md's "loss of any one server process" for a single-node deployment.
+	// docs/protocol.md's "loss of any one server process" for a single-node deployment.
 	// "full" fsyncs the WAL at every commit, once per Append batch.
 	Synchronous string
 	// ReadConns is the size of the reader pool; 0 means max(4, GOMAXPROCS).

@@ -86,7 +86,7 @@ func InConsumerT(p int) string { return inConsumer + strconv.Itoa(p) }
 // OutConsumerT is the durable consumer name of IM_OUT partition p.
 func OutConsumerT(p int) string { return outConsumer + strconv.Itoa(p) }
 
-// Room fanout subjects (core NATS). Payloads are the JSON frames of PROTOCOL.md, so
+// Room fanout subjects (core NATS). Payloads are the JSON frames of docs/protocol.md, so
 // `nats sub 'im.room.*.msgs'` shows a room's traffic readably.
 const (
 	RoomMsgs   = "im.room.*.msgs"
