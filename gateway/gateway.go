@@ -4,8 +4,9 @@
 // every local subscriber unchanged, fills gaps and serves `since` catch-up from logic's
 // history, and turns sends into IM_IN publications whose acks logic sends back.
 //
-// Lock order: conn.memberMu, then hub shard mu, then room.mu, then conn.writeMu.
-// users.mu is held only around NATS subscription calls.
+// Lock order: conn.memberMu, then room.mu, then conn.writeMu. A hub shard's mu is a
+// leaf, held only around its map and never while taking another lock. users.mu is
+// held only around NATS subscription calls.
 package gateway
 
 import (

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 
@@ -19,6 +20,9 @@ type hub struct {
 	shards [hubShards]hubShard
 }
 
+// hubShard is one map of rooms. Its mu is held only around the map itself, never
+// while waiting for a room's mu: a relay to 10,000 members holds its room's mu for
+// the whole run of writes, and every other room of the shard would wait behind it.
 type hubShard struct {
 	mu    sync.Mutex
 	rooms map[string]*room // guarded by mu
@@ -28,6 +32,10 @@ type hubShard struct {
 type room struct {
 	id     string         // set once at construction
 	worker chan *nats.Msg // set once at construction: the delivery worker of the room
+	// gone is set, under mu, when the room's last connection leaves; the room then
+	// leaves its shard's map, and a join in the meantime makes a new room instead.
+	// Atomic, so the shard can see it without waiting for mu.
+	gone atomic.Bool
 
 	mu         sync.Mutex
 	conns      map[*conn]*roomConn // guarded by mu: local member connections
@@ -95,38 +103,51 @@ func (h *hub) get(id string) *room {
 	return s.rooms[id]
 }
 
-// join adds c to room as a passive member.
-func (h *hub) join(id string, c *conn) {
+// getOrCreate returns the room to join: the one in the shard, or a new one in place of
+// none or of one that is gone.
+func (h *hub) getOrCreate(id string) *room {
 	s := h.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.rooms[id]
-	if r == nil {
+	if r == nil || r.gone.Load() {
 		r = &room{id: id, worker: h.gw.worker(id), conns: make(map[*conn]*roomConn)}
 		s.rooms[id] = r
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.conns[c]; ok {
-		return
-	}
-	r.conns[c] = &roomConn{}
-	h.updateSubscriptions(r)
+	return r
 }
 
-// leave removes c from room; the room is forgotten with its last connection.
+// join adds c to room as a passive member. Callers hold c.memberMu.
+func (h *hub) join(id string, c *conn) {
+	for {
+		r := h.getOrCreate(id)
+		r.mu.Lock()
+		if r.gone.Load() {
+			// Its last connection left between the lookup and the lock: the next
+			// lookup makes a new room.
+			r.mu.Unlock()
+			continue
+		}
+		if _, ok := r.conns[c]; !ok {
+			r.conns[c] = &roomConn{}
+			h.updateSubscriptions(r)
+		}
+		r.mu.Unlock()
+		return
+	}
+}
+
+// leave removes c from room; the room is forgotten with its last connection. Callers
+// hold c.memberMu, so the room c is in cannot be gone or replaced meanwhile.
 func (h *hub) leave(id string, c *conn) {
-	s := h.shard(id)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r := s.rooms[id]
+	r := h.get(id)
 	if r == nil {
 		return
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	rc, ok := r.conns[c]
 	if !ok {
+		r.mu.Unlock()
 		return
 	}
 	if rc.subscribed {
@@ -134,8 +155,18 @@ func (h *hub) leave(id string, c *conn) {
 	}
 	delete(r.conns, c)
 	h.updateSubscriptions(r)
-	if len(r.conns) == 0 {
-		delete(s.rooms, id)
+	empty := len(r.conns) == 0
+	if empty {
+		r.gone.Store(true)
+	}
+	r.mu.Unlock()
+	if empty {
+		s := h.shard(id)
+		s.mu.Lock()
+		if s.rooms[id] == r {
+			delete(s.rooms, id)
+		}
+		s.mu.Unlock()
 	}
 }
 
