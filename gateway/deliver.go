@@ -94,46 +94,52 @@ func frameRange(m *nats.Msg) (first, last int64, ok bool) {
 }
 
 // onMsgs relays consecutive live frames of one room to its subscribed connections. A
-// gap before a frame (core NATS is at most once) is filled from history first, with one
-// fetch for the whole room.
+// gap before a frame (core NATS is at most once) is filled from history on the room's
+// own goroutine (see fillGaps): the frame and those after it wait on the room until
+// the fill has been relayed, so the worker goes on with its other rooms.
 func (g *Gateway) onMsgs(r *room, ms []*nats.Msg) {
-	var run []liveFrame
-	if len(ms) == 1 {
-		run = make([]liveFrame, 0, 1) // stays on the stack
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	run := r.run[:0]
 	next := r.lastSeq // the last seq of the run so far
 	for _, m := range ms {
 		first, last, ok := frameRange(m)
 		if !ok {
-			g.log.Warn().Str("subject", m.Subject).Msg("msgs frame without a seq range dropped")
+			if g.hotLog.Allow() {
+				g.log.Warn().Str("subject", m.Subject).Int64("suppressed", g.hotLog.Suppressed()).Msg("msgs frame without a seq range dropped")
+			}
 			continue
 		}
 		observeFrameDelay(m)
-		if next > 0 && first > next+1 && r.subscribed > 0 {
-			from := next
-			r.mu.Unlock()
-			metricGapFills.Inc()
-			fill, err := g.fetchRange(r.id, from, first-1, maxGapFill)
-			r.mu.Lock()
-			if err != nil {
-				g.log.Warn().Err(err).Str("room", r.id).Msg("gap fill failed; connections will catch up on their own")
-			}
-			for len(fill) > 0 {
-				n := frameLength(fill)
-				run = append(run, liveFrame{first: fill[0].Seq, last: fill[n-1].Seq, data: schema.AppendMsgsFrame(nil, r.id, fill[:n])})
-				fill = fill[n:]
-			}
+		f := liveFrame{first: first, last: last, data: m.Data}
+		switch {
+		case r.filling:
+			r.holdForFill(f)
+		case next > 0 && first > next+1 && r.subscribed > 0:
+			// What continues goes now; from the gap on, frames wait for the fill.
+			g.relayRun(r, run)
+			run = run[:0]
+			r.filling = true
+			r.holdForFill(f)
+			g.wg.Go(func() { g.fillGaps(r) })
+		default:
+			run = append(run, f)
+			next = max(next, last)
 		}
-		run = append(run, liveFrame{first: first, last: last, data: m.Data})
-		next = max(next, last)
 	}
-	if len(run) > 0 {
-		start := time.Now()
-		g.relay(r, run)
-		metricRelaySeconds.Observe(time.Since(start).Seconds())
+	g.relayRun(r, run)
+	clear(run)
+	r.run = run[:0]
+}
+
+// relayRun relays run, timing it. Callers hold r.mu.
+func (g *Gateway) relayRun(r *room, run []liveFrame) {
+	if len(run) == 0 {
+		return
 	}
+	start := time.Now()
+	g.relay(r, run)
+	metricRelaySeconds.Observe(time.Since(start).Seconds())
 }
 
 // observeFrameDelay records how long after its newest message was stored a frame
@@ -148,10 +154,6 @@ func observeFrameDelay(m *nats.Msg) {
 	}
 	metricFrameDelaySeconds.Observe(max(float64(time.Now().UnixMilli()-ts), 0) / 1000)
 }
-
-// maxGapFill bounds a room-level gap fill, which holds up the delivery worker of the
-// room: connections still behind after it catch up on their own goroutines.
-const maxGapFill = 1000
 
 // maxBuiltFrame caps the frames the gateway builds from history, as pusher caps its.
 const maxBuiltFrame = 64 << 10
@@ -236,7 +238,9 @@ func (g *Gateway) deliverTo(r *room, c *conn, rc *roomConn, f liveFrame, out [][
 	case f.first <= rc.delivered:
 		frame, k, err := trimFrame(f.data, rc.delivered+1)
 		if err != nil {
-			g.log.Warn().Err(err).Str("room", r.id).Msg("trim frame")
+			if g.hotLog.Allow() {
+				g.log.Warn().Err(err).Str("room", r.id).Int64("suppressed", g.hotLog.Suppressed()).Msg("trim frame")
+			}
 			return out, 0
 		}
 		out = append(out, frame)

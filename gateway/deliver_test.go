@@ -46,6 +46,7 @@ func subscribedRoom(g *Gateway, id string, n int) (*room, []*conn) {
 		rc.subscribed = true
 		r.subscribed++
 	}
+	g.hub.updateSubscriptions(r)
 	r.mu.Unlock()
 	return r, conns
 }

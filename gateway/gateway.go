@@ -146,6 +146,9 @@ type Gateway struct {
 	workers  []chan *nats.Msg    // set once at construction; room msgs and ticks, by room hash
 	control  chan *nats.Msg      // set once at construction; member, read and kick events
 	log      zerolog.Logger      // set once at construction
+	// hotLog rate-limits warnings on delivery paths, which could otherwise log once a
+	// frame. Set once at construction.
+	hotLog *logging.RateLimited
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{} // guarded by mu
@@ -171,10 +174,11 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: a JWT secret is required")
 	}
 	g := &Gateway{
-		cfg:   cfg,
-		nc:    nc,
-		log:   cfg.Logger.With().Str("gateway", cfg.ID).Logger(),
-		conns: make(map[*conn]struct{}),
+		cfg:    cfg,
+		nc:     nc,
+		log:    cfg.Logger.With().Str("gateway", cfg.ID).Logger(),
+		hotLog: logging.NewRateLimited(time.Second, 5),
+		conns:  make(map[*conn]struct{}),
 	}
 	g.upgrader = websocket.Upgrader{
 		// The connection's frameReader reads the socket, not gorilla: its buffer

@@ -45,9 +45,18 @@ type room struct {
 	tickSub    *nats.Subscription  // guarded by mu: while some conn is passive
 	eventsSub  *nats.Subscription  // guarded by mu: while conns is not empty
 	// out and scratch are relay's reusable buffers, guarded by mu: the frames for the
-	// connection at hand and their iovecs.
+	// connection at hand and their iovecs; run is onMsgs's, the frames to relay.
 	out     [][]byte
 	scratch writeScratch
+	run     []liveFrame
+
+	// filling is set while the room's gap fill runs (fillGaps); live frames then wait
+	// in pending, in order, and droppedUpTo is the last seq of those dropped for
+	// maxPendingFill (0: none). Guarded by mu.
+	filling      bool
+	pending      []liveFrame
+	pendingBytes int
+	droppedUpTo  int64
 }
 
 // roomConn is one connection's state in one room. Guarded by the room's mu.

@@ -44,6 +44,12 @@ var (
 	metricGapFills = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_gap_fills_total", Help: "Gaps in a room's live frames filled from history.",
 	})
+	metricGapFillFailed = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_gateway_gap_fill_failures_total", Help: "Gap fills whose history read failed; the connections behind catch up on their own.",
+	})
+	metricGapFillDropped = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_gateway_gap_fill_dropped_total", Help: "Live frames not held while their room's gap fill ran (past 4 MiB held), read from history instead.",
+	})
 	metricRelaySeconds = promauto.NewHistogram(prometheus.HistogramOpts{
 		Name:    "laneim_gateway_relay_seconds",
 		Help:    "Time to hand a room's run of live frames to all its local subscribers.",
