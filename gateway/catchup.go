@@ -6,11 +6,15 @@ import (
 	"github.com/laneim/laneim/schema"
 )
 
-// startCatchUp runs a catch-up for c in r on its own goroutine. The caller holds r.mu
-// and has set rc.catchingUp.
+// startCatchUp makes sure a catch-up runs for c in r, on its own goroutine: the
+// running one, if any, goes on from rc.delivered. The caller holds r.mu and has set
+// rc.catchingUp.
 func (g *Gateway) startCatchUp(r *room, c *conn, rc *roomConn) {
-	generation := rc.generation
-	g.wg.Go(func() { g.catchUp(r, c, rc, generation) })
+	if rc.catchUpRunning {
+		return
+	}
+	rc.catchUpRunning = true
+	g.wg.Go(func() { g.catchUp(r, c, rc) })
 }
 
 // catchUp brings one connection from rc.delivered up to the live stream: it sends
@@ -19,27 +23,38 @@ func (g *Gateway) startCatchUp(r *room, c *conn, rc *roomConn) {
 // and are held, so nothing falls between history and live: the room's msgs
 // subscription was live before the first history read, so every message is either
 // in a page or in the held frames (or both, and then sent once).
-func (g *Gateway) catchUp(r *room, c *conn, rc *roomConn, generation uint64) {
+//
+// Each read takes one of the connection's history slots (maxHistoriesInFlight),
+// waiting for it, so that catch-ups of many rooms cannot keep logic's history busy.
+// A subscribe while a read is out restarts the catch-up from its since once the read
+// is back, so a connection never has two reads of one room out.
+func (g *Gateway) catchUp(r *room, c *conn, rc *roomConn) {
 	backoff := 50 * time.Millisecond
 	for {
 		// Flow control: a page goes out only once the connection has written most of
 		// what is queued, so a long catch-up paces itself to the client instead of
 		// overflowing its queue (4008).
-		if !c.waitQueueBelow(c.gw.cfg.MaxQueueBytes / 4) {
-			return
+		queueReady := c.waitQueueBelow(c.gw.cfg.MaxQueueBytes / 4)
+		if queueReady {
+			c.histories.acquire()
 		}
 		r.mu.Lock()
-		if !g.catchUpCurrent(r, c, rc, generation) {
+		if !queueReady || !g.catchUpWanted(r, c, rc) {
+			rc.catchUpRunning = false
 			r.mu.Unlock()
+			if queueReady {
+				c.histories.release()
+			}
 			return
 		}
-		after := rc.delivered
+		after, generation := rc.delivered, rc.generation
 		r.mu.Unlock()
 
 		page, more, err := g.historyPage(r.id, after)
+		c.histories.release()
 		if err != nil {
 			if c.isClosing() {
-				return
+				continue // the next round ends the catch-up
 			}
 			g.log.Debug().Err(err).Str("room", r.id).Msg("catch-up history")
 			time.Sleep(backoff)
@@ -49,9 +64,10 @@ func (g *Gateway) catchUp(r *room, c *conn, rc *roomConn, generation uint64) {
 		backoff = 50 * time.Millisecond
 
 		r.mu.Lock()
-		if !g.catchUpCurrent(r, c, rc, generation) {
+		if rc.generation != generation || !g.catchUpWanted(r, c, rc) {
+			// Restarted (from another since) or ended while the page was read.
 			r.mu.Unlock()
-			return
+			continue
 		}
 		for len(page) > 0 && page[0].Seq <= rc.delivered {
 			page = page[1:]
@@ -63,11 +79,8 @@ func (g *Gateway) catchUp(r *room, c *conn, rc *roomConn, generation uint64) {
 			rc.delivered = page[n-1].Seq
 			page = page[n:]
 		}
-		if more {
-			r.mu.Unlock()
-			continue
-		}
-		if g.drainHeld(r, c, rc) {
+		if !more && g.drainHeld(r, c, rc) {
+			rc.catchUpRunning = false
 			r.mu.Unlock()
 			return
 		}
@@ -75,10 +88,10 @@ func (g *Gateway) catchUp(r *room, c *conn, rc *roomConn, generation uint64) {
 	}
 }
 
-// catchUpCurrent reports whether the catch-up started under generation is still the
-// connection's. Callers hold r.mu.
-func (g *Gateway) catchUpCurrent(r *room, c *conn, rc *roomConn, generation uint64) bool {
-	return r.conns[c] == rc && rc.subscribed && rc.catchingUp && rc.generation == generation && !c.isClosing()
+// catchUpWanted reports whether the connection still needs its catch-up in r, and may
+// read history for it. Callers hold r.mu.
+func (g *Gateway) catchUpWanted(r *room, c *conn, rc *roomConn) bool {
+	return r.conns[c] == rc && rc.subscribed && rc.catchingUp && !rc.flushPending && !c.isClosing()
 }
 
 // drainHeld sends the held live frames that continue rc.delivered and ends the

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -66,7 +65,7 @@ type conn struct {
 	rooms     map[string]struct{} // guarded by memberMu: rooms the user belongs to, as this gateway knows
 	leaves    uint64              // guarded by memberMu: counts leaves, to spot one during a logic call
 	tornDown  bool                // guarded by memberMu: no more joins
-	histories atomic.Int32        // history requests in flight
+	histories historyBudget       // history reads in flight, catch-ups included
 
 	// expiry closes the connection with 4001 when its token expires; nil for a token
 	// without exp. Owned by the frame handlers (identify, refresh), which run one at

@@ -62,9 +62,15 @@ type room struct {
 // roomConn is one connection's state in one room. Guarded by the room's mu.
 type roomConn struct {
 	subscribed bool
-	// generation changes on every subscribe and unsubscribe; a catch-up goroutine
-	// stops when the generation it started under is gone.
+	// generation changes on every subscribe and unsubscribe; a history page read
+	// under an earlier generation is dropped.
 	generation uint64
+	// catchUpRunning is set while the connection's catch-up goroutine for the room
+	// runs: there is at most one, and a subscribe meanwhile hands it the new since.
+	catchUpRunning bool
+	// flushPending is set while a subscribe waits for its NATS subscription to be
+	// live; no history is read for the connection until then.
+	flushPending bool
 	// delivered is the highest seq queued to the connection.
 	delivered int64
 	// catchingUp holds live frames in buffer while history is being sent.

@@ -29,12 +29,12 @@ type fakeLogic struct {
 	nc *nats.Conn
 
 	mu          sync.Mutex
-	rooms       map[string]map[string]bool  // guarded by mu: user -> rooms
-	msgs        map[string][]schema.Message // guarded by mu: room -> messages, seq 1 up
+	rooms       map[string]map[string]bool    // guarded by mu: user -> rooms
+	msgs        map[string][]schema.Message   // guarded by mu: room -> messages, seq 1 up
 	holdHistory func(schema.HistoryReq) error // guarded by mu
-	inFlight    int                         // guarded by mu: history requests being answered
-	maxInFlight int                         // guarded by mu
-	histories   int                         // guarded by mu: history requests received
+	inFlight    int                           // guarded by mu: history requests being answered
+	maxInFlight int                           // guarded by mu
+	histories   int                           // guarded by mu: history requests received
 }
 
 // testStack is a gateway started on an embedded nats-server with a fakeLogic.

@@ -13,10 +13,6 @@ func (c *conn) requestContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), c.gw.cfg.RequestTimeout)
 }
 
-// maxHistoriesInFlight bounds one connection's concurrent history requests, so that
-// one client cannot queue unbounded reads in front of everyone else's.
-const maxHistoriesInFlight = 4
-
 // decode decodes a frame's d into v and, with room set, checks the room id it names.
 // On failure it answers the client itself and returns false.
 func (c *conn) decode(f schema.Frame, v any, room *string) bool {
@@ -89,8 +85,9 @@ func (c *conn) subscribe(f schema.Frame) {
 		c.gw.hub.updateSubscriptions(r)
 	}
 	rc.generation++
+	generation := rc.generation
 	rc.delivered = since
-	rc.catchingUp = true
+	rc.catchingUp, rc.flushPending = true, true
 	rc.buffer, rc.bufferBytes, rc.overflowed = nil, 0, false
 	// The reply is queued before any frame of the room can be.
 	c.reply(schema.OpSubscribed, f.Rid, schema.SubscribedD{Room: d.Room, Seq: state.Seq})
@@ -103,8 +100,11 @@ func (c *conn) subscribe(f schema.Frame) {
 		c.gw.log.Warn().Err(err).Msg("flush subscription")
 	}
 	r.mu.Lock()
-	if r.conns[c] == rc && rc.catchingUp {
-		c.gw.startCatchUp(r, c, rc)
+	if r.conns[c] == rc && rc.generation == generation {
+		rc.flushPending = false
+		if rc.catchingUp {
+			c.gw.startCatchUp(r, c, rc)
+		}
 	}
 	r.mu.Unlock()
 }
@@ -141,7 +141,7 @@ func (c *conn) unsubscribe(f schema.Frame) {
 	if r := c.gw.hub.get(d.Room); r != nil {
 		r.mu.Lock()
 		if rc := r.conns[c]; rc != nil && rc.subscribed {
-			rc.subscribed, rc.catchingUp = false, false
+			rc.subscribed, rc.catchingUp, rc.flushPending = false, false, false
 			rc.generation++
 			rc.buffer, rc.bufferBytes, rc.overflowed = nil, 0, false
 			r.subscribed--
@@ -213,16 +213,15 @@ func (c *conn) history(f schema.Frame) {
 		}
 		req.Limit = *d.Limit
 	}
-	if c.histories.Add(1) > maxHistoriesInFlight {
-		c.histories.Add(-1)
-		c.replyError(f.Rid, schema.Errorf(schema.CodeRateLimited, "at most %d history requests at a time", maxHistoriesInFlight))
+	if !c.histories.tryAcquire() {
+		c.replyError(f.Rid, schema.Errorf(schema.CodeRateLimited, "at most %d history reads at a time, catch-ups included", maxHistoriesInFlight))
 		return
 	}
 	rid := f.Rid
 	// History reads run off the read loop so that heartbeats and sends are not held
 	// up behind a slow page.
 	c.gw.wg.Go(func() {
-		defer c.histories.Add(-1)
+		defer c.histories.release()
 		ctx, cancel := c.requestContext()
 		defer cancel()
 		var reply schema.HistoryReply
