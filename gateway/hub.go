@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -18,6 +20,9 @@ const hubShards = 64
 type hub struct {
 	gw     *Gateway
 	shards [hubShards]hubShard
+	// subscribe makes a room's NATS subscription: nc.ChanSubscribe, or a test's
+	// stand-in. Set once at construction.
+	subscribe func(subject string, ch chan *nats.Msg) (*nats.Subscription, error)
 }
 
 // hubShard is one map of rooms. Its mu is held only around the map itself, never
@@ -91,7 +96,7 @@ type liveFrame struct {
 const maxCatchUpBuffer = 1 << 20
 
 func newHub(g *Gateway) *hub {
-	h := &hub{gw: g}
+	h := &hub{gw: g, subscribe: g.nc.ChanSubscribe}
 	for i := range h.shards {
 		h.shards[i].rooms = make(map[string]*room)
 	}
@@ -145,7 +150,8 @@ func (h *hub) join(id string, c *conn) {
 		}
 		if _, ok := r.conns[c]; !ok {
 			r.conns[c] = &roomConn{}
-			h.updateSubscriptions(r)
+			// A failed subscription is counted, and retried at the next change.
+			_ = h.updateSubscriptions(r)
 		}
 		r.mu.Unlock()
 		return
@@ -169,7 +175,7 @@ func (h *hub) leave(id string, c *conn) {
 		r.subscribed--
 	}
 	delete(r.conns, c)
-	h.updateSubscriptions(r)
+	_ = h.updateSubscriptions(r) // only unsubscribes
 	empty := len(r.conns) == 0
 	if empty {
 		r.gone.Store(true)
@@ -187,32 +193,55 @@ func (h *hub) leave(id string, c *conn) {
 
 // updateSubscriptions keeps the room's NATS subscriptions matching local interest:
 // .msgs while a connection is subscribed, .tick while one is passive, .events while
-// any member is connected. Callers hold r.mu.
-func (h *hub) updateSubscriptions(r *room) {
+// any member is connected. It returns the errors of subscriptions it could not make
+// (the NATS connection is closed or draining); each is tried again at the room's
+// next change. Callers hold r.mu.
+func (h *hub) updateSubscriptions(r *room) error {
 	passive := len(r.conns) - r.subscribed
-	r.msgsSub = h.setSub(r.msgsSub, r.subscribed > 0, subjects.RoomMsgsT(r.id), r.worker)
+	var msgsErr, tickErr, eventsErr error
+	r.msgsSub, msgsErr = h.setSub(r.msgsSub, r.subscribed > 0, subjects.RoomMsgsT(r.id), r.worker)
 	if r.msgsSub == nil {
 		r.lastSeq = 0 // frames may be missed while unsubscribed
 	}
-	r.tickSub = h.setSub(r.tickSub, passive > 0, subjects.RoomTickT(r.id), r.worker)
-	r.eventsSub = h.setSub(r.eventsSub, len(r.conns) > 0, subjects.RoomEventsT(r.id), h.gw.control)
+	r.tickSub, tickErr = h.setSub(r.tickSub, passive > 0, subjects.RoomTickT(r.id), r.worker)
+	r.eventsSub, eventsErr = h.setSub(r.eventsSub, len(r.conns) > 0, subjects.RoomEventsT(r.id), h.gw.control)
+	return errors.Join(msgsErr, tickErr, eventsErr)
 }
 
 // setSub subscribes or unsubscribes subject to match want. Subscriptions deliver into
 // the room's worker channel: nats.go runs no goroutine per channel subscription, so
 // tens of thousands of rooms cost tens of thousands of map entries, not goroutines.
-func (h *hub) setSub(sub *nats.Subscription, want bool, subject string, ch chan *nats.Msg) *nats.Subscription {
+func (h *hub) setSub(sub *nats.Subscription, want bool, subject string, ch chan *nats.Msg) (*nats.Subscription, error) {
 	switch {
 	case want && sub == nil:
-		s, err := h.gw.nc.ChanSubscribe(subject, ch)
+		s, err := h.subscribe(subject, ch)
 		if err != nil {
-			h.gw.log.Error().Err(err).Str("subject", subject).Msg("subscribe")
-			return nil
+			metricSubscriptionErrors.WithLabelValues("subscribe").Inc()
+			if h.gw.hotLog.Allow() {
+				h.gw.log.Warn().Err(err).Str("subject", subject).Int64("suppressed", h.gw.hotLog.Suppressed()).Msg("subscribe")
+			}
+			return nil, fmt.Errorf("subscribe %s: %w", subject, err)
 		}
-		return s
+		return s, nil
 	case !want && sub != nil:
-		_ = sub.Unsubscribe()
-		return nil
+		if err := sub.Unsubscribe(); err != nil {
+			// The connection is closed: the subscription is gone with it.
+			metricSubscriptionErrors.WithLabelValues("unsubscribe").Inc()
+		}
+		return nil, nil
 	}
-	return sub
+	return sub, nil
+}
+
+// setPassive makes a subscribed connection passive in r again, ending any catch-up.
+// Callers hold r.mu.
+func (h *hub) setPassive(r *room, rc *roomConn) {
+	if !rc.subscribed {
+		return
+	}
+	rc.subscribed, rc.catchingUp, rc.flushPending = false, false, false
+	rc.generation++
+	rc.buffer, rc.bufferBytes, rc.overflowed = nil, 0, false
+	r.subscribed--
+	_ = h.updateSubscriptions(r) // a failed tick subscription is counted, and retried at the next change
 }

@@ -45,7 +45,7 @@ type testStack struct {
 	url   string // the gateway's WebSocket URL
 }
 
-func newTestStack(tb testing.TB, mutate func(*Config)) *testStack {
+func newTestStack(tb testing.TB, mutate func(*Config), setup ...func(*Gateway)) *testStack {
 	tb.Helper()
 	srv, err := embednats.Start(embednats.Options{Memory: true})
 	if err != nil {
@@ -85,6 +85,9 @@ func newTestStack(tb testing.TB, mutate func(*Config)) *testStack {
 	g, err := New(cfg, nc)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	for _, f := range setup {
+		f(g)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

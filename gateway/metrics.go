@@ -41,6 +41,9 @@ var (
 	metricNATSSlow = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_nats_slow_consumer_total", Help: "NATS messages dropped because a delivery worker fell behind.",
 	})
+	metricSubscriptionErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_gateway_nats_subscription_errors_total", Help: "Room subscriptions NATS refused to make or to end, by op (the connection was closed or draining).",
+	}, []string{"op"})
 	metricGapFills = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_gap_fills_total", Help: "Gaps in a room's live frames filled from history.",
 	})

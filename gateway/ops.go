@@ -82,31 +82,46 @@ func (c *conn) subscribe(f schema.Frame) {
 	if !rc.subscribed {
 		rc.subscribed = true
 		r.subscribed++
-		c.gw.hub.updateSubscriptions(r)
+		// Failures are counted; only the msgs subscription matters here.
+		_ = c.gw.hub.updateSubscriptions(r)
+		if r.msgsSub == nil {
+			c.gw.hub.setPassive(r, rc)
+			r.mu.Unlock()
+			c.replyError(f.Rid, schema.Errorf(schema.CodeUnavailable, "could not subscribe to room %s, try again", d.Room))
+			return
+		}
 	}
 	rc.generation++
-	generation := rc.generation
 	rc.delivered = since
+	// Live frames are held from now on; no history is read before the flush.
 	rc.catchingUp, rc.flushPending = true, true
 	rc.buffer, rc.bufferBytes, rc.overflowed = nil, 0, false
-	// The reply is queued before any frame of the room can be.
-	c.reply(schema.OpSubscribed, f.Rid, schema.SubscribedD{Room: d.Room, Seq: state.Seq})
 	r.mu.Unlock()
 
 	// The msgs subscription must be live at the server before history is read, or a
 	// message stored after the read but relayed before the subscription would be
 	// lost between the two.
-	if err := c.gw.nc.FlushWithContext(ctx); err != nil {
-		c.gw.log.Warn().Err(err).Msg("flush subscription")
-	}
+	err = c.gw.nc.FlushWithContext(ctx)
 	r.mu.Lock()
-	if r.conns[c] == rc && rc.generation == generation {
+	defer r.mu.Unlock()
+	switch {
+	case r.conns[c] != rc:
+		// Left during the flush. Nothing else changes rc's generation meanwhile: the
+		// connection's frames are handled one at a time.
+		c.replyError(f.Rid, schema.Errorf(schema.CodeForbidden, "not a member of room %s", d.Room))
+	case err != nil:
+		// The subscription may not be live: better no subscription than a silent one.
+		c.gw.hub.setPassive(r, rc)
+		c.replyError(f.Rid, schema.Errorf(schema.CodeUnavailable, "could not subscribe to room %s, try again", d.Room))
+	default:
+		// The reply goes before any frame of the room: none goes to the connection
+		// until the catch-up starts, here.
+		c.reply(schema.OpSubscribed, f.Rid, schema.SubscribedD{Room: d.Room, Seq: state.Seq})
 		rc.flushPending = false
 		if rc.catchingUp {
 			c.gw.startCatchUp(r, c, rc)
 		}
 	}
-	r.mu.Unlock()
 }
 
 // checkMember asks logic whether the user belongs to room (the gateway's own view may
@@ -140,12 +155,8 @@ func (c *conn) unsubscribe(f schema.Frame) {
 	}
 	if r := c.gw.hub.get(d.Room); r != nil {
 		r.mu.Lock()
-		if rc := r.conns[c]; rc != nil && rc.subscribed {
-			rc.subscribed, rc.catchingUp, rc.flushPending = false, false, false
-			rc.generation++
-			rc.buffer, rc.bufferBytes, rc.overflowed = nil, 0, false
-			r.subscribed--
-			c.gw.hub.updateSubscriptions(r)
+		if rc := r.conns[c]; rc != nil {
+			c.gw.hub.setPassive(r, rc)
 		}
 		r.mu.Unlock()
 	}
