@@ -64,6 +64,7 @@ type conn struct {
 	memberMu  sync.Mutex
 	rooms     map[string]struct{} // guarded by memberMu: rooms the user belongs to, as this gateway knows
 	leaves    uint64              // guarded by memberMu: counts leaves, to spot one during a logic call
+	joins     uint64              // guarded by memberMu: counts joins, to spot one during a repair (resync.go)
 	tornDown  bool                // guarded by memberMu: no more joins
 	histories historyBudget       // history reads in flight, catch-ups included
 
@@ -408,6 +409,7 @@ func (c *conn) joinLocked(room string) {
 		return
 	}
 	if _, already := c.rooms[room]; !already {
+		c.joins++
 		c.rooms[room] = struct{}{}
 		c.gw.hub.join(room, c)
 	}
@@ -417,6 +419,10 @@ func (c *conn) joinLocked(room string) {
 func (c *conn) leave(room string) {
 	c.memberMu.Lock()
 	defer c.memberMu.Unlock()
+	c.leaveLocked(room)
+}
+
+func (c *conn) leaveLocked(room string) {
 	c.leaves++
 	if _, was := c.rooms[room]; was {
 		delete(c.rooms, room)

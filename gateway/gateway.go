@@ -141,6 +141,7 @@ type Gateway struct {
 	upgrader websocket.Upgrader  // set once at construction
 	hub      *hub                // room registry
 	users    *users              // user registry (user event subscriptions)
+	resync   *resync             // repairs of connections' rooms after lost events
 	sends    *sends              // sends waiting for their ack
 	httpRate *userLimits         // per-user HTTP rate limits
 	workers  []chan *nats.Msg    // set once at construction; room msgs and ticks, by room hash
@@ -164,10 +165,12 @@ type Gateway struct {
 const workerQueue = 16384
 
 // controlQueue is the channel size of membership, read and kick events. They are few,
-// nothing repairs a lost one, and they never wait behind room traffic on one channel.
+// and they never wait behind room traffic on one channel; a lost membership event is
+// repaired from logic (resync), a lost read or kick is not.
 const controlQueue = 1 << 16
 
-// New returns a gateway over nc. Call Start before serving.
+// New returns a gateway over nc. Call Start before serving. The gateway takes over
+// nc's error and reconnect handlers.
 func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 	cfg.defaults()
 	if len(cfg.Secret) == 0 {
@@ -195,6 +198,7 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 	g.hub = newHub(g)
 	g.httpRate = newUserLimits(cfg.RateLimit)
 	g.users = newUsers(g)
+	g.resync = newResync(g)
 	var err error
 	g.sends, err = newSends(g)
 	if err != nil {
@@ -205,12 +209,16 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		g.workers[i] = make(chan *nats.Msg, workerQueue)
 	}
 	g.control = make(chan *nats.Msg, controlQueue)
-	// A full worker channel drops messages (nats.go reports a slow consumer). Frames
-	// are repaired by gap fill and ticks superseded, but it must be visible.
+	// A full channel drops messages (nats.go reports a slow consumer). Frames are
+	// repaired by gap fill and ticks superseded; lost events, and whatever was
+	// published during a reconnect, by re-reading membership from logic (resync).
 	slowLog := logging.NewRateLimited(10*time.Second, 1)
 	nc.SetErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 		if errors.Is(err, nats.ErrSlowConsumer) {
 			metricNATSSlow.Inc()
+			if sub != nil {
+				g.onSlowConsumer(sub.Subject)
+			}
 		}
 		if slowLog.Allow() {
 			subject := ""
@@ -220,6 +228,7 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 			g.log.Warn().Err(err).Str("subject", subject).Msg("NATS async error")
 		}
 	})
+	nc.SetReconnectHandler(func(*nats.Conn) { g.onReconnect() })
 	return g, nil
 }
 
@@ -237,6 +246,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	for _, ch := range append([]chan *nats.Msg{g.control}, g.workers...) {
 		g.wg.Go(func() { g.deliverLoop(runCtx, ch) })
 	}
+	g.wg.Go(func() { g.resync.run(runCtx) })
 	return g.nc.FlushWithContext(ctx)
 }
 

@@ -39,8 +39,17 @@ var (
 		Name: "laneim_gateway_token_expired_total", Help: "Connections closed with 4001 because their token expired unrefreshed.",
 	})
 	metricNATSSlow = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "laneim_gateway_nats_slow_consumer_total", Help: "NATS messages dropped because a delivery worker fell behind.",
+		Name: "laneim_gateway_nats_slow_consumer_total", Help: "NATS reports of dropped messages: a delivery worker or the event channel fell behind (one report per subscription until it catches up).",
 	})
+	metricEventsDropped = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_gateway_events_dropped_total", Help: "Member, read and kick events lost, by reason: slow_consumer (a report for a user's or room's events subject; the user's membership is then repaired from logic), malformed.",
+	}, []string{"reason"})
+	metricMembershipResyncs = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_gateway_membership_resyncs_total", Help: "Repairs of connections' rooms from logic after events may have been lost, by trigger: slow_consumer (one user), reconnect (every user).",
+	}, []string{"trigger"})
+	metricMembershipRepairs = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_gateway_membership_repairs_total", Help: "Rooms a repair found a connection had missed the event of, by action (join, leave).",
+	}, []string{"action"})
 	metricSubscriptionErrors = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "laneim_gateway_nats_subscription_errors_total", Help: "Room subscriptions NATS refused to make or to end, by op (the connection was closed or draining).",
 	}, []string{"op"})

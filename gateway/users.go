@@ -70,3 +70,14 @@ func (u *users) conns(user string) []*conn {
 	}
 	return out
 }
+
+// names returns the connected users.
+func (u *users) names() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make([]string, 0, len(u.m))
+	for user := range u.m {
+		out = append(out, user)
+	}
+	return out
+}

@@ -1,0 +1,82 @@
+package gateway
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/laneim/laneim/schema"
+	"github.com/laneim/laneim/subjects"
+)
+
+// memberEvent is the member frame logic publishes.
+func memberEvent(room, user, action string) []byte {
+	return schema.EncodeFrame(schema.OpMember, nil, schema.MemberD{Room: room, User: user, Action: action})
+}
+
+// TestLostLeaveRepairedAfterSlowConsumer: a leave dropped because the gateway's event
+// channel was full is repaired from logic: the removed user's connection stops
+// receiving the room and is told it left.
+func TestLostLeaveRepairedAfterSlowConsumer(t *testing.T) {
+	// An event channel of one: the event being handled, one waiting, the next dropped.
+	st := newTestStack(t, nil, func(g *Gateway) { g.control = make(chan *nats.Msg, 1) })
+	st.logic.join("alice", "a", "b")
+	alice := st.connect(t, "alice")
+	if f := alice.call("subscribe", map[string]any{"room": "a"}); f.Op != schema.OpSubscribed {
+		t.Fatalf("subscribe: %s", f.raw)
+	}
+	publishFrame(t, st.logic.nc, st.logic.store("a", 1))
+	alice.collectMsgs(map[string][]int64{"a": {1}}, 5*time.Second)
+
+	// Hold the event handler on alice's connection, so that events pile up.
+	conns := st.g.users.conns("alice")
+	if len(conns) != 1 {
+		t.Fatalf("%d connections of alice", len(conns))
+	}
+	c := conns[0]
+	c.memberMu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			c.memberMu.Unlock()
+		}
+	}()
+	st.logic.join("alice", "c")
+	st.logic.remove("alice", "a")
+	slow := counterValue(t, "laneim_gateway_membership_resyncs_total", "trigger=slow_consumer")
+	pub := st.logic.nc
+	for _, ev := range [][]byte{
+		memberEvent("c", "alice", schema.ActionJoin), // handled, and waits for the lock
+		[]byte(`{"op":"read","d":{"room":"b","seq":0}}`), // waits in the channel
+		memberEvent("a", "alice", schema.ActionLeave),     // dropped
+	} {
+		if err := pub.Publish(subjects.UserEventsT("alice"), ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := pub.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitFor(t, "no slow consumer reported for alice's events", 5*time.Second, func() bool {
+		return counterValue(t, "laneim_gateway_membership_resyncs_total", "trigger=slow_consumer") > slow
+	})
+	locked = false
+	c.memberMu.Unlock()
+
+	f, ok := alice.next(func(f testFrame) bool {
+		return f.Op == schema.OpMember && strings.Contains(string(f.D), `"room":"a"`)
+	}, 5*time.Second)
+	if !ok || !strings.Contains(string(f.D), `"leave"`) {
+		t.Fatalf("no leave of room a after the lost event: %s", f.raw)
+	}
+	if c.isMember("a") || !c.isMember("b") || !c.isMember("c") {
+		t.Fatalf("rooms after the repair: %v", c.rooms)
+	}
+	publishFrame(t, pub, st.logic.store("a", 1))
+	if f, ok := alice.next(func(f testFrame) bool { return f.Op == schema.OpMsgs || f.Op == schema.OpTick }, 300*time.Millisecond); ok {
+		t.Fatalf("a removed member got %s", f.raw)
+	}
+}
