@@ -56,6 +56,7 @@ func (g *Gateway) catchUp(r *room, c *conn, rc *roomConn) {
 			if c.isClosing() {
 				continue // the next round ends the catch-up
 			}
+			metricCatchUpErrors.Inc()
 			g.log.Debug().Err(err).Str("room", r.id).Msg("catch-up history")
 			time.Sleep(backoff)
 			backoff = min(2*backoff, 2*time.Second)

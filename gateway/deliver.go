@@ -105,9 +105,8 @@ func (g *Gateway) onMsgs(r *room, ms []*nats.Msg) {
 	for _, m := range ms {
 		first, last, ok := frameRange(m)
 		if !ok {
-			if g.hotLog.Allow() {
-				g.log.Warn().Str("subject", m.Subject).Int64("suppressed", g.hotLog.Suppressed()).Msg("msgs frame without a seq range dropped")
-			}
+			metricFramesDropped.WithLabelValues("no_range").Inc()
+			g.hotWarn().Str("subject", m.Subject).Msg("msgs frame without a seq range dropped")
 			continue
 		}
 		observeFrameDelay(m)
@@ -238,9 +237,10 @@ func (g *Gateway) deliverTo(r *room, c *conn, rc *roomConn, f liveFrame, out [][
 	case f.first <= rc.delivered:
 		frame, k, err := trimFrame(f.data, rc.delivered+1)
 		if err != nil {
-			if g.hotLog.Allow() {
-				g.log.Warn().Err(err).Str("room", r.id).Int64("suppressed", g.hotLog.Suppressed()).Msg("trim frame")
-			}
+			// Skipped for this connection: its next frame leaves a gap, which its
+			// catch-up fills from history.
+			metricFramesDropped.WithLabelValues("malformed").Inc()
+			g.hotWarn().Err(err).Str("room", r.id).Msg("trim frame")
 			return out, 0
 		}
 		out = append(out, frame)
@@ -292,6 +292,7 @@ func (g *Gateway) onRoomEvent(r *room, data []byte) {
 		D schema.MemberD `json:"d"`
 	}
 	if err := json.Unmarshal(data, &ev); err != nil {
+		g.droppedEvent(err, "room event")
 		return
 	}
 	r.mu.Lock()
@@ -314,13 +315,15 @@ func (g *Gateway) onUserEvent(user string, m *nats.Msg) {
 		D  json.RawMessage `json:"d"`
 	}
 	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		g.droppedEvent(err, "user event")
 		return
 	}
 	conns := g.users.conns(user)
 	switch ev.Op {
 	case schema.OpMember:
 		var d schema.MemberD
-		if json.Unmarshal(ev.D, &d) != nil || !schema.ValidID(d.Room) {
+		if err := json.Unmarshal(ev.D, &d); err != nil || !schema.ValidID(d.Room) {
+			g.droppedEvent(err, "member event")
 			return
 		}
 		for _, c := range conns {
@@ -337,6 +340,7 @@ func (g *Gateway) onUserEvent(user string, m *nats.Msg) {
 		var d struct {
 			Reason string `json:"reason"`
 		}
+		// A kick without a readable reason still kicks, with the default one.
 		_ = json.Unmarshal(ev.D, &d)
 		if d.Reason == "" {
 			d.Reason = "kicked"
@@ -352,6 +356,12 @@ func (g *Gateway) onUserEvent(user string, m *nats.Msg) {
 			}
 		}
 	}
+}
+
+// droppedEvent counts an event that could not be read, and warns (rate-limited).
+func (g *Gateway) droppedEvent(err error, what string) {
+	metricEventsDropped.WithLabelValues("malformed").Inc()
+	g.hotWarn().Err(err).Msg("malformed " + what + " dropped")
 }
 
 // fetchRange reads messages after..to of a room from history, page by page, at most

@@ -66,9 +66,7 @@ func (g *Gateway) fillGaps(r *room) {
 		r.mu.Lock()
 		if err != nil {
 			metricGapFillFailed.Inc()
-			if g.hotLog.Allow() {
-				g.log.Warn().Err(err).Str("room", r.id).Int64("suppressed", g.hotLog.Suppressed()).Msg("gap fill failed; connections will catch up on their own")
-			}
+			g.hotWarn().Err(err).Str("room", r.id).Msg("gap fill failed; connections will catch up on their own")
 		}
 		for len(fill) > 0 && fill[0].Seq <= r.lastSeq {
 			fill = fill[1:]

@@ -232,6 +232,16 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 	return g, nil
 }
 
+// hotWarn starts a warning on a delivery path, where a bad input or a failing
+// dependency could log once a frame: a few a second pass, with the number held back
+// since; over that it returns nil, on which zerolog's methods do nothing.
+func (g *Gateway) hotWarn() *zerolog.Event {
+	if !g.hotLog.Allow() {
+		return nil
+	}
+	return g.log.Warn().Int64("suppressed", g.hotLog.Suppressed())
+}
+
 // ID is the gateway's id.
 func (g *Gateway) ID() string { return g.cfg.ID }
 

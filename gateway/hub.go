@@ -217,9 +217,7 @@ func (h *hub) setSub(sub *nats.Subscription, want bool, subject string, ch chan 
 		s, err := h.subscribe(subject, ch)
 		if err != nil {
 			metricSubscriptionErrors.WithLabelValues("subscribe").Inc()
-			if h.gw.hotLog.Allow() {
-				h.gw.log.Warn().Err(err).Str("subject", subject).Int64("suppressed", h.gw.hotLog.Suppressed()).Msg("subscribe")
-			}
+			h.gw.hotWarn().Err(err).Str("subject", subject).Msg("subscribe")
 			return nil, fmt.Errorf("subscribe %s: %w", subject, err)
 		}
 		return s, nil

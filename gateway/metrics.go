@@ -53,6 +53,12 @@ var (
 	metricSubscriptionErrors = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "laneim_gateway_nats_subscription_errors_total", Help: "Room subscriptions NATS refused to make or to end, by op (the connection was closed or draining).",
 	}, []string{"op"})
+	metricFramesDropped = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_gateway_frames_dropped_total", Help: "Room frames from pusher that could not be read, by reason (no_range, malformed); history fills in for them.",
+	}, []string{"reason"})
+	metricCatchUpErrors = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_gateway_catch_up_errors_total", Help: "Failed history reads of catch-ups (retried with backoff).",
+	})
 	metricGapFills = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_gap_fills_total", Help: "Gaps in a room's live frames filled from history.",
 	})

@@ -96,9 +96,7 @@ func (s *resync) run(ctx context.Context) {
 			backoff = 100 * time.Millisecond
 			continue
 		}
-		if s.gw.hotLog.Allow() {
-			s.gw.log.Warn().Int("users", len(failed)).Int64("suppressed", s.gw.hotLog.Suppressed()).Msg("membership repair failed; retrying")
-		}
+		s.gw.hotWarn().Int("users", len(failed)).Msg("membership repair failed; retrying")
 		select {
 		case <-ctx.Done():
 			return

@@ -48,9 +48,9 @@ func TestLostLeaveRepairedAfterSlowConsumer(t *testing.T) {
 	slow := counterValue(t, "laneim_gateway_membership_resyncs_total", "trigger=slow_consumer")
 	pub := st.logic.nc
 	for _, ev := range [][]byte{
-		memberEvent("c", "alice", schema.ActionJoin), // handled, and waits for the lock
+		memberEvent("c", "alice", schema.ActionJoin),     // handled, and waits for the lock
 		[]byte(`{"op":"read","d":{"room":"b","seq":0}}`), // waits in the channel
-		memberEvent("a", "alice", schema.ActionLeave),     // dropped
+		memberEvent("a", "alice", schema.ActionLeave),    // dropped
 	} {
 		if err := pub.Publish(subjects.UserEventsT("alice"), ev); err != nil {
 			t.Fatal(err)
@@ -78,5 +78,38 @@ func TestLostLeaveRepairedAfterSlowConsumer(t *testing.T) {
 	publishFrame(t, pub, st.logic.store("a", 1))
 	if f, ok := alice.next(func(f testFrame) bool { return f.Op == schema.OpMsgs || f.Op == schema.OpTick }, 300*time.Millisecond); ok {
 		t.Fatalf("a removed member got %s", f.raw)
+	}
+}
+
+// TestMalformedEventsCounted: events that cannot be read are dropped with a trace, a
+// metric and a rate-limited warning, not silently.
+func TestMalformedEventsCounted(t *testing.T) {
+	st := newTestStack(t, nil)
+	st.logic.join("alice", "a")
+	alice := st.connect(t, "alice")
+	before := counterValue(t, "laneim_gateway_events_dropped_total", "reason=malformed")
+	for _, ev := range []string{`not json`, `{"op":"member","d":{"room":"bad room!","action":"leave"}}`} {
+		if err := st.logic.nc.Publish(subjects.UserEventsT("alice"), []byte(ev)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.logic.nc.Publish(subjects.RoomEventsT("a"), []byte(`[]`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "malformed events not counted", 5*time.Second, func() bool {
+		return counterValue(t, "laneim_gateway_events_dropped_total", "reason=malformed")-before == 3
+	})
+	if f, ok := alice.next(func(f testFrame) bool { return f.Op != schema.OpMsgs }, 200*time.Millisecond); ok {
+		t.Fatalf("a malformed event reached the client: %s", f.raw)
+	}
+
+	warnings := 0
+	for range 100 {
+		if st.g.hotWarn() != nil {
+			warnings++
+		}
+	}
+	if warnings > 5 {
+		t.Fatalf("%d of 100 hot-path warnings logged at once", warnings)
 	}
 }

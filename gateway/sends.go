@@ -85,7 +85,7 @@ func (s *sends) submit(room, user, nonce string, body json.RawMessage, done func
 	msg.Header.Set(subjects.HeaderReply, subjects.GatewayAcksT(s.gw.cfg.ID))
 	msg.Data = body
 	if _, err := s.js.PublishMsgAsync(msg); err != nil {
-		s.gw.log.Warn().Err(err).Msg("publish send")
+		s.gw.hotWarn().Err(err).Msg("publish send")
 		s.fail(key, schema.Errorf(schema.CodeUnavailable, "ingest unavailable, retry with the same nonce"))
 	}
 }
@@ -103,7 +103,7 @@ func (s *sends) onAck(m *nats.Msg) {
 		err = json.Unmarshal(m.Data, &acks)
 	}
 	if err != nil {
-		s.gw.log.Warn().Err(err).Msg("malformed acks from logic")
+		s.gw.hotWarn().Err(err).Msg("malformed acks from logic")
 		return
 	}
 	for _, ack := range acks {
@@ -122,7 +122,7 @@ func (s *sends) onPubAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubAc
 }
 
 func (s *sends) onPubErr(_ jetstream.JetStream, m *nats.Msg, err error) {
-	s.gw.log.Warn().Err(err).Str("subject", m.Subject).Msg("IM_IN publish failed")
+	s.gw.hotWarn().Err(err).Str("subject", m.Subject).Msg("IM_IN publish failed")
 	s.fail(publishedKey(m), schema.Errorf(schema.CodeUnavailable, "ingest unavailable, retry with the same nonce"))
 }
 

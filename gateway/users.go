@@ -51,7 +51,10 @@ func (u *users) remove(c *conn) {
 	}
 	delete(e.conns, c)
 	if len(e.conns) == 0 {
-		_ = e.sub.Unsubscribe()
+		if err := e.sub.Unsubscribe(); err != nil {
+			// The connection is closed: the subscription is gone with it.
+			metricSubscriptionErrors.WithLabelValues("unsubscribe").Inc()
+		}
 		delete(u.m, c.user)
 	}
 }

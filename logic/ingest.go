@@ -150,11 +150,39 @@ func outMsg(m schema.Message) *nats.Msg {
 
 // replyAcks publishes a gateway's acks of one batch as one JSON array.
 func (l *Logic) replyAcks(subject string, acks []schema.SendAck) {
-	data, err := json.Marshal(acks)
-	if err != nil {
-		return
+	data, failed := encodeAcks(acks, json.Marshal)
+	if failed > 0 {
+		metricAckEncodeErrors.Add(float64(failed))
+		l.cfg.Logger.Error().Int("acks", failed).Str("subject", subject).Msg("acks that could not be encoded answered as internal errors")
 	}
 	if err := l.nc.Publish(subject, data); err != nil {
 		l.cfg.Logger.Warn().Err(err).Str("subject", subject).Msg("reply acks")
 	}
+}
+
+// encodeAcks encodes acks as one JSON array with marshal. An ack that cannot be
+// encoded goes as an internal error for its send instead, so that the client hears at
+// once rather than at the gateway's 10 s send timeout (the message is stored all the
+// same: a retry with its nonce gets its seq). failed counts those.
+func encodeAcks(acks []schema.SendAck, marshal func(any) ([]byte, error)) (data []byte, failed int) {
+	if data, err := marshal(acks); err == nil {
+		return data, 0
+	}
+	data = append(data, '[')
+	for _, ack := range acks {
+		one, err := marshal(ack)
+		if err != nil {
+			failed++
+			one, err = marshal(schema.SendAck{Room: ack.Room, User: ack.User, Nonce: ack.Nonce,
+				Err: schema.Errorf(schema.CodeInternal, "the ack could not be encoded; retry with the same nonce")})
+			if err != nil {
+				continue // its ids cannot be encoded either: the send times out
+			}
+		}
+		if len(data) > 1 {
+			data = append(data, ',')
+		}
+		data = append(data, one...)
+	}
+	return append(data, ']'), failed
 }

@@ -24,6 +24,9 @@ var (
 		Name: "laneim_logic_append_seconds", Help: "Time to durably append one batch.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 	})
+	metricAckEncodeErrors = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_logic_ack_encode_errors_total", Help: "Acks that could not be encoded, sent as internal errors instead.",
+	})
 	metricServiceErrors = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "laneim_logic_service_errors_total", Help: "Service requests answered with an error, by endpoint and code.",
 	}, []string{"endpoint", "code"})

@@ -162,8 +162,14 @@ const (
 	ActionLeave = "leave"
 )
 
-// EncodeFrame encodes a server frame {"op","rid","d"}; rid may be nil.
+// EncodeFrame encodes a server frame {"op","rid","d"}; rid may be nil. A d that
+// cannot be encoded makes the frame an internal error with the same rid instead, so
+// that the client gets an answer it can read rather than an op with an empty d.
 func EncodeFrame(op string, rid json.RawMessage, d any) []byte {
+	payload, err := json.Marshal(d)
+	if err != nil {
+		op, payload = OpError, []byte(`{"code":"`+CodeInternal+`","message":"the reply could not be encoded"}`)
+	}
 	b := make([]byte, 0, 128)
 	b = append(b, `{"op":"`...)
 	b = append(b, op...)
@@ -173,10 +179,6 @@ func EncodeFrame(op string, rid json.RawMessage, d any) []byte {
 		b = append(b, rid...)
 	}
 	b = append(b, `,"d":`...)
-	payload, err := json.Marshal(d)
-	if err != nil {
-		payload = []byte("{}")
-	}
 	b = append(b, payload...)
 	return append(b, '}')
 }

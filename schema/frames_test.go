@@ -144,3 +144,23 @@ func FuzzBatchMessages(f *testing.F) {
 		}
 	})
 }
+
+// TestEncodeFrameFailure: a reply whose d cannot be encoded goes as an internal error
+// with the request's rid, not as the op with an empty d.
+func TestEncodeFrameFailure(t *testing.T) {
+	data := EncodeFrame(OpAck, json.RawMessage("7"), map[string]any{"bad": make(chan int)})
+	var f struct {
+		Op  string          `json:"op"`
+		Rid json.RawMessage `json:"rid"`
+		D   ErrorD          `json:"d"`
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		t.Fatalf("%s: %v", data, err)
+	}
+	if f.Op != OpError || string(f.Rid) != "7" || f.D.Code != CodeInternal {
+		t.Fatalf("got %s, want an internal error with rid 7", data)
+	}
+	if got := string(EncodeFrame(OpOK, nil, struct{}{})); got != `{"op":"ok","d":{}}` {
+		t.Fatalf("got %s", got)
+	}
+}
