@@ -187,8 +187,10 @@ const closeTooSlow = "too slow"
 // other subscriber, behind a few header bytes, so a burst of frames costs one wake-up
 // and one system call rather than one of each per frame (per-frame writes through
 // gorilla's WriteMessage were two thirds of the gateway's CPU in a 2,000-member
-// fanout). Gorilla still reads frames and writes the final close frame; everything
-// else it would write on its own (pong, close replies, the 1009 close) is routed here.
+// fanout). Frames are read by the connection's frameReader, not gorilla; gorilla only
+// writes the final close frame, after this loop's last write. Everything else a
+// reader would answer on its own (pongs, close replies, the 1009 close) is routed
+// here.
 func (c *conn) writeLoop() {
 	netConn := c.ws.UnderlyingConn()
 	var (

@@ -31,8 +31,10 @@ type HistoryReq struct {
 
 // HistoryReply is a history page: logic answers with the batch encoding of
 // docs/protocol.md itself (AppendBatch with "more"), so message bodies travel byte for byte
-// (json.Marshal of a json.RawMessage would compact and HTML-escape them) and the
-// gateway can relay a page without re-encoding it.
+// (json.Marshal of a json.RawMessage would compact and HTML-escape them). The gateway
+// decodes a page and encodes what it sends itself: a history reply carrying the
+// request's rid, or catch-up and gap-fill frames trimmed to what a connection lacks
+// and split at 64 KiB.
 type HistoryReply struct {
 	Reply
 	Batch

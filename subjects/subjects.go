@@ -23,8 +23,9 @@ import (
 
 // Streams.
 const (
-	// StreamIn holds accepted-but-not-yet-stored sends. Work-queue retention: logic
-	// consumes each message once.
+	// StreamIn holds accepted-but-not-yet-stored sends. Interest retention: a message
+	// goes once its partition's logic consumer has acked it (work-queue retention would
+	// forbid acking a batch at once; see logic/streams.go).
 	StreamIn = "IM_IN"
 	// StreamOut holds stored messages on their way to pusher.
 	StreamOut = "IM_OUT"
