@@ -9,12 +9,12 @@ import (
 // startCatchUp makes sure a catch-up runs for c in r, on its own goroutine: the
 // running one, if any, goes on from rc.delivered. The caller holds r.mu and has set
 // rc.catchingUp.
-func (g *Gateway) startCatchUp(r *room, c *conn, rc *roomConn) {
+func (r *room) startCatchUp(c *conn, rc *roomConn) {
 	if rc.catchUpRunning {
 		return
 	}
 	rc.catchUpRunning = true
-	g.wg.Go(func() { g.catchUp(r, c, rc) })
+	r.gw.wg.Go(func() { r.catchUp(c, rc) })
 }
 
 // catchUp brings one connection from rc.delivered up to the live stream: it sends
@@ -28,18 +28,18 @@ func (g *Gateway) startCatchUp(r *room, c *conn, rc *roomConn) {
 // waiting for it, so that catch-ups of many rooms cannot keep logic's history busy.
 // A subscribe while a read is out restarts the catch-up from its since once the read
 // is back, so a connection never has two reads of one room out.
-func (g *Gateway) catchUp(r *room, c *conn, rc *roomConn) {
+func (r *room) catchUp(c *conn, rc *roomConn) {
 	backoff := 50 * time.Millisecond
 	for {
 		// Flow control: a page goes out only once the connection has written most of
 		// what is queued, so a long catch-up paces itself to the client instead of
 		// overflowing its queue (4008).
-		queueReady := c.waitQueueBelow(c.gw.cfg.MaxQueueBytes / 4)
+		queueReady := c.waitQueueBelow(r.gw.cfg.MaxQueueBytes / 4)
 		if queueReady {
 			c.histories.acquire()
 		}
 		r.mu.Lock()
-		if !queueReady || !g.catchUpWanted(r, c, rc) {
+		if !queueReady || !r.catchUpWanted(c, rc) {
 			rc.catchUpRunning = false
 			r.mu.Unlock()
 			if queueReady {
@@ -50,14 +50,14 @@ func (g *Gateway) catchUp(r *room, c *conn, rc *roomConn) {
 		after, generation := rc.delivered, rc.generation
 		r.mu.Unlock()
 
-		page, more, err := g.historyPage(r.id, after)
+		page, more, err := r.gw.historyPage(r.id, after)
 		c.histories.release()
 		if err != nil {
 			if c.isClosing() {
 				continue // the next round ends the catch-up
 			}
 			metricCatchUpErrors.Inc()
-			g.log.Debug().Err(err).Str("room", r.id).Msg("catch-up history")
+			r.gw.log.Debug().Err(err).Str("room", r.id).Msg("catch-up history")
 			time.Sleep(backoff)
 			backoff = min(2*backoff, 2*time.Second)
 			continue
@@ -65,7 +65,7 @@ func (g *Gateway) catchUp(r *room, c *conn, rc *roomConn) {
 		backoff = 50 * time.Millisecond
 
 		r.mu.Lock()
-		if rc.generation != generation || !g.catchUpWanted(r, c, rc) {
+		if rc.generation != generation || !r.catchUpWanted(c, rc) {
 			// Restarted (from another since) or ended while the page was read.
 			r.mu.Unlock()
 			continue
@@ -80,7 +80,7 @@ func (g *Gateway) catchUp(r *room, c *conn, rc *roomConn) {
 			rc.delivered = page[n-1].Seq
 			page = page[n:]
 		}
-		if !more && g.drainHeld(r, c, rc) {
+		if !more && r.drainHeld(c, rc) {
 			rc.catchUpRunning = false
 			r.mu.Unlock()
 			return
@@ -91,14 +91,14 @@ func (g *Gateway) catchUp(r *room, c *conn, rc *roomConn) {
 
 // catchUpWanted reports whether the connection still needs its catch-up in r, and may
 // read history for it. Callers hold r.mu.
-func (g *Gateway) catchUpWanted(r *room, c *conn, rc *roomConn) bool {
+func (r *room) catchUpWanted(c *conn, rc *roomConn) bool {
 	return r.conns[c] == rc && rc.subscribed && rc.catchingUp && !rc.flushPending && !c.isClosing()
 }
 
 // drainHeld sends the held live frames that continue rc.delivered and ends the
 // catch-up, or reports false when history must be read again: a held frame leaves a
 // gap, or frames were dropped for the buffer cap. Callers hold r.mu.
-func (g *Gateway) drainHeld(r *room, c *conn, rc *roomConn) bool {
+func (r *room) drainHeld(c *conn, rc *roomConn) bool {
 	held := rc.buffer
 	rc.buffer, rc.bufferBytes = nil, 0
 	var out [][]byte
@@ -117,7 +117,7 @@ func (g *Gateway) drainHeld(r *room, c *conn, rc *roomConn) bool {
 			return false
 		}
 		// f continues or overlaps what was delivered: never a gap here.
-		out, _ = g.deliverTo(r, c, rc, f, out, nil)
+		out, _ = r.deliverTo(c, rc, f, out, nil)
 	}
 	c.enqueueFrames(out, nil)
 	if rc.overflowed {

@@ -41,7 +41,7 @@ func (g *Gateway) deliverLoop(ctx context.Context, ch chan *nats.Msg) {
 					n++
 				}
 				if r := g.hub.get(room); r != nil {
-					g.onMsgs(r, pending[i:i+n])
+					r.onMsgs(pending[i : i+n])
 				}
 			} else {
 				g.dispatch(pending[i])
@@ -63,11 +63,11 @@ func (g *Gateway) dispatch(m *nats.Msg) {
 		}
 		switch kind {
 		case subjects.KindMsgs:
-			g.onMsgs(r, []*nats.Msg{m})
+			r.onMsgs([]*nats.Msg{m})
 		case subjects.KindTick:
-			g.onTick(r, m.Data)
+			r.onTick(m.Data)
 		case subjects.KindEvents:
-			g.onRoomEvent(r, m.Data)
+			r.onEvent(m.Data)
 		}
 		return
 	}
@@ -97,7 +97,7 @@ func frameRange(m *nats.Msg) (first, last int64, ok bool) {
 // gap before a frame (core NATS is at most once) is filled from history on the room's
 // own goroutine (see fillGaps): the frame and those after it wait on the room until
 // the fill has been relayed, so the worker goes on with its other rooms.
-func (g *Gateway) onMsgs(r *room, ms []*nats.Msg) {
+func (r *room) onMsgs(ms []*nats.Msg) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	run := r.run[:0]
@@ -106,7 +106,7 @@ func (g *Gateway) onMsgs(r *room, ms []*nats.Msg) {
 		first, last, ok := frameRange(m)
 		if !ok {
 			metricFramesDropped.WithLabelValues("no_range").Inc()
-			g.hotWarn().Str("subject", m.Subject).Msg("msgs frame without a seq range dropped")
+			r.gw.hotWarn().Str("subject", m.Subject).Msg("msgs frame without a seq range dropped")
 			continue
 		}
 		observeFrameDelay(m)
@@ -116,28 +116,28 @@ func (g *Gateway) onMsgs(r *room, ms []*nats.Msg) {
 			r.holdForFill(f)
 		case next > 0 && first > next+1 && r.subscribed > 0:
 			// What continues goes now; from the gap on, frames wait for the fill.
-			g.relayRun(r, run)
+			r.relayRun(run)
 			run = run[:0]
 			r.filling = true
 			r.holdForFill(f)
-			g.wg.Go(func() { g.fillGaps(r) })
+			r.gw.wg.Go(r.fillGaps)
 		default:
 			run = append(run, f)
 			next = max(next, last)
 		}
 	}
-	g.relayRun(r, run)
+	r.relayRun(run)
 	clear(run)
 	r.run = run[:0]
 }
 
 // relayRun relays run, timing it. Callers hold r.mu.
-func (g *Gateway) relayRun(r *room, run []liveFrame) {
+func (r *room) relayRun(run []liveFrame) {
 	if len(run) == 0 {
 		return
 	}
 	start := time.Now()
-	g.relay(r, run)
+	r.relay(run)
 	metricRelaySeconds.Observe(time.Since(start).Seconds())
 }
 
@@ -171,7 +171,7 @@ func frameLength(msgs []schema.Message) int {
 
 // relay hands a run of frames to every subscribed connection of r: all that continue
 // a connection's seq go out in one write. Callers hold r.mu.
-func (g *Gateway) relay(r *room, run []liveFrame) {
+func (r *room) relay(run []liveFrame) {
 	deliveries := 0
 	for c, rc := range r.conns {
 		if !rc.subscribed {
@@ -179,17 +179,17 @@ func (g *Gateway) relay(r *room, run []liveFrame) {
 		}
 		if rc.catchingUp {
 			for _, f := range run {
-				g.hold(rc, f.first, f.last, f.data)
+				rc.hold(f)
 			}
 			continue
 		}
 		out := r.out[:0]
 		for i, f := range run {
 			var n int
-			if out, n = g.deliverTo(r, c, rc, f, out, &r.scratch); n < 0 {
+			if out, n = r.deliverTo(c, rc, f, out, &r.scratch); n < 0 {
 				// A catch-up started: it holds the rest.
 				for _, f := range run[i+1:] {
-					g.hold(rc, f.first, f.last, f.data)
+					rc.hold(f)
 				}
 				break
 			} else {
@@ -207,18 +207,18 @@ func (g *Gateway) relay(r *room, run []liveFrame) {
 }
 
 // hold buffers a live frame for a connection that is catching up.
-func (g *Gateway) hold(rc *roomConn, first, last int64, data []byte) {
-	if last <= rc.delivered {
+func (rc *roomConn) hold(f liveFrame) {
+	if f.last <= rc.delivered {
 		return
 	}
-	if rc.bufferBytes+len(data) > maxCatchUpBuffer {
+	if rc.bufferBytes+len(f.data) > maxCatchUpBuffer {
 		// History will have these messages: drop the buffer and let the catch-up
 		// loop fetch them.
 		rc.buffer, rc.bufferBytes, rc.overflowed = nil, 0, true
 		return
 	}
-	rc.buffer = append(rc.buffer, liveFrame{first: first, last: last, data: data})
-	rc.bufferBytes += len(data)
+	rc.buffer = append(rc.buffer, f)
+	rc.bufferBytes += len(f.data)
 }
 
 // deliverTo plans one frame for one connection so that it sees every seq once, in
@@ -227,7 +227,7 @@ func (g *Gateway) hold(rc *roomConn, first, last int64, data []byte) {
 // Frames to write are appended to out, and n is the number of messages they add; on a
 // gap, out is written first (with scratch), the catch-up starts, and n is -1. Callers
 // hold r.mu.
-func (g *Gateway) deliverTo(r *room, c *conn, rc *roomConn, f liveFrame, out [][]byte, scratch *writeScratch) (_ [][]byte, n int) {
+func (r *room) deliverTo(c *conn, rc *roomConn, f liveFrame, out [][]byte, scratch *writeScratch) (_ [][]byte, n int) {
 	switch {
 	case f.last <= rc.delivered:
 		return out, 0
@@ -240,7 +240,7 @@ func (g *Gateway) deliverTo(r *room, c *conn, rc *roomConn, f liveFrame, out [][
 			// Skipped for this connection: its next frame leaves a gap, which its
 			// catch-up fills from history.
 			metricFramesDropped.WithLabelValues("malformed").Inc()
-			g.hotWarn().Err(err).Str("room", r.id).Msg("trim frame")
+			r.gw.hotWarn().Err(err).Str("room", r.id).Msg("trim frame")
 			return out, 0
 		}
 		out = append(out, frame)
@@ -251,7 +251,7 @@ func (g *Gateway) deliverTo(r *room, c *conn, rc *roomConn, f liveFrame, out [][
 		rc.catchingUp = true
 		rc.buffer = append(rc.buffer[:0], f)
 		rc.bufferBytes = len(f.data)
-		g.startCatchUp(r, c, rc)
+		r.startCatchUp(c, rc)
 		return out[:0], -1
 	}
 	rc.delivered = f.last
@@ -275,7 +275,7 @@ func trimFrame(data []byte, from int64) ([]byte, int, error) {
 }
 
 // onTick relays a tick frame to the room's passive connections.
-func (g *Gateway) onTick(r *room, data []byte) {
+func (r *room) onTick(data []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for c, rc := range r.conns {
@@ -285,14 +285,14 @@ func (g *Gateway) onTick(r *room, data []byte) {
 	}
 }
 
-// onRoomEvent relays a member event to every member connection of the room except
-// those of the user concerned, who get it on their own subject.
-func (g *Gateway) onRoomEvent(r *room, data []byte) {
+// onEvent relays a member event to every member connection of the room except those
+// of the user concerned, who get it on their own subject.
+func (r *room) onEvent(data []byte) {
 	var ev struct {
 		D schema.MemberD `json:"d"`
 	}
 	if err := json.Unmarshal(data, &ev); err != nil {
-		g.droppedEvent(err, "room event")
+		r.gw.droppedEvent(err, "room event")
 		return
 	}
 	r.mu.Lock()

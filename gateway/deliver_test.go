@@ -46,7 +46,7 @@ func subscribedRoom(g *Gateway, id string, n int) (*room, []*conn) {
 		rc.subscribed = true
 		r.subscribed++
 	}
-	g.hub.updateSubscriptions(r)
+	_ = r.updateSubscriptions()
 	r.mu.Unlock()
 	return r, conns
 }
@@ -62,7 +62,7 @@ func BenchmarkRelay(b *testing.B) {
 	relay := func() {
 		seq++
 		r.mu.Lock()
-		g.relay(r, []liveFrame{{first: seq, last: seq, data: frame}})
+		r.relay([]liveFrame{{first: seq, last: seq, data: frame}})
 		r.mu.Unlock()
 		if seq%64 == 0 {
 			// What the write loop does: take the queue, keep its array.
@@ -93,9 +93,9 @@ func TestRelayDeliversInOrderOnce(t *testing.T) {
 		return schema.AppendMsgsFrame(nil, "r", []schema.Message{{Room: "r", Seq: seq, Ts: 1, User: "u", Body: []byte("1")}})
 	}
 	r.mu.Lock()
-	g.relay(r, []liveFrame{{1, 1, frame(1)}})
-	g.relay(r, []liveFrame{{1, 1, frame(1)}}) // a duplicate from a re-publish
-	g.relay(r, []liveFrame{{2, 2, frame(2)}})
+	r.relay([]liveFrame{{1, 1, frame(1)}})
+	r.relay([]liveFrame{{1, 1, frame(1)}}) // a duplicate from a re-publish
+	r.relay([]liveFrame{{2, 2, frame(2)}})
 	r.mu.Unlock()
 	for i, c := range conns {
 		if len(c.queue) != 2 {
@@ -117,7 +117,7 @@ func TestRelayRun(t *testing.T) {
 	}
 	r.mu.Lock()
 	r.conns[conns[1]].delivered = 2 // already has seqs 1 and 2
-	g.relay(r, []liveFrame{{1, 1, frame(1)}, {2, 2, frame(2)}, {3, 3, frame(3)}})
+	r.relay([]liveFrame{{1, 1, frame(1)}, {2, 2, frame(2)}, {3, 3, frame(3)}})
 	r.mu.Unlock()
 	for i, want := range [][]int64{{1, 2, 3}, {3}} {
 		c := conns[i]

@@ -32,7 +32,7 @@ func (r *room) holdForFill(f liveFrame) {
 // a gap history cannot fill (an error, or more than maxGapFill) is passed on, and the
 // connections it leaves behind catch up on their own, with flow control. It stops
 // when nothing is held.
-func (g *Gateway) fillGaps(r *room) {
+func (r *room) fillGaps() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for {
@@ -41,7 +41,7 @@ func (g *Gateway) fillGaps(r *room) {
 		for next := r.lastSeq; n < len(r.pending) && (next == 0 || r.pending[n].first <= next+1); n++ {
 			next = max(next, r.pending[n].last)
 		}
-		g.relayRun(r, r.pending[:n])
+		r.relayRun(r.pending[:n])
 		r.takePending(n)
 
 		var to int64 // the last seq of the gap to fill
@@ -62,11 +62,11 @@ func (g *Gateway) fillGaps(r *room) {
 		from := r.lastSeq
 		r.mu.Unlock()
 		metricGapFills.Inc()
-		fill, err := g.fetchRange(r.id, from, to, maxGapFill)
+		fill, err := r.gw.fetchRange(r.id, from, to, maxGapFill)
 		r.mu.Lock()
 		if err != nil {
 			metricGapFillFailed.Inc()
-			g.hotWarn().Err(err).Str("room", r.id).Msg("gap fill failed; connections will catch up on their own")
+			r.gw.hotWarn().Err(err).Str("room", r.id).Msg("gap fill failed; connections will catch up on their own")
 		}
 		for len(fill) > 0 && fill[0].Seq <= r.lastSeq {
 			fill = fill[1:]
@@ -83,10 +83,10 @@ func (g *Gateway) fillGaps(r *room) {
 			run = append(run, r.pending[0])
 			r.takePending(1)
 		}
-		g.relayRun(r, run)
+		r.relayRun(run)
 		if r.lastSeq < to {
 			// Only dropped frames were behind the gap, and it is not filled.
-			g.catchUpBehind(r, to)
+			r.catchUpBehind(to)
 		}
 	}
 }
@@ -94,12 +94,12 @@ func (g *Gateway) fillGaps(r *room) {
 // catchUpBehind starts a catch-up for every subscribed connection of r that has not
 // been delivered up to seq, which the room's relay now counts as passed. Callers
 // hold r.mu.
-func (g *Gateway) catchUpBehind(r *room, seq int64) {
+func (r *room) catchUpBehind(seq int64) {
 	for c, rc := range r.conns {
 		if rc.subscribed && !rc.catchingUp && rc.delivered < seq {
 			rc.catchingUp = true
 			rc.buffer, rc.bufferBytes, rc.overflowed = nil, 0, false
-			g.startCatchUp(r, c, rc)
+			r.startCatchUp(c, rc)
 		}
 	}
 	r.lastSeq = max(r.lastSeq, seq)

@@ -35,6 +35,7 @@ type hubShard struct {
 
 // room is one room as this gateway sees it.
 type room struct {
+	gw     *Gateway       // set once at construction
 	id     string         // set once at construction
 	worker chan *nats.Msg // set once at construction: the delivery worker of the room
 	// gone is set, under mu, when the room's last connection leaves; the room then
@@ -131,7 +132,7 @@ func (h *hub) getOrCreate(id string) *room {
 	defer s.mu.Unlock()
 	r := s.rooms[id]
 	if r == nil || r.gone.Load() {
-		r = &room{id: id, worker: h.gw.worker(id), conns: make(map[*conn]*roomConn)}
+		r = &room{gw: h.gw, id: id, worker: h.gw.worker(id), conns: make(map[*conn]*roomConn)}
 		s.rooms[id] = r
 	}
 	return r
@@ -151,7 +152,7 @@ func (h *hub) join(id string, c *conn) {
 		if _, ok := r.conns[c]; !ok {
 			r.conns[c] = &roomConn{}
 			// A failed subscription is counted, and retried at the next change.
-			_ = h.updateSubscriptions(r)
+			_ = r.updateSubscriptions()
 		}
 		r.mu.Unlock()
 		return
@@ -175,7 +176,7 @@ func (h *hub) leave(id string, c *conn) {
 		r.subscribed--
 	}
 	delete(r.conns, c)
-	_ = h.updateSubscriptions(r) // only unsubscribes
+	_ = r.updateSubscriptions() // only unsubscribes
 	empty := len(r.conns) == 0
 	if empty {
 		r.gone.Store(true)
@@ -196,15 +197,15 @@ func (h *hub) leave(id string, c *conn) {
 // any member is connected. It returns the errors of subscriptions it could not make
 // (the NATS connection is closed or draining); each is tried again at the room's
 // next change. Callers hold r.mu.
-func (h *hub) updateSubscriptions(r *room) error {
+func (r *room) updateSubscriptions() error {
 	passive := len(r.conns) - r.subscribed
 	var msgsErr, tickErr, eventsErr error
-	r.msgsSub, msgsErr = h.setSub(r.msgsSub, r.subscribed > 0, subjects.RoomMsgsT(r.id), r.worker)
+	r.msgsSub, msgsErr = r.gw.hub.setSub(r.msgsSub, r.subscribed > 0, subjects.RoomMsgsT(r.id), r.worker)
 	if r.msgsSub == nil {
 		r.lastSeq = 0 // frames may be missed while unsubscribed
 	}
-	r.tickSub, tickErr = h.setSub(r.tickSub, passive > 0, subjects.RoomTickT(r.id), r.worker)
-	r.eventsSub, eventsErr = h.setSub(r.eventsSub, len(r.conns) > 0, subjects.RoomEventsT(r.id), h.gw.control)
+	r.tickSub, tickErr = r.gw.hub.setSub(r.tickSub, passive > 0, subjects.RoomTickT(r.id), r.worker)
+	r.eventsSub, eventsErr = r.gw.hub.setSub(r.eventsSub, len(r.conns) > 0, subjects.RoomEventsT(r.id), r.gw.control)
 	return errors.Join(msgsErr, tickErr, eventsErr)
 }
 
@@ -233,7 +234,7 @@ func (h *hub) setSub(sub *nats.Subscription, want bool, subject string, ch chan 
 
 // setPassive makes a subscribed connection passive in r again, ending any catch-up.
 // Callers hold r.mu.
-func (h *hub) setPassive(r *room, rc *roomConn) {
+func (r *room) setPassive(rc *roomConn) {
 	if !rc.subscribed {
 		return
 	}
@@ -241,5 +242,5 @@ func (h *hub) setPassive(r *room, rc *roomConn) {
 	rc.generation++
 	rc.buffer, rc.bufferBytes, rc.overflowed = nil, 0, false
 	r.subscribed--
-	_ = h.updateSubscriptions(r) // a failed tick subscription is counted, and retried at the next change
+	_ = r.updateSubscriptions() // a failed tick subscription is counted, and retried at the next change
 }

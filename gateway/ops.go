@@ -83,9 +83,9 @@ func (c *conn) subscribe(f schema.Frame) {
 		rc.subscribed = true
 		r.subscribed++
 		// Failures are counted; only the msgs subscription matters here.
-		_ = c.gw.hub.updateSubscriptions(r)
+		_ = r.updateSubscriptions()
 		if r.msgsSub == nil {
-			c.gw.hub.setPassive(r, rc)
+			r.setPassive(rc)
 			r.mu.Unlock()
 			c.replyError(f.Rid, schema.Errorf(schema.CodeUnavailable, "could not subscribe to room %s, try again", d.Room))
 			return
@@ -111,7 +111,7 @@ func (c *conn) subscribe(f schema.Frame) {
 		c.replyError(f.Rid, schema.Errorf(schema.CodeForbidden, "not a member of room %s", d.Room))
 	case err != nil:
 		// The subscription may not be live: better no subscription than a silent one.
-		c.gw.hub.setPassive(r, rc)
+		r.setPassive(rc)
 		c.replyError(f.Rid, schema.Errorf(schema.CodeUnavailable, "could not subscribe to room %s, try again", d.Room))
 	default:
 		// The reply goes before any frame of the room: none goes to the connection
@@ -119,7 +119,7 @@ func (c *conn) subscribe(f schema.Frame) {
 		c.reply(schema.OpSubscribed, f.Rid, schema.SubscribedD{Room: d.Room, Seq: state.Seq})
 		rc.flushPending = false
 		if rc.catchingUp {
-			c.gw.startCatchUp(r, c, rc)
+			r.startCatchUp(c, rc)
 		}
 	}
 }
@@ -156,7 +156,7 @@ func (c *conn) unsubscribe(f schema.Frame) {
 	if r := c.gw.hub.get(d.Room); r != nil {
 		r.mu.Lock()
 		if rc := r.conns[c]; rc != nil {
-			c.gw.hub.setPassive(r, rc)
+			r.setPassive(rc)
 		}
 		r.mu.Unlock()
 	}
