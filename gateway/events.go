@@ -1,0 +1,89 @@
+package gateway
+
+import (
+	"encoding/json"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/laneim/laneim/schema"
+	"github.com/laneim/laneim/subjects"
+)
+
+// onEvent relays a member event to every member connection of the room except those
+// of the user concerned, who get it on their own subject.
+func (r *room) onEvent(data []byte) {
+	var ev struct {
+		D schema.MemberD `json:"d"`
+	}
+	if err := json.Unmarshal(data, &ev); err != nil {
+		r.gw.droppedEvent(err, "room event")
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c := range r.conns {
+		if c.user != ev.D.User {
+			c.enqueue(data)
+		}
+	}
+}
+
+// opKick on a user's events subject closes every connection of the user with 4003.
+const opKick = "kick"
+
+// onUserEvent applies and relays an event for every session of user: its own joins
+// and leaves (which change what the connections receive) and read sync.
+func (g *Gateway) onUserEvent(user string, m *nats.Msg) {
+	var ev struct {
+		Op string          `json:"op"`
+		D  json.RawMessage `json:"d"`
+	}
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		g.droppedEvent(err, "user event")
+		return
+	}
+	conns := g.users.conns(user)
+	switch ev.Op {
+	case schema.OpMember:
+		var d schema.MemberD
+		if err := json.Unmarshal(ev.D, &d); err != nil || !schema.ValidID(d.Room) {
+			g.droppedEvent(err, "member event")
+			return
+		}
+		for _, c := range conns {
+			if d.Action == schema.ActionJoin {
+				c.join(d.Room)
+				c.enqueue(m.Data)
+			} else {
+				c.enqueue(m.Data)
+				c.leave(d.Room)
+			}
+		}
+	case opKick:
+		// An operator's kick: nats pub im.user.<user>.events '{"op":"kick","d":{"reason":"..."}}'
+		var d struct {
+			Reason string `json:"reason"`
+		}
+		// A kick without a readable reason still kicks, with the default one.
+		_ = json.Unmarshal(ev.D, &d)
+		if d.Reason == "" {
+			d.Reason = "kicked"
+		}
+		for _, c := range conns {
+			c.close(schema.CloseKicked, d.Reason)
+		}
+	case schema.OpRead:
+		origin := m.Header.Get(subjects.HeaderSession)
+		for _, c := range conns {
+			if c.session != origin {
+				c.enqueue(m.Data)
+			}
+		}
+	}
+}
+
+// droppedEvent counts an event that could not be read, and warns (rate-limited).
+func (g *Gateway) droppedEvent(err error, what string) {
+	metricEventsDropped.WithLabelValues("malformed").Inc()
+	g.hotWarn().Err(err).Msg("malformed " + what + " dropped")
+}
