@@ -65,6 +65,7 @@ type conn struct {
 	rooms     map[string]struct{} // guarded by memberMu: rooms the user belongs to, as this gateway knows
 	leaves    uint64              // guarded by memberMu: counts leaves, to spot one during a logic call
 	joins     uint64              // guarded by memberMu: counts joins, to spot one during a repair (resync.go)
+	ready     bool                // guarded by memberMu: identify has joined the user's rooms and answers ready
 	tornDown  bool                // guarded by memberMu: no more joins
 	histories historyBudget       // history reads in flight, catch-ups included
 
@@ -319,6 +320,7 @@ func (c *conn) identify(f schema.Frame) bool {
 	}
 	_ = c.ws.SetReadDeadline(time.Now().Add(2 * c.gw.cfg.Heartbeat))
 	c.reply(schema.OpReady, f.Rid, ready)
+	c.markReady()
 	return true
 }
 

@@ -160,6 +160,14 @@ func (g *Gateway) resyncUser(ctx context.Context, user string) bool {
 	return false
 }
 
+// markReady lets repairs apply to the connection: its rooms are joined and ready has
+// gone, so member events may follow.
+func (c *conn) markReady() {
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
+	c.ready = true
+}
+
 // memberMark is a count of the connection's membership changes: a room list asked
 // for after it applies only while it is unchanged.
 func (c *conn) memberMark() uint64 {
@@ -170,16 +178,17 @@ func (c *conn) memberMark() uint64 {
 
 // setRooms makes the connection's rooms those of a list logic answered after mark,
 // and sends the connection the member events of what changed, which it missed. It
-// changes nothing and returns false when the membership changed since mark: the
-// list may not reflect that change.
+// changes nothing and returns false when the membership changed since mark (the
+// list may not reflect that change) or identify has not joined the user's rooms yet
+// (the connection has not had ready: no event may go before it).
 func (c *conn) setRooms(rooms []schema.UserRoom, mark uint64) bool {
 	c.memberMu.Lock()
 	defer c.memberMu.Unlock()
-	if c.leaves+c.joins != mark {
-		return false
-	}
 	if c.tornDown {
 		return true
+	}
+	if c.leaves+c.joins != mark || !c.ready {
+		return false
 	}
 	listed := make(map[string]struct{}, len(rooms))
 	for _, r := range rooms {
