@@ -2,11 +2,14 @@
 // connections, keeps per-connection write queues, subscribes to a room's NATS subjects
 // while local connections need them, writes the pre-encoded frames pusher publishes to
 // every local subscriber unchanged, fills gaps and serves `since` catch-up from logic's
-// history, and turns sends into IM_IN publications whose acks logic sends back.
+// history, and turns sends into IM_IN publications whose acks logic sends back; it
+// repairs connections' room sets from logic when membership events may have been
+// lost (resync.go).
 //
-// Lock order: conn.memberMu, then room.mu, then conn.writeMu. A hub shard's mu is a
-// leaf, held only around its map and never while taking another lock. users.mu is
-// held only around NATS subscription calls.
+// Lock order: conn.memberMu, then room.mu, then conn.writeMu. A hub shard's mu, a
+// connection's historyBudget.mu and resync.mu are leaves, held only around their own
+// fields and never while taking another lock. users.mu is held only around NATS
+// subscription calls.
 package gateway
 
 import (
