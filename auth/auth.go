@@ -49,7 +49,7 @@ type Claims struct {
 func Parse(secret []byte, token string) (Claims, error) {
 	var claims jwt.RegisteredClaims
 	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return secret, nil },
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithLeeway(5*time.Second))
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithLeeway(Leeway))
 	if err != nil {
 		return Claims{}, schema.Errorf(schema.CodeUnauthorized, "invalid token: %v", err)
 	}

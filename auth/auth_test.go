@@ -67,3 +67,36 @@ func TestDevSecretPersists(t *testing.T) {
 		t.Fatal("two data dirs share a secret")
 	}
 }
+
+func TestVerifier(t *testing.T) {
+	secret := []byte(strings.Repeat("k", 32))
+	v := NewVerifier(secret)
+	good := mustSign(t, secret, "alice")
+	expired, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
+		Subject: "bob", ExpiresAt: jwt.NewNumericDate(time.Now().Add(-time.Minute)),
+	}).SignedString(secret)
+	noneTok, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.RegisteredClaims{Subject: "alice"}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	badSub, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{Subject: "a.b"}).SignedString(secret)
+	// Twice each: the second answer comes from the verifier's memory and must agree.
+	for range 2 {
+		if c, err := v.Verify(good); err != nil || c.User != "alice" {
+			t.Fatalf("good token: %+v, %v", c, err)
+		}
+		for name, tok := range map[string]string{
+			"expired":      expired,
+			"other secret": mustSign(t, []byte(strings.Repeat("x", 32)), "alice"),
+			"alg none":     noneTok,
+			"bad subject":  badSub,
+			"garbage":      "a.b.c",
+			"empty":        "",
+		} {
+			if _, err := v.Verify(tok); !errors.Is(err, schema.ErrUnauthorized) {
+				t.Errorf("%s: err %v, want unauthorized", name, err)
+			}
+		}
+		// A token is judged at the time given: before its exp it was good.
+		if c, err := v.VerifyAt(expired, time.Now().Add(-2*time.Minute)); err != nil || c.User != "bob" {
+			t.Fatalf("expired token at a time before exp: %+v, %v", c, err)
+		}
+	}
+}

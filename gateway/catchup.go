@@ -36,7 +36,7 @@ func (g *Gateway) catchUp(r *room, c *conn, rc *roomConn, generation uint64) {
 		after := rc.delivered
 		r.mu.Unlock()
 
-		page, more, err := g.historyPage(r.id, after)
+		page, more, err := g.historyPage(c.currentToken(), r.id, after)
 		if err != nil {
 			if c.isClosing() {
 				return

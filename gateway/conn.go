@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -67,6 +66,10 @@ type conn struct {
 	leaves    uint64              // guarded by memberMu: counts leaves, to spot one during a logic call
 	tornDown  bool                // guarded by memberMu: no more joins
 	histories atomic.Int32        // history requests in flight
+
+	// token is the client's current token (identify, then refresh), forwarded with
+	// every request to logic made for the connection.
+	token atomic.Pointer[string]
 
 	// expiry closes the connection with 4001 when its token expires; nil for a token
 	// without exp. Owned by the frame handlers (identify, refresh), which run one at
@@ -280,6 +283,7 @@ func (c *conn) identify(f schema.Frame) bool {
 		return false
 	}
 	user := claims.User
+	c.token.Store(&d.Token)
 	c.expireAt(claims.Expires)
 	var b [12]byte
 	_, _ = rand.Read(b[:])
@@ -292,14 +296,14 @@ func (c *conn) identify(f schema.Frame) bool {
 		c.close(schema.CloseGoingAway, "unavailable")
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.gw.cfg.RequestTimeout)
+	ctx, cancel := c.requestContext()
 	defer cancel()
 	var rooms schema.UserRoomsReply
 	// A leave that arrives while the rooms are being read makes the list stale: read
 	// it again.
 	for attempt := 0; ; attempt++ {
 		leaves := c.leaveCount()
-		if err := c.gw.call(ctx, subjects.SvcUserRooms, schema.UserRoomsReq{User: user}, &rooms); err != nil {
+		if err := c.gw.call(ctx, subjects.SvcUserRooms, schema.UserRoomsReq{}, &rooms); err != nil {
 			c.replyError(f.Rid, schema.AsError(err))
 			c.close(schema.CloseGoingAway, "unavailable")
 			return false
@@ -338,8 +342,17 @@ func (c *conn) refresh(f schema.Frame) {
 		c.replyError(f.Rid, schema.Errorf(schema.CodeForbidden, "the token is for another user"))
 		return
 	}
+	c.token.Store(&d.Token)
 	c.expireAt(claims.Expires)
 	c.reply(schema.OpOK, f.Rid, schema.RefreshedD{ExpiresAt: unixMilli(claims.Expires)})
+}
+
+// currentToken is the connection's token, "" before identify.
+func (c *conn) currentToken() string {
+	if t := c.token.Load(); t != nil {
+		return *t
+	}
+	return ""
 }
 
 // expireAt closes the connection with 4001 at exp (never for a zero exp), in place of

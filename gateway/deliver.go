@@ -115,7 +115,7 @@ func (g *Gateway) onMsgs(r *room, ms []*nats.Msg) {
 			from := next
 			r.mu.Unlock()
 			metricGapFills.Inc()
-			fill, err := g.fetchRange(r.id, from, first-1, maxGapFill)
+			fill, err := g.fetchRange(r.readerToken(), r.id, from, first-1, maxGapFill)
 			r.mu.Lock()
 			if err != nil {
 				g.log.Warn().Err(err).Str("room", r.id).Msg("gap fill failed; connections will catch up on their own")
@@ -351,11 +351,11 @@ func (g *Gateway) onUserEvent(user string, m *nats.Msg) {
 }
 
 // fetchRange reads messages after..to of a room from history, page by page, at most
-// limit of them.
-func (g *Gateway) fetchRange(room string, after, to int64, limit int) ([]schema.Message, error) {
+// limit of them, for the client whose token is token.
+func (g *Gateway) fetchRange(token, room string, after, to int64, limit int) ([]schema.Message, error) {
 	var out []schema.Message
 	for after < to && len(out) < limit {
-		page, more, err := g.historyPage(room, after)
+		page, more, err := g.historyPage(token, room, after)
 		if err != nil {
 			return nil, err
 		}
@@ -373,9 +373,10 @@ func (g *Gateway) fetchRange(room string, after, to int64, limit int) ([]schema.
 	return out, nil
 }
 
-// historyPage reads the largest page of room after seq, as a trusted internal read.
-func (g *Gateway) historyPage(room string, after int64) ([]schema.Message, bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
+// historyPage reads the largest page of room after seq for the client whose token is
+// token: logic serves no read that is not a member's.
+func (g *Gateway) historyPage(token, room string, after int64) ([]schema.Message, bool, error) {
+	ctx, cancel := context.WithTimeout(withToken(context.Background(), token), g.cfg.RequestTimeout)
 	defer cancel()
 	var reply schema.HistoryReply
 	if err := g.call(ctx, subjects.SvcHistory, schema.HistoryReq{Room: room, After: &after, Limit: schema.MaxHistoryLimit}, &reply); err != nil {

@@ -42,6 +42,19 @@ type room struct {
 	scratch writeScratch
 }
 
+// readerToken is the token of a subscribed connection, for a room-level history read
+// (a gap fill): logic serves reads only for a member. Callers hold r.mu.
+func (r *room) readerToken() string {
+	for c, rc := range r.conns {
+		if rc.subscribed {
+			if t := c.currentToken(); t != "" {
+				return t
+			}
+		}
+	}
+	return ""
+}
+
 // roomConn is one connection's state in one room. Guarded by the room's mu.
 type roomConn struct {
 	subscribed bool

@@ -9,8 +9,10 @@ import (
 	"github.com/laneim/laneim/subjects"
 )
 
+// requestContext bounds a request to logic made for this connection's user, and
+// carries the user's token.
 func (c *conn) requestContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), c.gw.cfg.RequestTimeout)
+	return context.WithTimeout(withToken(context.Background(), c.currentToken()), c.gw.cfg.RequestTimeout)
 }
 
 // maxHistoriesInFlight bounds one connection's concurrent history requests, so that
@@ -116,7 +118,7 @@ func (c *conn) checkMember(ctx context.Context, room string) (schema.RoomStateRe
 	for range 3 {
 		leaves := c.leaveCount()
 		var state schema.RoomStateReply
-		if err := c.gw.call(ctx, subjects.SvcRoomState, schema.RoomStateReq{User: c.user, Room: room}, &state); err != nil {
+		if err := c.gw.call(ctx, subjects.SvcRoomState, schema.RoomStateReq{Room: room}, &state); err != nil {
 			return state, err
 		}
 		if !state.Member {
@@ -191,7 +193,7 @@ func (c *conn) send(f schema.Frame) {
 		}
 	}
 	rid := f.Rid
-	c.gw.sends.submit(d.Room, c.user, d.Nonce, d.Body, func(ack schema.SendAck) {
+	c.gw.sends.submit(d.Room, c.user, c.currentToken(), d.Nonce, d.Body, func(ack schema.SendAck) {
 		if ack.Err != nil {
 			c.replyError(rid, ack.Err)
 			return
@@ -205,7 +207,7 @@ func (c *conn) history(f schema.Frame) {
 	if !c.decode(f, &d, &d.Room) {
 		return
 	}
-	req := schema.HistoryReq{User: c.user, Room: d.Room, Before: d.Before, After: d.After}
+	req := schema.HistoryReq{Room: d.Room, Before: d.Before, After: d.After}
 	if d.Limit != nil {
 		if *d.Limit < 1 || *d.Limit > schema.MaxHistoryLimit {
 			c.replyError(f.Rid, schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxHistoryLimit))
@@ -247,7 +249,7 @@ func (c *conn) read(f schema.Frame) {
 	ctx, cancel := c.requestContext()
 	defer cancel()
 	var reply schema.Reply
-	err := c.gw.call(ctx, subjects.SvcReadSet, schema.ReadSetReq{User: c.user, Session: c.session, Room: d.Room, Seq: d.Seq}, &reply)
+	err := c.gw.call(ctx, subjects.SvcReadSet, schema.ReadSetReq{Session: c.session, Room: d.Room, Seq: d.Seq}, &reply)
 	if err != nil {
 		c.replyError(f.Rid, schema.AsError(err))
 		return

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
 
+	"github.com/laneim/laneim/auth"
 	"github.com/laneim/laneim/partition"
 	"github.com/laneim/laneim/store"
 	"github.com/laneim/laneim/subjects"
@@ -18,6 +19,9 @@ import (
 
 // Config configures a logic node. The zero value means the defaults.
 type Config struct {
+	// Secret verifies the client tokens gateways forward with every request and
+	// send: logic acts only as the subject of a token it has verified. Required.
+	Secret []byte
 	// Streams sizes IM_IN and IM_OUT when this node creates them.
 	Streams StreamsConfig
 	// BatchSize caps the sends stored in one write. Default 256.
@@ -48,7 +52,10 @@ type Logic struct {
 	js   jetstream.JetStream // set once at construction
 	msgs store.MessageStore  // set once at construction
 	meta store.MetaStore     // set once at construction
-	svc  micro.Service       // set by Start
+	// tokens verifies the client tokens forwarded with requests and sends. Set once at
+	// construction.
+	tokens *auth.Verifier
+	svc    micro.Service // set by Start
 	// Service handlers in flight, bounded apart for history (bulk reads) and for
 	// everything else, so a flood of history pages cannot hold up a subscribe.
 	historySem chan struct{}
@@ -60,12 +67,16 @@ type Logic struct {
 // New returns a logic node over the given NATS connection and stores.
 func New(cfg Config, nc *nats.Conn, msgs store.MessageStore, meta store.MetaStore) (*Logic, error) {
 	cfg.defaults()
+	if len(cfg.Secret) == 0 {
+		return nil, fmt.Errorf("logic: a JWT secret is required")
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	return &Logic{
 		cfg: cfg, nc: nc, js: js, msgs: msgs, meta: meta,
+		tokens:     auth.NewVerifier(cfg.Secret),
 		historySem: make(chan struct{}, cfg.ServiceWorkers),
 		serviceSem: make(chan struct{}, cfg.ServiceWorkers),
 	}, nil
