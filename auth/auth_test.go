@@ -100,3 +100,26 @@ func TestVerifier(t *testing.T) {
 		}
 	}
 }
+
+// FuzzVerify: any string offered as a token is refused or names a valid user, by Parse
+// and by the Verifier alike; neither panics.
+func FuzzVerify(f *testing.F) {
+	secret := []byte(strings.Repeat("k", 32))
+	good, _ := Sign(secret, "alice", time.Hour)
+	f.Add(good)
+	f.Add("")
+	f.Add("a.b.c")
+	f.Add("eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.")
+	f.Add(good[:len(good)-2])
+	v := NewVerifier(secret)
+	f.Fuzz(func(t *testing.T, token string) {
+		c, err := Parse(secret, token)
+		if err == nil && !schema.ValidID(c.User) {
+			t.Fatalf("Parse accepted %q with user %q", token, c.User)
+		}
+		vc, verr := v.Verify(token)
+		if (err == nil) != (verr == nil) || vc.User != c.User {
+			t.Fatalf("Parse and Verifier disagree on %q: %v / %v", token, err, verr)
+		}
+	})
+}
