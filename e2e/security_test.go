@@ -318,3 +318,62 @@ func TestRoleCredentialsCannotActAsUsers(t *testing.T) {
 	}
 	mustHTTP(t, s, "eve", "GET", "/v1/rooms/secret", nil, http.StatusForbidden)
 }
+
+// TestRemovedMemberAndForgedSender: a member removed from a private room reaches
+// nothing of it any more, by any path, from a connection opened before or after the
+// removal; and a send naming another sender is stored as its real sender's.
+func TestRemovedMemberAndForgedSender(t *testing.T) {
+	s := startStack(t, t.TempDir(), nil)
+	room(t, s, "secret", "alice", false, "mallory")
+	alice := connect(t, s, "alice")
+	before := connect(t, s, "mallory")
+	before.mustCall("subscribe", map[string]any{"room": "secret"}, "subscribed")
+
+	// A forged sender in the frame is ignored: the message is mallory's.
+	before.writeRaw([]byte(`{"op":"send","rid":99,"d":{"room":"secret","nonce":"f","body":"hi","user":"alice","from":"alice","sender":"alice"}}`))
+	ackSeq(t, before.reply(99))
+	h := alice.mustCall("history", map[string]any{"room": "secret"}, "history").batch(t)
+	if msgs, _ := h.Messages(); len(msgs) != 1 || msgs[0].User != "mallory" {
+		t.Fatalf("forged send stored as %+v, want mallory's", msgs)
+	}
+
+	mustHTTP(t, s, "alice", "DELETE", "/v1/rooms/secret/members/mallory", nil, http.StatusNoContent)
+	ackSeq(t, alice.call("send", sendD("secret", "a2", "after the removal")))
+	after := connect(t, s, "mallory")
+	for _, c := range []*wsClient{before, after} {
+		for _, op := range []struct {
+			op string
+			d  map[string]any
+		}{
+			{"subscribe", map[string]any{"room": "secret"}},
+			{"subscribe", map[string]any{"room": "secret", "since": 0}},
+			{"history", map[string]any{"room": "secret"}},
+			{"history", map[string]any{"room": "secret", "after": 0}},
+			{"send", sendD("secret", "m2", "still here?")},
+			{"read", map[string]any{"room": "secret", "seq": 2}},
+		} {
+			c.expectError(op.op, op.d, "forbidden")
+		}
+	}
+	for _, r := range []struct{ method, path string }{
+		{"GET", "/v1/rooms/secret"}, {"GET", "/v1/rooms/secret/members"},
+		{"GET", "/v1/rooms/secret/messages"}, {"GET", "/v1/rooms/secret/messages?after=0"},
+		{"PUT", "/v1/rooms/secret/members/mallory"},
+	} {
+		if status, body := httpDo(t, s, "mallory", r.method, r.path, nil); status != http.StatusForbidden {
+			t.Errorf("removed member %s %s: %d %s", r.method, r.path, status, body)
+		}
+	}
+	for _, c := range []*wsClient{before, after} {
+		if f, ok := c.next(func(f frame) bool {
+			return (f.Op == "msgs" || f.Op == "tick") && strings.Contains(string(f.D), `"secret"`) && !strings.Contains(string(f.D), `"seq":1,`)
+		}, 300*time.Millisecond); ok {
+			t.Fatalf("removed member got %s", f.raw)
+		}
+	}
+	for _, r := range after.ready.Rooms {
+		if r.Room == "secret" {
+			t.Fatal("ready still lists the room to a removed member")
+		}
+	}
+}
