@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -163,6 +164,9 @@ func (r *run) execute(ctx context.Context) (err error) {
 	if o.plot != "" {
 		if err := writePlot(o.plot, r.report); err != nil {
 			return fmt.Errorf("plot: %w", err)
+		}
+		if abs, err := filepath.Abs(o.plot); err == nil {
+			fmt.Fprintf(r.stderr, "plot written to %s\n", abs)
 		}
 	}
 	if o.jsonOut {

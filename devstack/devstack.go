@@ -51,6 +51,7 @@ type Stack struct {
 	nodes     []*nodes.Registration
 	servers   []*http.Server
 	log       zerolog.Logger
+	unlock    func() // releases the data dir's lock; nil until taken
 	closeOnce sync.Once
 }
 
@@ -68,6 +69,9 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 	}
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if s.unlock, err = lockDataDir(cfg.Data); err != nil {
+		return nil, err
 	}
 	s.Secret = []byte(cfg.Secret)
 	if len(s.Secret) == 0 {
@@ -295,5 +299,8 @@ func (s *Stack) close(ctx context.Context) {
 		if err := s.Store.Close(); err != nil {
 			s.log.Warn().Err(err).Msg("close store")
 		}
+	}
+	if s.unlock != nil {
+		s.unlock()
 	}
 }

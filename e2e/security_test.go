@@ -377,3 +377,26 @@ func TestRemovedMemberAndForgedSender(t *testing.T) {
 		}
 	}
 }
+
+// TestDataDirLocked: a second dev on a data dir in use refuses to start, naming the
+// lock, and starts once the first has stopped.
+func TestDataDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	first := startStack(t, dir, nil)
+	cfg := configs.Default()
+	cfg.Data, cfg.HTTP, cfg.NATSListen = dir, "127.0.0.1:0", "none"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if second, err := devstack.Start(ctx, cfg, zerolog.Nop()); err == nil {
+		second.Close(ctx)
+		t.Fatal("a second dev started on a data dir in use")
+	} else if !strings.Contains(err.Error(), "in use") || !strings.Contains(err.Error(), devstack.LockFile) {
+		t.Fatalf("error does not name the lock: %v", err)
+	}
+	first.Close(ctx)
+	second, err := devstack.Start(ctx, cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("dev on the data dir after the first stopped: %v", err)
+	}
+	second.Close(ctx)
+}

@@ -24,7 +24,7 @@ var (
 		Name: "laneim_gateway_deliveries_total", Help: "Messages queued to subscribed connections.",
 	})
 	metricErrors = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "laneim_gateway_errors_total", Help: "Error frames sent to clients, by code.",
+		Name: "laneim_gateway_errors_total", Help: "Errors answered to clients, by code: error frames over WebSocket and error answers over HTTP.",
 	}, []string{"code"})
 	metricSlowClosed = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_slow_closed_total", Help: "Connections closed as too slow (4008): their queue overflowed, or they took nothing for the write timeout.",

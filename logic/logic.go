@@ -89,6 +89,10 @@ func (l *Logic) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if want := l.cfg.Streams.Partitions; want > 0 && want != partitions {
+		l.cfg.Logger.Warn().Int("partitions", partitions).Int("configured", want).
+			Msg("the streams were created with another partition count, which stays while they hold data; the configured one is ignored")
+	}
 	if err := l.startServices(); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@
 //	laneim token USER   print a client JWT signed with the configured secret
 //	laneim chat ROOM    a small terminal chat client
 //	laneim bench ...    load tests against running gateways or an embedded stack
+//	laneim version      the build: module version, commit, Go version
 package main
 
 import (
@@ -21,6 +22,7 @@ usage:
   laneim token [flags] USER    print a client token signed with the configured secret
   laneim chat [flags] ROOM     chat in ROOM from the terminal
   laneim bench SCENARIO        load-test a laneIM on this machine (fanout, ack, ingest, conns)
+  laneim version               print the build's version, commit and Go version
 
 Run "laneim COMMAND -h" for a command's flags.
 `
@@ -41,6 +43,9 @@ func main() {
 		err = runChat(args)
 	case "bench":
 		err = runBench(args)
+	case "version", "--version":
+		fmt.Println(versionText())
+		return
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return
