@@ -106,7 +106,7 @@ func (r *run) execute(ctx context.Context) (err error) {
 	}
 
 	if o.embedded {
-		if r.t, err = startEmbedded(ctx, o.gateways); err != nil {
+		if r.t, err = startEmbedded(ctx, o.gateways, o.abusive > 0); err != nil {
 			return err
 		}
 	} else {
