@@ -110,6 +110,10 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 	if err != nil {
 		return nil, err
 	}
+	logicJS, err := jetstream.New(logicConn)
+	if err != nil {
+		return nil, err
+	}
 	s.Logic, err = logic.New(logic.Config{
 		Secret:  s.Secret,
 		Streams: logic.StreamsConfig{Partitions: cfg.Partitions, DedupeWindow: cfg.DedupeWindow},
@@ -150,6 +154,9 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 			Secret:        s.Secret,
 			Dev:           true,
 			DevTokenTTL:   cfg.TokenTTL,
+			// The status page lists the live nodes through logic's connection,
+			// which may read the im_nodes bucket.
+			Nodes: func(ctx context.Context) ([]nodes.Info, error) { return nodes.List(ctx, logicJS) },
 			MaxFrameBytes: cfg.MaxFrameBytes,
 			MaxBodyBytes:  cfg.MaxBodyBytes,
 			Heartbeat:     cfg.Heartbeat(),

@@ -24,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/laneim/laneim/logging"
+	"github.com/laneim/laneim/nodes"
 	"github.com/laneim/laneim/schema"
 )
 
@@ -79,7 +80,14 @@ type Config struct {
 	// MaxHeaderBytes caps an HTTP request's header. Default 32 KiB: a token and a
 	// browser's usual headers take 2 to 4.
 	MaxHeaderBytes int
-	Logger         zerolog.Logger
+	// OperatorKey lets an operator read GET /v1/status outside dev (Bearer
+	// OperatorKey); empty, the route is not served outside dev.
+	OperatorKey string
+	// Nodes lists the live nodes for GET /v1/status; nil lists none.
+	Nodes func(ctx context.Context) ([]nodes.Info, error)
+	// Web serves the browser demo at / in dev; nil serves nothing there.
+	Web    http.Handler
+	Logger zerolog.Logger
 }
 
 func (c *Config) defaults() {
@@ -142,6 +150,8 @@ type Gateway struct {
 	users    *users              // user registry (user event subscriptions)
 	sends    *sends              // sends waiting for their ack
 	httpRate *userLimits         // per-user HTTP rate limits
+	rates    statusRates         // GET /v1/status's counter samples
+	started  time.Time           // set once at construction
 	workers  []chan *nats.Msg    // set once at construction; room msgs and ticks, by room hash
 	control  chan *nats.Msg      // set once at construction; member, read and kick events
 	log      zerolog.Logger      // set once at construction
@@ -170,10 +180,11 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: a JWT secret is required")
 	}
 	g := &Gateway{
-		cfg:   cfg,
-		nc:    nc,
-		log:   cfg.Logger.With().Str("gateway", cfg.ID).Logger(),
-		conns: make(map[*conn]struct{}),
+		cfg:     cfg,
+		nc:      nc,
+		log:     cfg.Logger.With().Str("gateway", cfg.ID).Logger(),
+		conns:   make(map[*conn]struct{}),
+		started: time.Now(),
 	}
 	g.upgrader = websocket.Upgrader{
 		// The connection's frameReader reads the socket, not gorilla: its buffer

@@ -37,6 +37,7 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("PUT /v1/rooms/{room}/read", g.authed(g.putRead))
 	mux.HandleFunc("GET /v1/me/rooms", g.authed(g.myRooms))
 	mux.HandleFunc("POST /v1/dev/token", g.devToken)
+	mux.HandleFunc("GET /v1/status", g.status)
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.Handle("GET /metrics", promhttp.Handler())
 	if g.cfg.Dev {
@@ -46,9 +47,15 @@ func (g *Gateway) Handler() http.Handler {
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	notFound := func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, schema.Errorf(schema.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
-	})
+	}
+	mux.HandleFunc("/", notFound)
+	if g.cfg.Dev && g.cfg.Web != nil {
+		// The browser demo: its pages and scripts; the API's own paths stay JSON.
+		mux.Handle("GET /{$}", g.cfg.Web)
+		mux.Handle("GET /web/", g.cfg.Web)
+	}
 	return mux
 }
 

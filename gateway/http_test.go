@@ -238,3 +238,32 @@ func FuzzHTTPHandler(f *testing.F) {
 		}
 	})
 }
+
+// TestStatusNeedsOperatorKey: outside dev, /v1/status is served only with an operator
+// key, and only to a request that presents it.
+func TestStatusNeedsOperatorKey(t *testing.T) {
+	for _, tc := range []struct {
+		key, presented string
+		want           int
+	}{
+		{"", "", http.StatusNotFound},
+		{"", "anything", http.StatusNotFound},
+		{"op-key-123", "", http.StatusUnauthorized},
+		{"op-key-123", "op-key-12", http.StatusUnauthorized},
+		{"op-key-123", "op-key-123", http.StatusOK},
+	} {
+		addr, _ := serveTestGateway(t, Config{OperatorKey: tc.key})
+		req, _ := http.NewRequest("GET", "http://"+addr+"/v1/status", nil)
+		if tc.presented != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.presented)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("key %q presented %q: status %d, want %d", tc.key, tc.presented, resp.StatusCode, tc.want)
+		}
+	}
+}
