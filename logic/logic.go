@@ -30,7 +30,15 @@ type Config struct {
 	ServiceWorkers int
 	// StoreTimeout bounds one store write or read. Default 10s.
 	StoreTimeout time.Duration
-	Logger       zerolog.Logger
+	// MaxRoomsPerUser caps the rooms one user belongs to: adds past it, and rooms
+	// created past it, are refused. It keeps a user's room list, which every
+	// identify reads whole, and its gateway registrations bounded. Default 10000.
+	MaxRoomsPerUser int
+	// MaxRoomsCreatedPerUser caps the rooms one user creates. Default 1000.
+	MaxRoomsCreatedPerUser int
+	// MaxBlocksPerUser caps the users one user blocks. Default 1000.
+	MaxBlocksPerUser int
+	Logger           zerolog.Logger
 }
 
 func (c *Config) defaults() {
@@ -43,6 +51,15 @@ func (c *Config) defaults() {
 	if c.StoreTimeout <= 0 {
 		c.StoreTimeout = 10 * time.Second
 	}
+	if c.MaxRoomsPerUser <= 0 {
+		c.MaxRoomsPerUser = 10000
+	}
+	if c.MaxRoomsCreatedPerUser <= 0 {
+		c.MaxRoomsCreatedPerUser = 1000
+	}
+	if c.MaxBlocksPerUser <= 0 {
+		c.MaxBlocksPerUser = 1000
+	}
 }
 
 // Logic is one logic node.
@@ -52,6 +69,7 @@ type Logic struct {
 	js   jetstream.JetStream // set once at construction
 	msgs store.MessageStore  // set once at construction
 	meta store.MetaStore     // set once at construction
+	caps store.Caps          // set once at construction, from cfg
 	// tokens verifies the client tokens forwarded with requests and sends. Set once at
 	// construction.
 	tokens *auth.Verifier
@@ -77,6 +95,7 @@ func New(cfg Config, nc *nats.Conn, msgs store.MessageStore, meta store.MetaStor
 	return &Logic{
 		cfg: cfg, nc: nc, js: js, msgs: msgs, meta: meta,
 		tokens:     auth.NewVerifier(cfg.Secret),
+		caps:       store.Caps{Rooms: cfg.MaxRoomsPerUser, Created: cfg.MaxRoomsCreatedPerUser, Blocks: cfg.MaxBlocksPerUser},
 		historySem: make(chan struct{}, cfg.ServiceWorkers),
 		serviceSem: make(chan struct{}, cfg.ServiceWorkers),
 	}, nil

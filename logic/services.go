@@ -42,6 +42,10 @@ func (l *Logic) startServices() error {
 		{"read-set", subjects.SvcReadSet, l.readSet},
 		{"user-rooms", subjects.SvcUserRooms, l.userRooms},
 		{"nonce-lookup", subjects.SvcNonceLookup, l.nonceLookup},
+		{"user-leave", subjects.SvcUserLeave, l.userLeave},
+		{"block-add", subjects.SvcBlockAdd, l.blockAdd},
+		{"block-remove", subjects.SvcBlockRemove, l.blockRemove},
+		{"block-list", subjects.SvcBlockList, l.blockList},
 	}
 	for _, e := range endpoints {
 		if err := svc.AddEndpoint(e.name, l.serve(e.name, e.handle), micro.WithEndpointSubject(e.subject)); err != nil {
@@ -233,15 +237,15 @@ func (l *Logic) roomCreate(ctx context.Context, caller string, data []byte) (any
 	if err := checkIDs(req.Room); err != nil {
 		return nil, err
 	}
-	if len(req.Name) > 200 {
-		return nil, schema.Errorf(schema.CodeBadRequest, "name is longer than 200 bytes")
+	if len(req.Name) > schema.MaxRoomNameBytes {
+		return nil, schema.Errorf(schema.CodeBadRequest, "name is longer than %d bytes", schema.MaxRoomNameBytes)
 	}
 	if req.Name == "" {
 		req.Name = req.Room
 	}
 	room := store.Room{ID: req.Room, Name: req.Name, Owner: caller, Public: req.Public}
-	if err := l.meta.CreateRoom(ctx, room); err != nil {
-		return nil, err
+	if err := l.meta.CreateRoom(ctx, room, l.caps); err != nil {
+		return nil, refusal(err)
 	}
 	l.publishMember(room.ID, caller, schema.ActionJoin)
 	return schema.RoomReply{Room: roomInfo(room)}, nil
@@ -293,9 +297,12 @@ func (l *Logic) memberAdd(ctx context.Context, caller string, data []byte) (any,
 	if caller != room.Owner && !(room.Public && req.Target == caller) {
 		return nil, schema.Errorf(schema.CodeForbidden, "only the owner adds members to room %s", req.Room)
 	}
-	added, err := l.meta.AddMember(ctx, req.Room, req.Target)
-	if err != nil {
+	if err := l.checkAdder(ctx, caller, req.Target); err != nil {
 		return nil, err
+	}
+	added, err := l.meta.AddMember(ctx, req.Room, req.Target, l.caps)
+	if err != nil {
+		return nil, refusal(err)
 	}
 	if added {
 		l.publishMember(req.Room, req.Target, schema.ActionJoin)
@@ -384,15 +391,29 @@ func (l *Logic) readSet(ctx context.Context, caller string, data []byte) (any, e
 	return schema.Reply{}, nil
 }
 
+// userRooms answers a page of the caller's rooms: a whole list would pass NATS's 1 MiB
+// payload limit for a user in a few thousand rooms of long names.
 func (l *Logic) userRooms(ctx context.Context, caller string, data []byte) (any, error) {
 	var req schema.UserRoomsReq
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
-	rooms, err := l.meta.UserRooms(ctx, caller)
+	if req.After != "" {
+		if err := checkIDs(req.After); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case req.Limit == 0:
+		req.Limit = schema.DefaultUserRoomsLimit
+	case req.Limit < 0 || req.Limit > schema.MaxUserRoomsLimit:
+		return nil, schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxUserRoomsLimit)
+	}
+	rooms, more, err := l.meta.UserRooms(ctx, caller, req.After, req.Limit)
 	if err != nil {
 		return nil, err
 	}
+	rooms, trimmed := fitUserRooms(rooms)
 	ids := make([]string, len(rooms))
 	for i, r := range rooms {
 		ids[i] = r.Room
@@ -405,7 +426,7 @@ func (l *Logic) userRooms(ctx context.Context, caller string, data []byte) (any,
 	for i, r := range rooms {
 		out[i] = schema.UserRoom{Room: r.Room, Name: r.Name, Seq: seqs[r.Room], ReadSeq: r.ReadSeq}
 	}
-	return schema.UserRoomsReply{Rooms: out}, nil
+	return schema.UserRoomsReply{Rooms: out, More: more || trimmed}, nil
 }
 
 func (l *Logic) nonceLookup(ctx context.Context, caller string, data []byte) (any, error) {

@@ -110,8 +110,12 @@ type ReadSetReq struct {
 	Seq     int64  `json:"seq"`
 }
 
-// UserRoomsReq asks for the caller's rooms.
-type UserRoomsReq struct{}
+// UserRoomsReq asks for a page of the caller's rooms, ordered by room id, after the
+// room id After; Limit 0 means DefaultUserRoomsLimit.
+type UserRoomsReq struct {
+	After string `json:"after,omitempty"`
+	Limit int    `json:"limit,omitempty"`
+}
 
 type UserRoom struct {
 	Room    string `json:"room"`
@@ -123,6 +127,7 @@ type UserRoom struct {
 type UserRoomsReply struct {
 	Reply
 	Rooms []UserRoom `json:"rooms"`
+	More  bool       `json:"more"`
 }
 
 // NonceLookupReq asks for the seq the caller's nonce got in Room.

@@ -151,6 +151,15 @@ const (
 	LogicPing = "$SRV.PING." + LogicService
 )
 
+// Logic's services of what a user accepts: leaving rooms in bulk, and blocking the
+// adds of other users (docs/protocol.md).
+const (
+	SvcUserLeave   = "im.svc.user.leave"
+	SvcBlockAdd    = "im.svc.block.add"
+	SvcBlockRemove = "im.svc.block.remove"
+	SvcBlockList   = "im.svc.block.list"
+)
+
 // Headers carried on ingest, outbound and fanout messages.
 const (
 	HeaderMsgID   = "Nats-Msg-Id"
