@@ -69,6 +69,14 @@ type Config struct {
 	// DedupeWindow is IM_IN's JetStream duplicate window. Retries within it are dropped
 	// by JetStream; the message store stays idempotent beyond it.
 	DedupeWindow time.Duration `yaml:"dedupe_window"`
+	// MaxRoomsPerUser caps the rooms one user belongs to: an add, a join or a create
+	// past it is refused with forbidden. Every identify registers the connection in
+	// each of the user's rooms.
+	MaxRoomsPerUser int `yaml:"max_rooms_per_user"`
+	// MaxRoomsCreatedPerUser caps the rooms one user creates.
+	MaxRoomsCreatedPerUser int `yaml:"max_rooms_created_per_user"`
+	// MaxBlocksPerUser caps the users one user blocks.
+	MaxBlocksPerUser int `yaml:"max_blocks_per_user"`
 	// Log configures logging.
 	Log LogConfig `yaml:"log"`
 }
@@ -106,6 +114,11 @@ func Default() Config {
 		MaxQueueBytes: 8 << 20,
 		RateLimit:     1000,
 		DedupeWindow:  30 * time.Second,
+		// A user in 10,000 rooms takes 20 pages of 500 to identify; 1,000 rooms
+		// created is far past any person's use, and bounds what one token makes.
+		MaxRoomsPerUser:        10000,
+		MaxRoomsCreatedPerUser: 1000,
+		MaxBlocksPerUser:       1000,
 		Log: LogConfig{
 			Level:      "info",
 			MaxSizeMB:  100,
@@ -131,6 +144,9 @@ const (
 const (
 	MaxPartitions = 1024
 	MaxGateways   = 256
+	// maxPerUser bounds the per-user caps: a user in 100,000 rooms takes 200
+	// requests to identify and 100,000 registrations on its gateway.
+	maxPerUser = 100000
 	// minSecretBytes is HS256's key size: a shorter key is guessable offline from any
 	// token a client holds.
 	minSecretBytes = 32
@@ -246,6 +262,18 @@ func (c Config) Validate() error {
 	}
 	if c.DedupeWindow < time.Second || c.DedupeWindow > 24*time.Hour {
 		bad("dedupe_window", "must be 1s to 24h, got %s", c.DedupeWindow)
+	}
+	for _, limit := range []struct {
+		key   string
+		value int
+	}{
+		{"max_rooms_per_user", c.MaxRoomsPerUser},
+		{"max_rooms_created_per_user", c.MaxRoomsCreatedPerUser},
+		{"max_blocks_per_user", c.MaxBlocksPerUser},
+	} {
+		if limit.value < 1 || limit.value > maxPerUser {
+			bad(limit.key, "must be 1 to %d, got %d", maxPerUser, limit.value)
+		}
 	}
 	if !slices.Contains(logLevels, c.Log.Level) {
 		bad("log.level", "must be one of %s, got %q", strings.Join(logLevels, ", "), c.Log.Level)

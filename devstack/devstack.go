@@ -115,9 +115,12 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 		return nil, err
 	}
 	s.Logic, err = logic.New(logic.Config{
-		Secret:  s.Secret,
-		Streams: logic.StreamsConfig{Partitions: cfg.Partitions, DedupeWindow: cfg.DedupeWindow},
-		Logger:  log.With().Str("role", "logic").Logger(),
+		Secret:                 s.Secret,
+		Streams:                logic.StreamsConfig{Partitions: cfg.Partitions, DedupeWindow: cfg.DedupeWindow},
+		MaxRoomsPerUser:        cfg.MaxRoomsPerUser,
+		MaxRoomsCreatedPerUser: cfg.MaxRoomsCreatedPerUser,
+		MaxBlocksPerUser:       cfg.MaxBlocksPerUser,
+		Logger:                 log.With().Str("role", "logic").Logger(),
 	}, logicConn, s.Store, s.Store)
 	if err != nil {
 		return nil, err
@@ -150,19 +153,20 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 			return nil, err
 		}
 		gw, err := gateway.New(gateway.Config{
-			ID:            fmt.Sprintf("dev%d", i),
-			Secret:        s.Secret,
-			Dev:           true,
-			DevTokenTTL:   cfg.TokenTTL,
+			ID:          fmt.Sprintf("dev%d", i),
+			Secret:      s.Secret,
+			Dev:         true,
+			DevTokenTTL: cfg.TokenTTL,
 			// The status page lists the live nodes through logic's connection,
 			// which may read the im_nodes bucket.
-			Nodes: func(ctx context.Context) ([]nodes.Info, error) { return nodes.List(ctx, logicJS) },
-			MaxFrameBytes: cfg.MaxFrameBytes,
-			MaxBodyBytes:  cfg.MaxBodyBytes,
-			Heartbeat:     cfg.Heartbeat(),
-			MaxQueueBytes: cfg.MaxQueueBytes,
-			RateLimit:     float64(cfg.RateLimit),
-			Logger:        log.With().Str("role", "gateway").Logger(),
+			Nodes:           func(ctx context.Context) ([]nodes.Info, error) { return nodes.List(ctx, logicJS) },
+			MaxFrameBytes:   cfg.MaxFrameBytes,
+			MaxBodyBytes:    cfg.MaxBodyBytes,
+			Heartbeat:       cfg.Heartbeat(),
+			MaxQueueBytes:   cfg.MaxQueueBytes,
+			RateLimit:       float64(cfg.RateLimit),
+			MaxRoomsPerUser: cfg.MaxRoomsPerUser,
+			Logger:          log.With().Str("role", "gateway").Logger(),
 		}, nc)
 		if err != nil {
 			return nil, err

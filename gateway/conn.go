@@ -255,6 +255,8 @@ func (c *conn) handle(data []byte) bool {
 		c.read(f)
 	case schema.OpRefresh:
 		c.refresh(f)
+	case schema.OpRooms:
+		c.listRooms(f)
 	case schema.OpIdentify:
 		c.replyError(f.Rid, schema.Errorf(schema.CodeBadRequest, "already identified"))
 	default:
@@ -265,7 +267,8 @@ func (c *conn) handle(data []byte) bool {
 
 func opLabel(op string) string {
 	switch op {
-	case schema.OpHeartbeat, schema.OpSubscribe, schema.OpUnsubscribe, schema.OpSend, schema.OpHistory, schema.OpRead, schema.OpIdentify, schema.OpRefresh:
+	case schema.OpHeartbeat, schema.OpSubscribe, schema.OpUnsubscribe, schema.OpSend, schema.OpHistory, schema.OpRead, schema.OpIdentify, schema.OpRefresh,
+		schema.OpRooms:
 		return op
 	}
 	return "unknown"
@@ -296,29 +299,20 @@ func (c *conn) identify(f schema.Frame) bool {
 		c.close(schema.CloseGoingAway, "unavailable")
 		return false
 	}
-	ctx, cancel := c.requestContext()
-	defer cancel()
-	var rooms schema.UserRoomsReply
-	// A leave that arrives while the rooms are being read makes the list stale: read
-	// it again.
-	for attempt := 0; ; attempt++ {
-		leaves := c.leaveCount()
-		if err := c.gw.call(ctx, subjects.SvcUserRooms, schema.UserRoomsReq{}, &rooms); err != nil {
-			c.replyError(f.Rid, schema.AsError(err))
-			c.close(schema.CloseGoingAway, "unavailable")
-			return false
-		}
-		if c.joinAll(rooms.Rooms, leaves) || attempt == 3 {
-			break
-		}
+	first, more, err := c.joinUserRooms()
+	if err != nil {
+		c.replyError(f.Rid, schema.AsError(err))
+		c.close(schema.CloseGoingAway, "unavailable")
+		return false
 	}
 	ready := schema.ReadyD{
 		User: user, Session: c.session,
 		HeartbeatMs: c.gw.cfg.Heartbeat.Milliseconds(),
 		ExpiresAt:   unixMilli(claims.Expires),
-		Rooms:       make([]schema.ReadyRoom, len(rooms.Rooms)),
+		Rooms:       make([]schema.ReadyRoom, len(first)),
+		More:        more,
 	}
-	for i, r := range rooms.Rooms {
+	for i, r := range first {
 		ready.Rooms[i] = schema.ReadyRoom{Room: r.Room, Seq: r.Seq, ReadSeq: r.ReadSeq}
 	}
 	_ = c.ws.SetReadDeadline(time.Now().Add(2 * c.gw.cfg.Heartbeat))
@@ -376,6 +370,51 @@ func unixMilli(t time.Time) int64 {
 		return 0
 	}
 	return t.UnixMilli()
+}
+
+// joinUserRooms registers the connection in every room of its user (ticks, member
+// events and membership checks need them all), reading logic's list a page at a time
+// so that no reply nears NATS's 1 MiB payload limit, and at most MaxRoomsPerUser
+// rooms, logic's cap. It returns the first page, which ready carries, and whether
+// more rooms follow it.
+func (c *conn) joinUserRooms() ([]schema.UserRoom, bool, error) {
+	var first []schema.UserRoom
+	var firstMore bool
+	after, joined := "", 0
+	for page := 0; ; page++ {
+		limit := min(schema.MaxUserRoomsLimit, c.gw.cfg.MaxRoomsPerUser-joined)
+		rooms, err := c.joinRoomsPage(after, limit)
+		if err != nil {
+			return nil, false, err
+		}
+		if page == 0 {
+			first, firstMore = rooms.Rooms, rooms.More
+		}
+		joined += len(rooms.Rooms)
+		if !rooms.More || len(rooms.Rooms) == 0 || joined >= c.gw.cfg.MaxRoomsPerUser {
+			return first, firstMore, nil
+		}
+		after = rooms.Rooms[len(rooms.Rooms)-1].Room
+	}
+}
+
+// joinRoomsPage reads the page of the user's rooms after the room id after and joins
+// them. A leave that arrives while the page is being read makes it stale: it is read
+// again.
+func (c *conn) joinRoomsPage(after string, limit int) (schema.UserRoomsReply, error) {
+	for attempt := 0; ; attempt++ {
+		leaves := c.leaveCount()
+		var rooms schema.UserRoomsReply
+		ctx, cancel := c.requestContext()
+		err := c.gw.call(ctx, subjects.SvcUserRooms, schema.UserRoomsReq{After: after, Limit: limit}, &rooms)
+		cancel()
+		if err != nil {
+			return rooms, err
+		}
+		if c.joinAll(rooms.Rooms, leaves) || attempt == 3 {
+			return rooms, nil
+		}
+	}
 }
 
 // leaveCount is the number of leaves so far; a join decided on logic's answer is

@@ -86,8 +86,11 @@ type Config struct {
 	// Nodes lists the live nodes for GET /v1/status; nil lists none.
 	Nodes func(ctx context.Context) ([]nodes.Info, error)
 	// Web serves the browser demo at / in dev; nil serves nothing there.
-	Web    http.Handler
-	Logger zerolog.Logger
+	Web http.Handler
+	// MaxRoomsPerUser is logic's cap on one user's rooms: identify registers a
+	// connection in at most that many, reading the list in pages. Default 10000.
+	MaxRoomsPerUser int
+	Logger          zerolog.Logger
 }
 
 func (c *Config) defaults() {
@@ -137,6 +140,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = 32 << 10
+	}
+	if c.MaxRoomsPerUser <= 0 {
+		c.MaxRoomsPerUser = 10000
 	}
 }
 

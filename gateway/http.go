@@ -36,6 +36,10 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/rooms/{room}/messages", g.authed(g.postMessage))
 	mux.HandleFunc("PUT /v1/rooms/{room}/read", g.authed(g.putRead))
 	mux.HandleFunc("GET /v1/me/rooms", g.authed(g.myRooms))
+	mux.HandleFunc("POST /v1/me/rooms/leave", g.authed(g.leaveRooms))
+	mux.HandleFunc("GET /v1/me/blocks", g.authed(g.listBlocks))
+	mux.HandleFunc("PUT /v1/me/blocks/{user}", g.authed(g.block))
+	mux.HandleFunc("DELETE /v1/me/blocks/{user}", g.authed(g.unblock))
 	mux.HandleFunc("POST /v1/dev/token", g.devToken)
 	mux.HandleFunc("GET /v1/status", g.status)
 	mux.HandleFunc("GET /healthz", g.healthz)
@@ -315,15 +319,94 @@ func (g *Gateway) putRead(w http.ResponseWriter, r *http.Request, user string) e
 	return nil
 }
 
+// myRooms answers a page of the user's rooms. Without after and limit it is the first
+// page, which is all an old client asks for.
 func (g *Gateway) myRooms(w http.ResponseWriter, r *http.Request, user string) error {
-	var reply schema.UserRoomsReply
-	if err := g.call(r.Context(), subjects.SvcUserRooms, schema.UserRoomsReq{}, &reply); err != nil {
+	limit, err := queryInt(r, "limit")
+	if err != nil {
 		return err
 	}
-	if reply.Rooms == nil {
-		reply.Rooms = []schema.UserRoom{}
+	var limitInt *int
+	if limit != nil {
+		if *limit < 1 || *limit > schema.MaxUserRoomsLimit {
+			return schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxUserRoomsLimit)
+		}
+		n := int(*limit)
+		limitInt = &n
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"rooms": reply.Rooms})
+	req, e := userRoomsReq(r.URL.Query().Get("after"), limitInt)
+	if e != nil {
+		return e
+	}
+	var reply schema.UserRoomsReply
+	if err := g.call(r.Context(), subjects.SvcUserRooms, req, &reply); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, roomsPage(reply))
+	return nil
+}
+
+// leaveRooms takes the user out of up to schema.MaxLeaveRooms rooms at once: a user
+// added to thousands of rooms leaves them a page at a time.
+func (g *Gateway) leaveRooms(w http.ResponseWriter, r *http.Request, user string) error {
+	var body struct {
+		Rooms []string `json:"rooms"`
+	}
+	if err := readBody(r, &body); err != nil {
+		return err
+	}
+	var reply schema.UserLeaveReply
+	if err := g.call(r.Context(), subjects.SvcUserLeave, schema.UserLeaveReq{Rooms: body.Rooms}, &reply); err != nil {
+		return err
+	}
+	if reply.Left == nil {
+		reply.Left = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"left": reply.Left})
+	return nil
+}
+
+func (g *Gateway) block(w http.ResponseWriter, r *http.Request, user string) error {
+	return g.blockCall(w, r, user, subjects.SvcBlockAdd)
+}
+
+func (g *Gateway) unblock(w http.ResponseWriter, r *http.Request, user string) error {
+	return g.blockCall(w, r, user, subjects.SvcBlockRemove)
+}
+
+func (g *Gateway) blockCall(w http.ResponseWriter, r *http.Request, user, subject string) error {
+	var reply schema.Reply
+	if err := g.call(r.Context(), subject, schema.BlockReq{Target: r.PathValue("user")}, &reply); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (g *Gateway) listBlocks(w http.ResponseWriter, r *http.Request, user string) error {
+	after := r.URL.Query().Get("after")
+	if after != "" && !schema.ValidID(after) {
+		return schema.Errorf(schema.CodeBadRequest, "after must be a user id")
+	}
+	limit, err := queryInt(r, "limit")
+	if err != nil {
+		return err
+	}
+	req := schema.BlockListReq{After: after}
+	if limit != nil {
+		if *limit < 1 || *limit > schema.MaxBlockLimit {
+			return schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxBlockLimit)
+		}
+		req.Limit = int(*limit)
+	}
+	var reply schema.BlockListReply
+	if err := g.call(r.Context(), subjects.SvcBlockList, req, &reply); err != nil {
+		return err
+	}
+	if reply.Users == nil {
+		reply.Users = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": reply.Users, "more": reply.More})
 	return nil
 }
 

@@ -241,6 +241,50 @@ func (c *conn) history(f schema.Frame) {
 	})
 }
 
+// listRooms answers a page of the user's rooms: what follows ready's first page.
+func (c *conn) listRooms(f schema.Frame) {
+	var d schema.RoomsD
+	if !c.decode(f, &d, nil) {
+		return
+	}
+	req, e := userRoomsReq(d.After, d.Limit)
+	if e != nil {
+		c.replyError(f.Rid, e)
+		return
+	}
+	ctx, cancel := c.requestContext()
+	defer cancel()
+	var reply schema.UserRoomsReply
+	if err := c.gw.call(ctx, subjects.SvcUserRooms, req, &reply); err != nil {
+		c.replyError(f.Rid, schema.AsError(err))
+		return
+	}
+	c.reply(schema.OpRooms, f.Rid, roomsPage(reply))
+}
+
+// userRoomsReq checks a client's paging of its room list: after a room id, 1 to
+// MaxUserRoomsLimit rooms.
+func userRoomsReq(after string, limit *int) (schema.UserRoomsReq, *schema.Error) {
+	req := schema.UserRoomsReq{After: after}
+	if after != "" && !schema.ValidID(after) {
+		return req, schema.Errorf(schema.CodeBadRequest, "after must be a room id")
+	}
+	if limit != nil {
+		if *limit < 1 || *limit > schema.MaxUserRoomsLimit {
+			return req, schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxUserRoomsLimit)
+		}
+		req.Limit = *limit
+	}
+	return req, nil
+}
+
+func roomsPage(reply schema.UserRoomsReply) schema.RoomsPage {
+	if reply.Rooms == nil {
+		reply.Rooms = []schema.UserRoom{}
+	}
+	return schema.RoomsPage{Rooms: reply.Rooms, More: reply.More}
+}
+
 func (c *conn) read(f schema.Frame) {
 	var d schema.ReadD
 	if !c.decode(f, &d, &d.Room) {

@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/laneim/laneim/configs"
+	"github.com/laneim/laneim/devstack"
+	"github.com/laneim/laneim/schema"
+)
+
+// wantRefusal fails unless an HTTP answer is 403 forbidden with a message naming the
+// limit (a setting, or a phrase).
+func wantRefusal(t *testing.T, status int, data []byte, limit string) {
+	t.Helper()
+	var e struct{ Error schema.ErrorD }
+	if status != http.StatusForbidden || json.Unmarshal(data, &e) != nil || e.Error.Code != schema.CodeForbidden ||
+		!strings.Contains(e.Error.Message, limit) {
+		t.Fatalf("got %d %s, want 403 forbidden naming %s", status, data, limit)
+	}
+}
+
+// limitRefused reads laneim_<role>_limit_refused_total{limit}.
+func limitRefused(t *testing.T, s *devstack.Stack, role, limit string) float64 {
+	t.Helper()
+	return metric(t, s, `laneim_`+role+`_limit_refused_total{limit="`+limit+`"}`)
+}
+
+// TestMembershipCaps: the rooms a user belongs to and the rooms it creates are capped;
+// refusals are forbidden naming the setting, and counted. An add beyond the cap used
+// to succeed without bound (until the user's room list passed NATS's payload limit).
+func TestMembershipCaps(t *testing.T) {
+	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.MaxRoomsPerUser, c.MaxRoomsCreatedPerUser = 3, 2 })
+	roomsBefore := limitRefused(t, s, "logic", "max_rooms_per_user")
+	createdBefore := limitRefused(t, s, "logic", "max_rooms_created_per_user")
+
+	room(t, s, "a1", "alice", false)
+	room(t, s, "a2", "alice", false)
+	status, data := httpDo(t, s, "alice", "POST", "/v1/rooms", map[string]any{"room": "a3"})
+	wantRefusal(t, status, data, "max_rooms_created_per_user")
+	mustHTTP(t, s, "bob", "GET", "/v1/rooms/a3", nil, http.StatusForbidden) // not made
+
+	room(t, s, "b1", "bob", false, "vic")
+	room(t, s, "b2", "bob", false)
+	room(t, s, "pub", "carol", true)
+	mustHTTP(t, s, "alice", "PUT", "/v1/rooms/a1/members/vic", nil, http.StatusNoContent)
+	mustHTTP(t, s, "alice", "PUT", "/v1/rooms/a2/members/vic", nil, http.StatusNoContent)
+	// vic is in 3 rooms: no more, however it comes.
+	status, data = httpDo(t, s, "bob", "PUT", "/v1/rooms/b2/members/vic", nil)
+	wantRefusal(t, status, data, "max_rooms_per_user")
+	status, data = httpDo(t, s, "vic", "PUT", "/v1/rooms/pub/members/vic", nil)
+	wantRefusal(t, status, data, "max_rooms_per_user")
+	status, data = httpDo(t, s, "vic", "POST", "/v1/rooms", map[string]any{"room": "v1"})
+	wantRefusal(t, status, data, "max_rooms_per_user")
+	// Adding a member again is not a new membership.
+	mustHTTP(t, s, "bob", "PUT", "/v1/rooms/b1/members/vic", nil, http.StatusNoContent)
+	var page myRooms
+	_ = json.Unmarshal(mustHTTP(t, s, "vic", "GET", "/v1/me/rooms", nil, http.StatusOK), &page)
+	if len(page.Rooms) != 3 {
+		t.Fatalf("vic is in %d rooms, want 3", len(page.Rooms))
+	}
+	// Leaving one makes room for another.
+	mustHTTP(t, s, "vic", "DELETE", "/v1/rooms/a1/members/vic", nil, http.StatusNoContent)
+	mustHTTP(t, s, "bob", "PUT", "/v1/rooms/b2/members/vic", nil, http.StatusNoContent)
+
+	if d := limitRefused(t, s, "logic", "max_rooms_per_user") - roomsBefore; d != 3 {
+		t.Errorf("max_rooms_per_user refusals counted %v, want 3", d)
+	}
+	if d := limitRefused(t, s, "logic", "max_rooms_created_per_user") - createdBefore; d != 1 {
+		t.Errorf("max_rooms_created_per_user refusals counted %v, want 1", d)
+	}
+}
+
+// TestBlocks: a user refuses adds by a user it blocks; everyone else still adds it, it
+// still joins public rooms itself, and the blocked user still adds others.
+func TestBlocks(t *testing.T) {
+	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.MaxBlocksPerUser = 2 })
+	room(t, s, "m1", "mallory", false)
+	room(t, s, "m2", "mallory", false)
+	room(t, s, "mpub", "mallory", true)
+	room(t, s, "a1", "alice", false)
+
+	mustHTTP(t, s, "vic", "PUT", "/v1/me/blocks/mallory", nil, http.StatusNoContent)
+	mustHTTP(t, s, "vic", "PUT", "/v1/me/blocks/mallory", nil, http.StatusNoContent) // again: no change
+	status, data := httpDo(t, s, "mallory", "PUT", "/v1/rooms/m1/members/vic", nil)
+	wantRefusal(t, status, data, "does not accept adds from mallory")
+	mustHTTP(t, s, "alice", "PUT", "/v1/rooms/a1/members/vic", nil, http.StatusNoContent)
+	mustHTTP(t, s, "mallory", "PUT", "/v1/rooms/m1/members/carol", nil, http.StatusNoContent)
+	mustHTTP(t, s, "vic", "PUT", "/v1/rooms/mpub/members/vic", nil, http.StatusNoContent)
+	var page myRooms
+	_ = json.Unmarshal(mustHTTP(t, s, "vic", "GET", "/v1/me/rooms", nil, http.StatusOK), &page)
+	if len(page.Rooms) != 2 || page.Rooms[0].Room != "a1" || page.Rooms[1].Room != "mpub" {
+		t.Fatalf("vic's rooms: %+v", page.Rooms)
+	}
+
+	// The list, paged; bad input.
+	mustHTTP(t, s, "vic", "PUT", "/v1/me/blocks/eve", nil, http.StatusNoContent)
+	var blocks struct {
+		Users []string
+		More  bool
+	}
+	_ = json.Unmarshal(mustHTTP(t, s, "vic", "GET", "/v1/me/blocks?limit=1", nil, http.StatusOK), &blocks)
+	if len(blocks.Users) != 1 || blocks.Users[0] != "eve" || !blocks.More {
+		t.Fatalf("blocks page 1: %+v", blocks)
+	}
+	_ = json.Unmarshal(mustHTTP(t, s, "vic", "GET", "/v1/me/blocks?after=eve", nil, http.StatusOK), &blocks)
+	if len(blocks.Users) != 1 || blocks.Users[0] != "mallory" || blocks.More {
+		t.Fatalf("blocks page 2: %+v", blocks)
+	}
+	_ = json.Unmarshal(mustHTTP(t, s, "nobody", "GET", "/v1/me/blocks", nil, http.StatusOK), &blocks)
+	if blocks.Users == nil || len(blocks.Users) != 0 || blocks.More {
+		t.Fatalf("blocks of nobody: %+v", blocks)
+	}
+	for _, path := range []string{"/v1/me/blocks?limit=0", "/v1/me/blocks?limit=1001", "/v1/me/blocks?limit=x", "/v1/me/blocks?after=no!"} {
+		mustHTTP(t, s, "vic", "GET", path, nil, http.StatusBadRequest)
+	}
+	mustHTTP(t, s, "vic", "PUT", "/v1/me/blocks/vic", nil, http.StatusBadRequest)
+	mustHTTP(t, s, "vic", "PUT", "/v1/me/blocks/no!", nil, http.StatusBadRequest)
+
+	// Blocks are capped too.
+	status, data = httpDo(t, s, "vic", "PUT", "/v1/me/blocks/zed", nil)
+	wantRefusal(t, status, data, "max_blocks_per_user")
+
+	// Unblocked, the adds go through again.
+	mustHTTP(t, s, "vic", "DELETE", "/v1/me/blocks/mallory", nil, http.StatusNoContent)
+	mustHTTP(t, s, "vic", "DELETE", "/v1/me/blocks/mallory", nil, http.StatusNoContent)
+	mustHTTP(t, s, "mallory", "PUT", "/v1/rooms/m2/members/vic", nil, http.StatusNoContent)
+	mustHTTP(t, s, "vic", "PUT", "/v1/me/blocks/zed", nil, http.StatusNoContent)
+}
