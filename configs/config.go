@@ -77,6 +77,11 @@ type Config struct {
 	MaxRoomsCreatedPerUser int `yaml:"max_rooms_created_per_user"`
 	// MaxBlocksPerUser caps the users one user blocks.
 	MaxBlocksPerUser int `yaml:"max_blocks_per_user"`
+	// MaxConnsPerUser caps one user's WebSocket connections on each gateway; one more
+	// is closed with 4030 after identify.
+	MaxConnsPerUser int `yaml:"max_conns_per_user"`
+	// MaxSubscriptionsPerConn caps the rooms one connection is subscribed to.
+	MaxSubscriptionsPerConn int `yaml:"max_subscriptions_per_conn"`
 	// Log configures logging.
 	Log LogConfig `yaml:"log"`
 }
@@ -115,10 +120,13 @@ func Default() Config {
 		RateLimit:     1000,
 		DedupeWindow:  30 * time.Second,
 		// A user in 10,000 rooms takes 20 pages of 500 to identify; 1,000 rooms
-		// created is far past any person's use, and bounds what one token makes.
-		MaxRoomsPerUser:        10000,
-		MaxRoomsCreatedPerUser: 1000,
-		MaxBlocksPerUser:       1000,
+		// created and 64 connections a gateway are far past any person's use, and
+		// bound what one token can make a gateway hold.
+		MaxRoomsPerUser:         10000,
+		MaxRoomsCreatedPerUser:  1000,
+		MaxBlocksPerUser:        1000,
+		MaxConnsPerUser:         64,
+		MaxSubscriptionsPerConn: 256,
 		Log: LogConfig{
 			Level:      "info",
 			MaxSizeMB:  100,
@@ -270,6 +278,8 @@ func (c Config) Validate() error {
 		{"max_rooms_per_user", c.MaxRoomsPerUser},
 		{"max_rooms_created_per_user", c.MaxRoomsCreatedPerUser},
 		{"max_blocks_per_user", c.MaxBlocksPerUser},
+		{"max_conns_per_user", c.MaxConnsPerUser},
+		{"max_subscriptions_per_conn", c.MaxSubscriptionsPerConn},
 	} {
 		if limit.value < 1 || limit.value > maxPerUser {
 			bad(limit.key, "must be 1 to %d, got %d", maxPerUser, limit.value)

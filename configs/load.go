@@ -53,6 +53,8 @@ var settings = []setting{
 	{"max_rooms_per_user", "", "", func(c *Config) any { return &c.MaxRoomsPerUser }},
 	{"max_rooms_created_per_user", "", "", func(c *Config) any { return &c.MaxRoomsCreatedPerUser }},
 	{"max_blocks_per_user", "", "", func(c *Config) any { return &c.MaxBlocksPerUser }},
+	{"max_conns_per_user", "", "", func(c *Config) any { return &c.MaxConnsPerUser }},
+	{"max_subscriptions_per_conn", "", "", func(c *Config) any { return &c.MaxSubscriptionsPerConn }},
 	{"log.level", "log-level", "log `level`: trace, debug, info, warn, error, disabled", func(c *Config) any { return &c.Log.Level }},
 	{"log.format", "log-format", "log `format`: \"console\" or \"json\" (default console in dev, json otherwise)", func(c *Config) any { return &c.Log.Format }},
 	{"log.file", "log-file", "log `file`, rotated by size (default stderr)", func(c *Config) any { return &c.Log.File }},

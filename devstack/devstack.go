@@ -159,14 +159,16 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 			DevTokenTTL: cfg.TokenTTL,
 			// The status page lists the live nodes through logic's connection,
 			// which may read the im_nodes bucket.
-			Nodes:           func(ctx context.Context) ([]nodes.Info, error) { return nodes.List(ctx, logicJS) },
-			MaxFrameBytes:   cfg.MaxFrameBytes,
-			MaxBodyBytes:    cfg.MaxBodyBytes,
-			Heartbeat:       cfg.Heartbeat(),
-			MaxQueueBytes:   cfg.MaxQueueBytes,
-			RateLimit:       float64(cfg.RateLimit),
-			MaxRoomsPerUser: cfg.MaxRoomsPerUser,
-			Logger:          log.With().Str("role", "gateway").Logger(),
+			Nodes:                   func(ctx context.Context) ([]nodes.Info, error) { return nodes.List(ctx, logicJS) },
+			MaxFrameBytes:           cfg.MaxFrameBytes,
+			MaxBodyBytes:            cfg.MaxBodyBytes,
+			Heartbeat:               cfg.Heartbeat(),
+			MaxQueueBytes:           cfg.MaxQueueBytes,
+			RateLimit:               float64(cfg.RateLimit),
+			MaxRoomsPerUser:         cfg.MaxRoomsPerUser,
+			MaxConnsPerUser:         cfg.MaxConnsPerUser,
+			MaxSubscriptionsPerConn: cfg.MaxSubscriptionsPerConn,
+			Logger:                  log.With().Str("role", "gateway").Logger(),
 		}, nc)
 		if err != nil {
 			return nil, err

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/laneim/laneim/configs"
 	"github.com/laneim/laneim/devstack"
@@ -128,4 +129,85 @@ func TestBlocks(t *testing.T) {
 	mustHTTP(t, s, "vic", "DELETE", "/v1/me/blocks/mallory", nil, http.StatusNoContent)
 	mustHTTP(t, s, "mallory", "PUT", "/v1/rooms/m2/members/vic", nil, http.StatusNoContent)
 	mustHTTP(t, s, "vic", "PUT", "/v1/me/blocks/zed", nil, http.StatusNoContent)
+}
+
+// TestConnectionCap: a user's connections to one gateway are capped; the one past the
+// cap gets forbidden naming the setting and a 4030 close, and a closed connection
+// frees its place. The cap is per gateway.
+func TestConnectionCap(t *testing.T) {
+	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.MaxConnsPerUser, c.Gateways = 2, 2 })
+	before := limitRefused(t, s, "gateway", "max_conns_per_user")
+	first := connect(t, s, "alice")
+	connect(t, s, "alice")
+
+	refused := dial(t, s, 0)
+	f := refused.call("identify", map[string]string{"token": token(t, s, "alice")})
+	var e schema.ErrorD
+	if f.Op != "error" || json.Unmarshal(f.D, &e) != nil || e.Code != schema.CodeForbidden || !strings.Contains(e.Message, "max_conns_per_user") {
+		t.Fatalf("third identify: %s, want forbidden naming max_conns_per_user", f.raw)
+	}
+	if code := refused.closeCode(5 * time.Second); code != schema.CloseTooManyConns {
+		t.Fatalf("third connection closed with %d, want %d", code, schema.CloseTooManyConns)
+	}
+	if d := limitRefused(t, s, "gateway", "max_conns_per_user") - before; d != 1 {
+		t.Errorf("refusals counted %v, want 1", d)
+	}
+	// Other users, and the other gateway, are not affected.
+	connect(t, s, "bob")
+	connectTo(t, s, 1, "alice")
+	connectTo(t, s, 1, "alice")
+
+	// A closed connection frees its place once the gateway has let go of it.
+	_ = first.ws.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c := dial(t, s, 0)
+		f := c.call("identify", map[string]string{"token": token(t, s, "alice")})
+		if f.Op == "ready" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no place after closing a connection: %s", f.raw)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSubscriptionCap: the rooms one connection is subscribed to are capped; a
+// subscribe past the cap is forbidden naming the setting, and an unsubscribe or a
+// leave frees a place. Another connection has its own.
+func TestSubscriptionCap(t *testing.T) {
+	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.MaxSubscriptionsPerConn = 2 })
+	before := limitRefused(t, s, "gateway", "max_subscriptions_per_conn")
+	for _, id := range []string{"a", "b", "c", "d"} {
+		room(t, s, id, "alice", false)
+	}
+	alice := connect(t, s, "alice")
+	alice.mustCall("subscribe", map[string]any{"room": "a"}, "subscribed")
+	alice.mustCall("subscribe", map[string]any{"room": "b", "since": 0}, "subscribed")
+	f := alice.call("subscribe", map[string]any{"room": "c"})
+	var e schema.ErrorD
+	if f.Op != "error" || json.Unmarshal(f.D, &e) != nil || e.Code != schema.CodeForbidden || !strings.Contains(e.Message, "max_subscriptions_per_conn") {
+		t.Fatalf("third subscribe: %s, want forbidden naming max_subscriptions_per_conn", f.raw)
+	}
+	// Subscribing again to a room it is subscribed to takes no new place.
+	alice.mustCall("subscribe", map[string]any{"room": "a"}, "subscribed")
+	alice.mustCall("subscribe", map[string]any{"room": "a", "since": 0}, "subscribed")
+	// An unsubscribe frees one.
+	alice.mustCall("unsubscribe", map[string]any{"room": "a"}, "unsubscribed")
+	alice.mustCall("subscribe", map[string]any{"room": "c"}, "subscribed")
+	alice.expectError("subscribe", map[string]any{"room": "d"}, "forbidden")
+	// So does leaving a subscribed room.
+	mustHTTP(t, s, "alice", "DELETE", "/v1/rooms/b/members/alice", nil, http.StatusNoContent)
+	if _, ok := alice.next(func(f frame) bool { return f.Op == "member" && strings.Contains(string(f.D), `"leave"`) }, 5*time.Second); !ok {
+		t.Fatal("no leave event")
+	}
+	alice.mustCall("subscribe", map[string]any{"room": "d"}, "subscribed")
+	// The cap is per connection.
+	other := connect(t, s, "alice")
+	other.mustCall("subscribe", map[string]any{"room": "a"}, "subscribed")
+	other.mustCall("subscribe", map[string]any{"room": "c"}, "subscribed")
+	if d := limitRefused(t, s, "gateway", "max_subscriptions_per_conn") - before; d != 2 {
+		t.Errorf("refusals counted %v, want 2", d)
+	}
 }

@@ -66,6 +66,10 @@ type conn struct {
 	leaves    uint64              // guarded by memberMu: counts leaves, to spot one during a logic call
 	tornDown  bool                // guarded by memberMu: no more joins
 	histories atomic.Int32        // history requests in flight
+	// subscriptions counts the rooms whose roomConn is subscribed; it changes with
+	// that flag, under the room's mu, and is checked by subscribe, which frames run
+	// one at a time.
+	subscriptions atomic.Int32
 
 	// token is the client's current token (identify, then refresh), forwarded with
 	// every request to logic made for the connection.
@@ -295,6 +299,13 @@ func (c *conn) identify(f schema.Frame) bool {
 	// Subscribe to the user's events before reading its rooms, so that a join
 	// between the two is not lost.
 	if err := c.gw.users.add(c); err != nil {
+		if errors.Is(err, errTooManyConns) {
+			metricLimitRefused.WithLabelValues(limitConns).Inc()
+			c.replyError(f.Rid, schema.Errorf(schema.CodeForbidden, "%s has %d connections to this gateway, the most %s allows",
+				user, c.gw.cfg.MaxConnsPerUser, limitConns))
+			c.close(schema.CloseTooManyConns, "too many connections")
+			return false
+		}
 		c.gw.log.Warn().Err(err).Msg("user subscription")
 		c.close(schema.CloseGoingAway, "unavailable")
 		return false

@@ -90,7 +90,14 @@ type Config struct {
 	// MaxRoomsPerUser is logic's cap on one user's rooms: identify registers a
 	// connection in at most that many, reading the list in pages. Default 10000.
 	MaxRoomsPerUser int
-	Logger          zerolog.Logger
+	// MaxConnsPerUser caps one user's connections on this gateway; one more is
+	// closed with 4030 after identify. Each costs a read goroutine, a queue of up to
+	// MaxQueueBytes, and a registration in every room of the user. Default 64.
+	MaxConnsPerUser int
+	// MaxSubscriptionsPerConn caps the rooms one connection is subscribed to (gets
+	// msgs of); a subscribe past it is refused with forbidden. Default 256.
+	MaxSubscriptionsPerConn int
+	Logger                  zerolog.Logger
 }
 
 func (c *Config) defaults() {
@@ -143,6 +150,12 @@ func (c *Config) defaults() {
 	}
 	if c.MaxRoomsPerUser <= 0 {
 		c.MaxRoomsPerUser = 10000
+	}
+	if c.MaxConnsPerUser <= 0 {
+		c.MaxConnsPerUser = 64
+	}
+	if c.MaxSubscriptionsPerConn <= 0 {
+		c.MaxSubscriptionsPerConn = 256
 	}
 }
 

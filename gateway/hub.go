@@ -144,6 +144,7 @@ func (h *hub) leave(id string, c *conn) {
 	}
 	if rc.subscribed {
 		r.subscribed--
+		c.subscriptions.Add(-1)
 	}
 	delete(r.conns, c)
 	h.updateSubscriptions(r)

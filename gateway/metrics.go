@@ -57,4 +57,21 @@ var (
 	metricSendTimeouts = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_send_timeouts_total", Help: "Sends answered unavailable because no ack came in time.",
 	})
+	metricLimitRefused = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_gateway_limit_refused_total", Help: "Connections and subscribes refused because they would pass a limit, by the limit's setting.",
+	}, []string{"limit"})
 )
+
+// The limits the gateway enforces, by the setting (configs key) that sets each: they
+// label laneim_gateway_limit_refused_total and are named in the refusal.
+const (
+	limitConns         = "max_conns_per_user"
+	limitSubscriptions = "max_subscriptions_per_conn"
+)
+
+func init() {
+	// Every label from the start, so a dashboard sees 0 rather than no series.
+	for _, limit := range []string{limitConns, limitSubscriptions} {
+		metricLimitRefused.WithLabelValues(limit)
+	}
+}

@@ -86,8 +86,16 @@ func (c *conn) subscribe(f schema.Frame) {
 		return
 	}
 	if !rc.subscribed {
+		if limit := c.gw.cfg.MaxSubscriptionsPerConn; int(c.subscriptions.Load()) >= limit {
+			r.mu.Unlock()
+			metricLimitRefused.WithLabelValues(limitSubscriptions).Inc()
+			c.replyError(f.Rid, schema.Errorf(schema.CodeForbidden, "subscribed to %d rooms, the most %s allows: unsubscribe from one first",
+				limit, limitSubscriptions))
+			return
+		}
 		rc.subscribed = true
 		r.subscribed++
+		c.subscriptions.Add(1)
 		c.gw.hub.updateSubscriptions(r)
 	}
 	rc.generation++
@@ -147,6 +155,7 @@ func (c *conn) unsubscribe(f schema.Frame) {
 			rc.generation++
 			rc.buffer, rc.bufferBytes, rc.overflowed = nil, 0, false
 			r.subscribed--
+			c.subscriptions.Add(-1)
 			c.gw.hub.updateSubscriptions(r)
 		}
 		r.mu.Unlock()
