@@ -309,3 +309,32 @@ func TestRoomListPages(t *testing.T) {
 		u.expectError("rooms", d, "bad_request")
 	}
 }
+
+// TestOversizedReplyFailsFast: a service reply over NATS's 1 MiB payload limit cannot
+// be sent. It used to leave the caller waiting out its timeout for a 503 that a retry
+// met again; now logic answers internal at once and counts it. (A history page of 200
+// messages passes 1 MiB once max_body_bytes is over about 5 KB.)
+func TestOversizedReplyFailsFast(t *testing.T) {
+	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.MaxBodyBytes = 60000 })
+	room(t, s, "big", "alice", false)
+	alice := connect(t, s, "alice")
+	body := `"` + strings.Repeat("x", 59000) + `"`
+	for i := range 20 {
+		ackSeq(t, alice.call("send", sendD("big", fmt.Sprint(i), json.RawMessage(body))))
+	}
+	name := `laneim_logic_reply_too_large_total{endpoint="history"}`
+	before := metric(t, s, name)
+	start := time.Now()
+	status, data := httpDo(t, s, "alice", "GET", "/v1/rooms/big/messages?limit=200", nil)
+	if status != http.StatusInternalServerError || !strings.Contains(string(data), "max payload") {
+		t.Fatalf("history of 1.2 MB: %d %.200s, want 500 internal", status, data)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the refusal took %v", took)
+	}
+	if d := metric(t, s, name) - before; d != 1 {
+		t.Errorf("%s counted %v, want 1", name, d)
+	}
+	// A page that fits is served as ever.
+	mustHTTP(t, s, "alice", "GET", "/v1/rooms/big/messages?limit=10", nil, http.StatusOK)
+}

@@ -1,6 +1,7 @@
 package logic
 
 import (
+	"encoding/json"
 	"errors"
 
 	"github.com/laneim/laneim/schema"
@@ -66,4 +67,31 @@ func fitUserRooms(rooms []store.UserRoom) ([]store.UserRoom, bool) {
 		}
 	}
 	return rooms, false
+}
+
+// encodeReply encodes a service reply. A reply over NATS's max payload (1 MiB by
+// default) cannot be sent: the caller would wait out its timeout and answer
+// unavailable, and a retry would fail the same way. Such a reply is answered with
+// internal at once instead, logged and counted: the endpoint needs a smaller page.
+func (l *Logic) encodeReply(endpoint string, out any) []byte {
+	data, ok := out.(rawReply)
+	if !ok {
+		var err error
+		if data, err = json.Marshal(out); err != nil {
+			l.cfg.Logger.Error().Err(err).Str("endpoint", endpoint).Msg("encode reply")
+			return internalReply("cannot encode the reply")
+		}
+	}
+	if limit := l.nc.MaxPayload(); limit > 0 && int64(len(data)) > limit {
+		metricReplyTooLarge.WithLabelValues(endpoint).Inc()
+		l.cfg.Logger.Error().Str("endpoint", endpoint).Int("bytes", len(data)).Int64("max_payload", limit).
+			Msg("reply over NATS's max payload")
+		return internalReply("the reply is over NATS's max payload")
+	}
+	return data
+}
+
+func internalReply(message string) []byte {
+	data, _ := json.Marshal(schema.Reply{Err: schema.Errorf(schema.CodeInternal, "%s", message)})
+	return data
 }

@@ -33,4 +33,7 @@ var (
 	metricAddsBlocked = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_logic_adds_blocked_total", Help: "Member adds refused because the user added blocks the one adding.",
 	})
+	metricReplyTooLarge = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_logic_reply_too_large_total", Help: "Service replies over NATS's max payload, answered internal instead, by endpoint.",
+	}, []string{"endpoint"})
 )

@@ -87,12 +87,7 @@ func (l *Logic) serve(name string, handle handler) micro.Handler {
 				metricServiceErrors.WithLabelValues(name, e.Code).Inc()
 				out = schema.Reply{Err: e}
 			}
-			if raw, ok := out.(rawReply); ok {
-				err = req.Respond(raw)
-			} else {
-				err = req.RespondJSON(out)
-			}
-			if err != nil {
+			if err := req.Respond(l.encodeReply(name, out)); err != nil {
 				l.cfg.Logger.Warn().Err(err).Str("endpoint", name).Msg("respond")
 			}
 		})
