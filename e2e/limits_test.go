@@ -7,9 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/laneim/laneim/configs"
 	"github.com/laneim/laneim/devstack"
 	"github.com/laneim/laneim/schema"
+	"github.com/laneim/laneim/subjects"
 )
 
 // wantRefusal fails unless an HTTP answer is 403 forbidden with a message naming the
@@ -210,4 +213,60 @@ func TestSubscriptionCap(t *testing.T) {
 	if d := limitRefused(t, s, "gateway", "max_subscriptions_per_conn") - before; d != 2 {
 		t.Errorf("refusals counted %v, want 2", d)
 	}
+}
+
+// TestUserServicesActForTheCaller: the services behind bulk leave, blocks and the room
+// list act only for the user whose token comes with the request, whatever the body
+// names: a gateway credential and eve's token neither take alice out of her rooms nor
+// change or read alice's blocks, and without a token nothing is done.
+func TestUserServicesActForTheCaller(t *testing.T) {
+	s := startStack(t, t.TempDir(), nil)
+	room(t, s, "secret", "alice", false)
+	gw, err := s.Connect(subjects.RoleGateway)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	request := func(subject, tok string, body any) []byte {
+		t.Helper()
+		m := nats.NewMsg(subject)
+		if tok != "" {
+			m.Header.Set(subjects.HeaderToken, tok)
+		}
+		m.Data, _ = json.Marshal(body)
+		resp, err := gw.RequestMsg(m, 5*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", subject, err)
+		}
+		return resp.Data
+	}
+	eve := token(t, s, "eve")
+	for _, subject := range []string{subjects.SvcUserLeave, subjects.SvcBlockAdd, subjects.SvcBlockList, subjects.SvcUserRooms} {
+		var r schema.Reply
+		_ = json.Unmarshal(request(subject, "", map[string]any{"rooms": []string{"secret"}, "target": "mallory"}), &r)
+		if r.Err == nil || r.Err.Code != schema.CodeUnauthorized {
+			t.Errorf("%s without a token: %+v, want unauthorized", subject, r.Err)
+		}
+	}
+	var left schema.UserLeaveReply
+	_ = json.Unmarshal(request(subjects.SvcUserLeave, eve, map[string]any{"user": "alice", "rooms": []string{"secret"}}), &left)
+	if left.Err != nil || len(left.Left) != 0 {
+		t.Fatalf("eve's leave naming alice: %+v", left)
+	}
+	var rooms schema.UserRoomsReply
+	_ = json.Unmarshal(request(subjects.SvcUserRooms, eve, map[string]any{"user": "alice"}), &rooms)
+	if rooms.Err != nil || len(rooms.Rooms) != 0 {
+		t.Fatalf("eve's room list naming alice: %+v", rooms)
+	}
+	request(subjects.SvcBlockAdd, eve, map[string]any{"user": "alice", "target": "bob"})
+	// The block is eve's: bob still adds alice, not eve.
+	room(t, s, "b", "bob", false, "alice")
+	status, data := httpDo(t, s, "bob", "PUT", "/v1/rooms/b/members/eve", nil)
+	wantRefusal(t, status, data, "does not accept adds from bob")
+	var blocks schema.BlockListReply
+	_ = json.Unmarshal(request(subjects.SvcBlockList, eve, map[string]any{"user": "alice"}), &blocks)
+	if blocks.Err != nil || len(blocks.Users) != 1 || blocks.Users[0] != "bob" {
+		t.Fatalf("eve's block list naming alice: %+v", blocks)
+	}
+	mustHTTP(t, s, "alice", "GET", "/v1/rooms/secret", nil, http.StatusOK)
 }
