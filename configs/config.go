@@ -152,6 +152,9 @@ const (
 const (
 	MaxPartitions = 1024
 	MaxGateways   = 256
+	// MaxBodyBytes bounds max_body_bytes: a send travels to logic, and a stored
+	// message to pusher, in one NATS message of at most 1 MiB, headers included.
+	MaxBodyBytes = 256 << 10
 	// maxPerUser bounds the per-user caps: a user in 100,000 rooms takes 200
 	// requests to identify and 100,000 registrations on its gateway.
 	maxPerUser = 100000
@@ -253,8 +256,9 @@ func (c Config) Validate() error {
 	if c.MaxFrameBytes < 1024 || c.MaxFrameBytes > 16<<20 {
 		bad("max_frame_bytes", "must be 1024 to %d, got %d", 16<<20, c.MaxFrameBytes)
 	}
-	if c.MaxBodyBytes < 1 || c.MaxBodyBytes >= c.MaxFrameBytes {
-		bad("max_body_bytes", "must be 1 to max_frame_bytes-1 (%d), got %d", c.MaxFrameBytes-1, c.MaxBodyBytes)
+	if c.MaxBodyBytes < 1 || c.MaxBodyBytes >= c.MaxFrameBytes || c.MaxBodyBytes > MaxBodyBytes {
+		bad("max_body_bytes", "must be 1 to max_frame_bytes-1 (%d) and at most %d (a message travels in one NATS message), got %d",
+			c.MaxFrameBytes-1, MaxBodyBytes, c.MaxBodyBytes)
 	}
 	if c.HeartbeatMs < 100 || c.HeartbeatMs > 600000 {
 		bad("heartbeat_ms", "must be 100 to 600000, got %d", c.HeartbeatMs)

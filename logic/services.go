@@ -174,7 +174,33 @@ func (l *Logic) history(ctx context.Context, caller string, data []byte) (any, e
 	if err != nil {
 		return nil, err
 	}
+	msgs, more = fitPage(msgs, more, q.Ascending)
 	return rawReply(schema.AppendBatch(nil, req.Room, msgs, &more)), nil
+}
+
+// maxPageBytes bounds a history page's entries, far inside NATS's 1 MiB payload: 200
+// messages of large bodies would not fit in one reply.
+const maxPageBytes = 512 << 10
+
+// fitPage trims a page to maxPageBytes (never below one message), keeping the end
+// the page grows from: the oldest of an ascending page, the newest of one below
+// before. A trimmed page says more.
+func fitPage(msgs []schema.Message, more, ascending bool) ([]schema.Message, bool) {
+	size := 0
+	for i := range msgs {
+		j := i
+		if !ascending {
+			j = len(msgs) - 1 - i
+		}
+		size += schema.EntrySize(msgs[j])
+		if i > 0 && size > maxPageBytes {
+			if ascending {
+				return msgs[:i], true
+			}
+			return msgs[j+1:], true
+		}
+	}
+	return msgs, more
 }
 
 // historyQuery maps docs/protocol.md's history parameters onto a store query: with after,
