@@ -1,0 +1,6 @@
+// @laneim/client: a TypeScript client of laneIM's protocol (docs/protocol.md).
+export { Emitter, type Listener } from "./emitter.js";
+export { CloseCode, LaneError, type ClientErrorCode, type ErrorCode, type LaneErrorDetails, type ServerErrorCode } from "./errors.js";
+export type { Ack, MemberChange, Message, ReadMark, Ready, ReadyRoom, Tick } from "./frames.js";
+export { newNonce } from "./nonce.js";
+export type { RoomUnread } from "./unread.js";
