@@ -2,5 +2,19 @@
 export { Emitter, type Listener } from "./emitter.js";
 export { CloseCode, LaneError, type ClientErrorCode, type ErrorCode, type LaneErrorDetails, type ServerErrorCode } from "./errors.js";
 export type { Ack, MemberChange, Message, ReadMark, Ready, ReadyRoom, Tick } from "./frames.js";
+export {
+  LaneHttp,
+  tokenUser,
+  wsUrl,
+  type FetchLike,
+  type FetchResponseLike,
+  type HttpOptions,
+  type MyRoom,
+  type Page,
+  type PageOptions,
+  type RoomDetails,
+  type RoomInfo,
+  type TokenSource,
+} from "./http.js";
 export { newNonce } from "./nonce.js";
 export type { RoomUnread } from "./unread.js";

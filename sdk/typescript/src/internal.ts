@@ -19,5 +19,6 @@ export {
   type Entry,
   type ServerFrame,
 } from "./frames.js";
+export { httpError } from "./http.js";
 export { acceptBatch, type Accepted, type Gap } from "./seqtrack.js";
 export { UnreadTracker } from "./unread.js";
