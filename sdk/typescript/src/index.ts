@@ -1,4 +1,16 @@
 // @laneim/client: a TypeScript client of laneIM's protocol (docs/protocol.md).
+export { Client } from "./client.js";
+export type {
+  ClientEvents,
+  ClientOptions,
+  ClientStats,
+  CloseInfo,
+  ReconnectInfo,
+  SendOptions,
+  SendResult,
+  WebSocketConstructor,
+  WebSocketLike,
+} from "./client.js";
 export { Emitter, type Listener } from "./emitter.js";
 export { CloseCode, LaneError, type ClientErrorCode, type ErrorCode, type LaneErrorDetails, type ServerErrorCode } from "./errors.js";
 export type { Ack, MemberChange, Message, ReadMark, Ready, ReadyRoom, Tick } from "./frames.js";
