@@ -22,6 +22,7 @@ import {
   decodeReady,
   decodeRefreshed,
   decodeRoomSeq,
+  decodeRoomsPage,
   encodeFrame,
   parseFrame,
   validId,
@@ -31,6 +32,8 @@ import {
   type Message,
   type ReadMark,
   type Ready,
+  type ReadyRoom,
+  type RoomsPage,
   type ServerFrame,
   type Tick,
 } from "./frames.js";
@@ -117,6 +120,11 @@ export interface ClientEvents {
   read: ReadMark;
   /** A room's unread count changed. */
   unread: RoomUnread;
+  /**
+   * The user's whole room list is known after a connect: at once, or once the client
+   * has paged the rest after a ready with more. Each with its unread count.
+   */
+  rooms: RoomUnread[];
   /** A connection ended. */
   close: CloseInfo;
   /** The client reconnected. */
@@ -459,6 +467,17 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   /**
+   * A page of the user's rooms after the room id after (the rooms op; limit 1 to 500,
+   * default 500). The client pages ready's rest itself for unread counts and the
+   * rooms event; this is for an application that wants the names too.
+   */
+  async listRooms(options: { after?: string | undefined; limit?: number | undefined } = {}): Promise<RoomsPage> {
+    const conn = await this.#waitConn();
+    const f = await this.#request(conn, "rooms", { ...options }, "rooms", this.#requestTimeout);
+    return decodeRoomsPage(f.d);
+  }
+
+  /**
    * Replaces the session's token with a newer one of the same user, so that the
    * server does not close the session (4001) when the old one expires. Without a
    * tokenProvider, later reconnects identify with this token.
@@ -555,7 +574,9 @@ export class Client extends Emitter<ClientEvents> {
         const code = ev.code || CloseCode.Abnormal;
         const reason = ev.reason || "";
         if (handshaking) {
-          if (refused !== undefined) fail(refused);
+          // An error before the close: identify refused for a reason other than the
+          // token (4030 too many connections, 1001 unavailable).
+          if (refused !== undefined) fail(new LaneError(refused.code, refused.message, { closeCode: code }));
           else if (code === CloseCode.NotIdentified) fail(new LaneError("unauthorized", reason || "identify refused", { closeCode: code }));
           else fail(new LaneError("connection_lost", `connection closed with ${code}${reason ? `: ${reason}` : ""}`, { closeCode: code }));
           return;
@@ -585,7 +606,11 @@ export class Client extends Emitter<ClientEvents> {
     conn.openedAt = Date.now();
     const interval = ready.heartbeatMs > 0 ? ready.heartbeatMs : 30000;
     conn.heartbeat = setInterval(() => this.#beat(conn), interval);
-    for (const u of this.#unread.reset(ready.rooms)) this.emit("unread", u);
+    const knownBefore = this.#unread.all().map((r) => r.room);
+    // Without more, ready lists every room: the server's word replaces the client's.
+    // With more, the first page is taken now and the rest paged below.
+    const changed = ready.more ? this.#unread.merge(ready.rooms) : this.#unread.reset(ready.rooms);
+    for (const u of changed) this.emit("unread", u);
     if (isReconnect) {
       // Before any waiting call resumes, so that none interleaves a subscribe of its own.
       for (const [room, st] of this.#rooms) this.#startSubscribe(conn, room, st, true);
@@ -599,6 +624,40 @@ export class Client extends Emitter<ClientEvents> {
       this.#stats.reconnects++;
       this.emit("reconnect", { ready, attempts: this.#attemptsSinceDrop });
     }
+    if (ready.more) void this.#pageRooms(conn, ready.rooms, knownBefore);
+    else if (this.#conn === conn) this.emit("rooms", this.#unread.all());
+  }
+
+  /**
+   * Pages the user's rooms after ready's first page, feeding unread counts, then
+   * forgets rooms known before the connect that the list no longer has (left
+   * meanwhile), and emits rooms.
+   */
+  async #pageRooms(conn: Conn, first: readonly ReadyRoom[], knownBefore: readonly string[]): Promise<void> {
+    const listed = new Set(first.map((r) => r.room));
+    let after = first.at(-1)?.room;
+    try {
+      for (;;) {
+        if (this.#conn !== conn) return;
+        const f = await this.#request(conn, "rooms", after === undefined ? {} : { after }, "rooms", this.#requestTimeout);
+        const page = decodeRoomsPage(f.d);
+        for (const r of page.rooms) listed.add(r.room);
+        for (const u of this.#unread.merge(page.rooms)) this.emit("unread", u);
+        const last = page.rooms.at(-1);
+        if (!page.more || last === undefined) break;
+        after = last.room;
+      }
+    } catch (err) {
+      if (this.#conn !== conn || this.#closed) return; // the next connection pages again
+      const e = err instanceof LaneError ? err : new LaneError("internal", String(err));
+      this.emit("error", new LaneError(e.code, `room list: ${e.message}`));
+      return;
+    }
+    if (this.#conn !== conn) return;
+    for (const room of knownBefore) {
+      if (!listed.has(room)) this.#emitUnread(this.#unread.leave(room));
+    }
+    this.emit("rooms", this.#unread.all());
   }
 
   /** A heartbeat tick: send one, or give up on a server silent for two intervals. */

@@ -63,4 +63,5 @@ export const CloseCode = {
   Kicked: 4003,
   TooSlow: 4008,
   RateLimited: 4029,
+  TooManyConnections: 4030,
 } as const;

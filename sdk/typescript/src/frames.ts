@@ -45,8 +45,27 @@ export interface Ready {
   heartbeatMs: number;
   /** When the token, and with it the session, expires (Unix ms); absent without exp. */
   expiresAt?: number;
-  /** Every room of the user, ordered by room id. */
+  /** The user's rooms, ordered by room id: all of them, or the first page when more. */
   rooms: ReadyRoom[];
+  /** Whether more rooms follow (the rooms op pages them; the Client does it itself). */
+  more: boolean;
+}
+
+/** A room of the user as a room list page (the rooms op, GET /v1/me/rooms) has it. */
+export interface MyRoom {
+  room: string;
+  name: string;
+  /** The room's last seq. */
+  seq: number;
+  /** The user's read mark. */
+  readSeq: number;
+}
+
+/** A page of the user's rooms, ordered by room id. */
+export interface RoomsPage {
+  rooms: MyRoom[];
+  /** Whether more rooms follow: ask again after the last room of this page. */
+  more: boolean;
 }
 
 /** The latest seq of a room this connection is passive in. */
@@ -200,9 +219,24 @@ export function decodeReady(d: unknown): Ready {
       const ro = obj(v, "ready.rooms[]");
       return { room: room(ro, "ready.rooms[]"), seq: int(ro, "seq", "ready.rooms[]"), readSeq: int(ro, "read_seq", "ready.rooms[]") };
     }),
+    more: o["more"] === true,
   };
   if (o["expires_at"] !== undefined && o["expires_at"] !== 0) r.expiresAt = int(o, "expires_at", "ready");
   return r;
+}
+
+/** Decodes a page of the user's rooms: the rooms op's reply, GET /v1/me/rooms's answer. */
+export function decodeRoomsPage(d: unknown): RoomsPage {
+  const o = obj(d, "rooms page");
+  const rooms = o["rooms"] ?? [];
+  if (!Array.isArray(rooms)) throw bad("rooms page.rooms is not an array");
+  return {
+    rooms: rooms.map((v: unknown) => {
+      const ro = obj(v, "rooms[]");
+      return { room: room(ro, "rooms[]"), name: str(ro, "name", "rooms[]"), seq: int(ro, "seq", "rooms[]"), readSeq: int(ro, "read_seq", "rooms[]") };
+    }),
+    more: o["more"] === true,
+  };
 }
 
 /** Decodes {room, seq}: a tick, a read event, a subscribed reply. */

@@ -2,7 +2,7 @@
 // fetch or one passed in.
 
 import { LaneError } from "./errors.js";
-import { batchMessages, decodeBatch, validId, validNonce, type Message } from "./frames.js";
+import { batchMessages, decodeBatch, decodeRoomsPage, validId, validNonce, type Message, type RoomsPage } from "./frames.js";
 import { newNonce } from "./nonce.js";
 
 /** A token, or a function returning the current one (called for every request or connect). */
@@ -43,13 +43,6 @@ export interface RoomDetails extends RoomInfo {
   seq: number;
   /** How many members it has. */
   members: number;
-}
-
-export interface MyRoom {
-  room: string;
-  name: string;
-  seq: number;
-  readSeq: number;
 }
 
 /** Bounds of a history page: exclusive seqs, limit 1 to 200 (default 50). */
@@ -244,8 +237,8 @@ export class LaneHttp {
   }
 
   /** GET /v1/rooms/{room}/members: user ids ordered by id, after the id after. */
-  async members(room: string, options: { after?: string; limit?: number } = {}): Promise<{ members: string[]; more: boolean }> {
-    const out = (await this.request("GET", `/v1/rooms/${checkId("room", room)}/members${query(options)}`)) as {
+  async members(room: string, options: { after?: string | undefined; limit?: number | undefined } = {}): Promise<{ members: string[]; more: boolean }> {
+    const out = (await this.request("GET", `/v1/rooms/${checkId("room", room)}/members${query({ ...options })}`)) as {
       members: string[] | null;
       more: boolean;
     };
@@ -277,12 +270,39 @@ export class LaneHttp {
     await this.request("PUT", `/v1/rooms/${checkId("room", room)}/read`, { seq });
   }
 
-  /** GET /v1/me/rooms: the user's rooms ordered by id, with seq and read mark. */
-  async myRooms(): Promise<MyRoom[]> {
-    const out = (await this.request("GET", "/v1/me/rooms")) as {
-      rooms: { room: string; name: string; seq: number; read_seq: number }[] | null;
-    };
-    return (out.rooms ?? []).map((r) => ({ room: r.room, name: r.name, seq: r.seq, readSeq: r.read_seq }));
+  /**
+   * GET /v1/me/rooms: a page of the user's rooms ordered by id, with seq and read
+   * mark, after the room id after (limit 1 to 500, default 500). Page on more, not on
+   * the count: a page may hold fewer rooms than limit and still have more.
+   */
+  async myRooms(options: { after?: string | undefined; limit?: number | undefined } = {}): Promise<RoomsPage> {
+    return decodeRoomsPage(await this.request("GET", `/v1/me/rooms${query({ ...options })}`));
+  }
+
+  /**
+   * POST /v1/me/rooms/leave: leaves up to 500 rooms at once; resolves with those the
+   * user was a member of, in the order given.
+   */
+  async leaveRooms(rooms: readonly string[]): Promise<string[]> {
+    for (const r of rooms) checkId("room", r);
+    const out = (await this.request("POST", "/v1/me/rooms/leave", { rooms })) as { left: string[] | null };
+    return out.left ?? [];
+  }
+
+  /** PUT /v1/me/blocks/{user}: refuses user's adds of the caller to rooms until unblock. */
+  async block(user: string): Promise<void> {
+    await this.request("PUT", `/v1/me/blocks/${checkId("user", user)}`);
+  }
+
+  /** DELETE /v1/me/blocks/{user}. */
+  async unblock(user: string): Promise<void> {
+    await this.request("DELETE", `/v1/me/blocks/${checkId("user", user)}`);
+  }
+
+  /** GET /v1/me/blocks: the users the caller blocks, ordered by id, after the id after. */
+  async blocks(options: { after?: string | undefined; limit?: number | undefined } = {}): Promise<{ users: string[]; more: boolean }> {
+    const out = (await this.request("GET", `/v1/me/blocks${query({ ...options })}`)) as { users: string[] | null; more: boolean };
+    return { users: out.users ?? [], more: out.more };
   }
 
   /** GET /healthz: whether the gateway is connected to NATS and logic answers. */

@@ -11,6 +11,7 @@ export {
   decodeReady,
   decodeRefreshed,
   decodeRoomSeq,
+  decodeRoomsPage,
   encodeFrame,
   parseFrame,
   validId,

@@ -55,6 +55,22 @@ export class UnreadTracker {
     return changed;
   }
 
+  /**
+   * Takes the server's word on some rooms (a page of the room list) and keeps the
+   * others. Returns the rooms whose count changed.
+   */
+  merge(rooms: readonly ReadyRoom[]): RoomUnread[] {
+    const changed: RoomUnread[] = [];
+    for (const r of rooms) {
+      const u = this.#update(r.room, (s) => {
+        s.seq = Math.max(s.seq, r.seq);
+        s.readSeq = r.readSeq;
+      });
+      if (u !== undefined) changed.push(u);
+    }
+    return changed;
+  }
+
   /** The room's latest seq is at least seq (a tick, a batch, an ack). */
   seq(room: string, seq: number): RoomUnread | undefined {
     return this.#update(room, (s) => {

@@ -338,6 +338,69 @@ describe("Client with a fake server", () => {
     assert.deepEqual(c.rooms(), [{ room: "a", seq: 7, readSeq: 7, unread: 0 }]);
   });
 
+  it("pages the room list after a ready with more, and forgets rooms left meanwhile", async () => {
+    const server = new FakeServer();
+    server.roomsPageSize = 2;
+    for (const room of ["a", "b", "c", "d", "e"]) server.publish(room, "bob", room);
+    const c = newClient(server);
+    const lists: string[][] = [];
+    c.on("rooms", (rooms) => lists.push(rooms.map((r) => `${r.room}:${r.unread}`)));
+    const ready = await c.connect();
+    assert.equal(ready.more, true);
+    assert.deepEqual(ready.rooms.map((r) => r.room), ["a", "b"]);
+    await until(() => lists.length === 1, "rooms event");
+    assert.deepEqual(lists[0], ["a:1", "b:1", "c:1", "d:1", "e:1"]);
+    assert.deepEqual(server.last.frames("rooms").map((f) => f.d), [{ after: "b" }, { after: "d" }]);
+    assert.equal(c.unread("e"), 1);
+
+    // Left c and e while disconnected.
+    server.rooms.delete("c");
+    server.rooms.delete("e");
+    server.last.serverClose(1001, "");
+    await until(() => lists.length === 2, "rooms event after the reconnect");
+    assert.deepEqual(lists[1], ["a:1", "b:1", "d:1"]);
+    assert.equal(c.unread("e"), 0);
+
+    const page = await c.listRooms({ after: "a", limit: 1 });
+    assert.deepEqual(page, { rooms: [{ room: "b", name: "B", seq: 1, readSeq: 0 }], more: true });
+  });
+
+  it("takes a ready without more as the whole room list", async () => {
+    const server = new FakeServer();
+    server.publish("a", "bob", 1);
+    const c = newClient(server);
+    const lists: string[][] = [];
+    c.on("rooms", (rooms) => lists.push(rooms.map((r) => r.room)));
+    assert.equal((await c.connect()).more, false);
+    assert.deepEqual(lists, [["a"]]);
+    assert.equal(server.last.frames("rooms").length, 0);
+  });
+
+  it("keeps reconnecting when identify is refused with 4030 (too many connections)", async () => {
+    const server = new FakeServer();
+    let refuse = true;
+    server.intercept = (sock, f) => {
+      if (f.op !== "identify" || !refuse) return false;
+      sock.push({ op: "error", d: { code: "forbidden", message: "alice has 64 connections to this gateway, the most max_conns_per_user allows" } });
+      sock.serverClose(4030, "too many connections");
+      return true;
+    };
+    const first = newClient(server);
+    await assert.rejects(first.connect(), (e: unknown) => e instanceof LaneError && e.code === "forbidden" && e.closeCode === 4030);
+
+    refuse = false;
+    const c = newClient(server);
+    const r = record(c);
+    await c.connect();
+    refuse = true;
+    server.last.serverClose(1001, "");
+    await until(() => server.sockets.length >= 5, "several attempts");
+    assert.equal(c.connected, false);
+    refuse = false;
+    await until(() => c.connected, "reconnected once a place is free");
+    assert.deepEqual(r.closes.map((x) => x.willReconnect), [true]);
+  });
+
   it("leaves the read mark alone on send with readOnSend false", async () => {
     const server = new FakeServer();
     const c = newClient(server, { readOnSend: false });

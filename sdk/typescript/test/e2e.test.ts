@@ -152,6 +152,7 @@ describe("laneim dev end to end", () => {
     assert.equal(ready.user, "alice");
     assert.ok(ready.expiresAt !== undefined && ready.expiresAt > Date.now());
     assert.deepEqual(ready.rooms, [{ room: "general", seq: 0, readSeq: 0 }]);
+    assert.equal(ready.more, false);
     await bob.connect();
     assert.deepEqual(await alice.subscribe("general"), { room: "general", seq: 0 });
     await bob.subscribe("general");
@@ -246,7 +247,8 @@ describe("laneim dev end to end", () => {
     assert.equal(carol.unread("general"), 0);
     await until(() => carol2.unread("general") === 0, "carol2 sees carol's read");
     const rooms = await carolHttp.myRooms();
-    assert.deepEqual(rooms, [{ room: "general", name: "General", seq: 38, readSeq: 38 }]);
+    assert.deepEqual(rooms, { rooms: [{ room: "general", name: "General", seq: 38, readSeq: 38 }], more: false });
+    assert.deepEqual(await carol.listRooms(), rooms);
 
     // Alice is subscribed: her count follows msgs. Her own last message (37) marked
     // the room read up to it, so carol's is her one unread message.
@@ -305,6 +307,27 @@ describe("laneim dev end to end", () => {
     const { seq } = await dave.send("general", "still here");
     bodies.set(seq, "still here");
     dave.close();
+  });
+
+  it("a user in more rooms than ready's first page gets the rest paged", { timeout: TEST_TIMEOUT }, async () => {
+    const erinHttp = await http("erin");
+    const names = Array.from({ length: 505 }, (_, i) => `erin-${String(i).padStart(3, "0")}`);
+    for (let i = 0; i < names.length; i += 16) {
+      await Promise.all(names.slice(i, i + 16).map((room) => erinHttp.createRoom({ room })));
+    }
+    const erin = client(await token("erin"));
+    let listed: string[] | undefined;
+    erin.on("rooms", (rooms) => (listed = rooms.map((r) => r.room)));
+    const ready = await erin.connect();
+    assert.equal(ready.more, true);
+    assert.ok(ready.rooms.length < names.length);
+    await until(() => listed !== undefined, "erin's whole room list");
+    assert.deepEqual(listed, names);
+    // Passive in every room, the last page's included.
+    const last = names.at(-1) as string;
+    await erinHttp.postMessage(last, "to the last room");
+    await until(() => erin.unread(last) === 1, "a tick of a room of the last page");
+    erin.close();
   });
 
   it("a refused static token fails connect for good", { timeout: TEST_TIMEOUT }, async () => {

@@ -100,6 +100,8 @@ export class FakeServer {
   readonly nonces = new Map<string, number>();
   readonly tokens: string[] = [];
   heartbeatMs = 30000;
+  /** Rooms a page of the room list holds (ready's first page, the rooms op). */
+  roomsPageSize = 500;
   expiresAt: number | undefined;
   refuseConnections = false;
   /** Tokens identify refuses with 4001 "bad token". */
@@ -159,6 +161,15 @@ export class FakeServer {
     return { room, seq: from, ts: first.ts, msgs: msgs.map((m) => [m.user, m.ts - first.ts, m.body]) };
   }
 
+  /** A page of the room list after the room id after. */
+  roomsPage(after: string | undefined, limit: number): { rooms: { room: string; name: string; seq: number; read_seq: number }[]; more: boolean } {
+    const all = [...this.rooms.keys()].sort().filter((r) => after === undefined || r > after);
+    return {
+      rooms: all.slice(0, limit).map((room) => ({ room, name: room.toUpperCase(), seq: this.room(room).length, read_seq: this.readSeq.get(room) ?? 0 })),
+      more: all.length > limit,
+    };
+  }
+
   handle(sock: FakeSocket, f: Frame): void {
     if (this.intercept(sock, f)) return;
     const reply = (op: string, d: unknown): void => sock.push(f.rid === undefined ? { op, d } : { op, rid: f.rid, d });
@@ -172,12 +183,14 @@ export class FakeServer {
         }
         sock.identified = true;
         sock.user = token.split(":")[0] ?? "alice";
-        const rooms = [...this.rooms.keys()].sort().map((room) => ({
-          room,
-          seq: this.room(room).length,
-          read_seq: this.readSeq.get(room) ?? 0,
-        }));
-        const d: Record<string, unknown> = { user: sock.user, session: "0123456789abcdef01234567", heartbeat_ms: this.heartbeatMs, rooms };
+        const { rooms, more } = this.roomsPage(undefined, this.roomsPageSize);
+        const d: Record<string, unknown> = {
+          user: sock.user,
+          session: "0123456789abcdef01234567",
+          heartbeat_ms: this.heartbeatMs,
+          rooms: rooms.map(({ name: _, ...r }) => r),
+        };
+        if (more) d["more"] = true;
         if (this.expiresAt !== undefined) d["expires_at"] = this.expiresAt;
         reply("ready", d);
         return;
@@ -235,6 +248,10 @@ export class FakeServer {
         const seq = Math.min(f.d.seq as number, this.room(room).length);
         this.readSeq.set(room, Math.max(this.readSeq.get(room) ?? 0, seq));
         reply("ok", {});
+        return;
+      }
+      case "rooms": {
+        reply("rooms", this.roomsPage(f.d?.after as string | undefined, Math.min((f.d?.limit as number | undefined) ?? 500, this.roomsPageSize)));
         return;
       }
       case "refresh":

@@ -11,6 +11,7 @@ import {
   decodeMember,
   decodeReady,
   decodeRefreshed,
+  decodeRoomsPage,
   encodeFrame,
   parseFrame,
   validId,
@@ -88,10 +89,20 @@ describe("payloads", () => {
       heartbeatMs: 30000,
       expiresAt: 1795885923000,
       rooms: [{ room: "a", seq: 5, readSeq: 3 }],
+      more: false,
     });
+    assert.equal(decodeReady({ ...d, more: true }).more, true);
     const { expires_at: _, ...noExp } = d;
     assert.equal("expiresAt" in decodeReady(noExp), false);
     badFrame(() => decodeReady({ ...d, rooms: [{ room: "a", seq: 5 }] }));
+  });
+  it("decodes a page of the room list", () => {
+    assert.deepEqual(decodeRoomsPage({ rooms: [{ room: "a", name: "A", seq: 2, read_seq: 1 }], more: true }), {
+      rooms: [{ room: "a", name: "A", seq: 2, readSeq: 1 }],
+      more: true,
+    });
+    assert.deepEqual(decodeRoomsPage({ rooms: [], more: false }), { rooms: [], more: false });
+    badFrame(() => decodeRoomsPage({ rooms: [{ room: "a", seq: 2, read_seq: 1 }] }));
   });
   it("decodes ack, member, refresh answers and errors", () => {
     assert.deepEqual(decodeAck({ room: "r", nonce: "n", seq: 4, ts: 9 }), { room: "r", nonce: "n", seq: 4, ts: 9 });

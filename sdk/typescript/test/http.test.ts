@@ -84,11 +84,27 @@ describe("LaneHttp", () => {
 
   it("maps my rooms' read_seq and posts messages with a nonce", async () => {
     const calls: Call[] = [];
-    const rooms = new LaneHttp({ baseUrl: "http://h", token: aliceToken, fetch: fakeFetch(200, '{"rooms":[{"room":"a","name":"A","seq":3,"read_seq":1}]}', calls) });
-    assert.deepEqual(await rooms.myRooms(), [{ room: "a", name: "A", seq: 3, readSeq: 1 }]);
+    const rooms = new LaneHttp({ baseUrl: "http://h", token: aliceToken, fetch: fakeFetch(200, '{"rooms":[{"room":"a","name":"A","seq":3,"read_seq":1}],"more":true}', calls) });
+    assert.deepEqual(await rooms.myRooms({ after: "0", limit: 1 }), { rooms: [{ room: "a", name: "A", seq: 3, readSeq: 1 }], more: true });
+    assert.equal(calls.at(-1)?.url, "http://h/v1/me/rooms?after=0&limit=1");
     const post = new LaneHttp({ baseUrl: "http://h", token: aliceToken, fetch: fakeFetch(200, '{"seq":9,"ts":77}', calls) });
     assert.deepEqual(await post.postMessage("a", { text: "hi" }, { nonce: "n1" }), { seq: 9, ts: 77, nonce: "n1" });
     assert.equal(calls.at(-1)?.body, '{"nonce":"n1","body":{"text":"hi"}}');
+  });
+
+  it("leaves rooms in bulk and manages blocks", async () => {
+    const calls: Call[] = [];
+    const left = new LaneHttp({ baseUrl: "http://h", token: aliceToken, fetch: fakeFetch(200, '{"left":["a"]}', calls) });
+    assert.deepEqual(await left.leaveRooms(["a", "b"]), ["a"]);
+    assert.equal(calls.at(-1)?.body, '{"rooms":["a","b"]}');
+    const blocks = new LaneHttp({ baseUrl: "http://h", token: aliceToken, fetch: fakeFetch(200, '{"users":["eve"],"more":false}', calls) });
+    assert.deepEqual(await blocks.blocks({ limit: 10 }), { users: ["eve"], more: false });
+    await blocks.block("eve");
+    await blocks.unblock("eve");
+    assert.deepEqual(
+      calls.slice(-3).map((c) => `${c.method} ${c.url}`),
+      ["GET http://h/v1/me/blocks?limit=10", "PUT http://h/v1/me/blocks/eve", "DELETE http://h/v1/me/blocks/eve"],
+    );
   });
 
   it("fails with the answer's code and the status", async () => {

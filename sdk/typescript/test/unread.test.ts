@@ -45,6 +45,19 @@ describe("UnreadTracker", () => {
     ]);
     assert.deepEqual(t.all().map((r) => r.room), ["d"]);
   });
+  it("merges a page of the room list without dropping other rooms", () => {
+    const t = new UnreadTracker();
+    t.reset([{ room: "a", seq: 2, readSeq: 0 }]);
+    const changed = t.merge([
+      { room: "b", seq: 4, readSeq: 1 },
+      { room: "a", seq: 2, readSeq: 2 },
+    ]);
+    assert.deepEqual(changed, [
+      { room: "b", seq: 4, readSeq: 1, unread: 3 },
+      { room: "a", seq: 2, readSeq: 2, unread: 0 },
+    ]);
+    assert.deepEqual(t.all().map((r) => r.room), ["a", "b"]);
+  });
   it("keeps a seq learned from an ack when ready lists an older one", () => {
     const t = new UnreadTracker();
     t.reset([{ room: "a", seq: 2, readSeq: 2 }]);
