@@ -49,7 +49,7 @@ type Claims struct {
 func Parse(secret []byte, token string) (Claims, error) {
 	var claims jwt.RegisteredClaims
 	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return secret, nil },
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithLeeway(5*time.Second))
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithLeeway(Leeway))
 	if err != nil {
 		return Claims{}, schema.Errorf(schema.CodeUnauthorized, "invalid token: %v", err)
 	}
@@ -61,6 +61,25 @@ func Parse(secret []byte, token string) (Claims, error) {
 		out.Expires = claims.ExpiresAt.Time
 	}
 	return out, nil
+}
+
+// ReadDevSecret returns the secret a `laneim dev` keeps in dir/secret, failing (rather
+// than creating one the server would not know) when there is none.
+func ReadDevSecret(dir string) ([]byte, error) {
+	path := filepath.Join(dir, "secret")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no dev secret at %s: run this where laneim dev keeps its data, "+
+			"or pass --data DIR, or set LANEIM_SECRET to the server's secret", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	s := strings.TrimSpace(string(data))
+	if s == "" {
+		return nil, fmt.Errorf("%s is empty", path)
+	}
+	return []byte(s), nil
 }
 
 // DevSecret returns the secret stored in dir/secret, creating a random one the first

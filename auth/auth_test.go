@@ -67,3 +67,59 @@ func TestDevSecretPersists(t *testing.T) {
 		t.Fatal("two data dirs share a secret")
 	}
 }
+
+func TestVerifier(t *testing.T) {
+	secret := []byte(strings.Repeat("k", 32))
+	v := NewVerifier(secret)
+	good := mustSign(t, secret, "alice")
+	expired, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
+		Subject: "bob", ExpiresAt: jwt.NewNumericDate(time.Now().Add(-time.Minute)),
+	}).SignedString(secret)
+	noneTok, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.RegisteredClaims{Subject: "alice"}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	badSub, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{Subject: "a.b"}).SignedString(secret)
+	// Twice each: the second answer comes from the verifier's memory and must agree.
+	for range 2 {
+		if c, err := v.Verify(good); err != nil || c.User != "alice" {
+			t.Fatalf("good token: %+v, %v", c, err)
+		}
+		for name, tok := range map[string]string{
+			"expired":      expired,
+			"other secret": mustSign(t, []byte(strings.Repeat("x", 32)), "alice"),
+			"alg none":     noneTok,
+			"bad subject":  badSub,
+			"garbage":      "a.b.c",
+			"empty":        "",
+		} {
+			if _, err := v.Verify(tok); !errors.Is(err, schema.ErrUnauthorized) {
+				t.Errorf("%s: err %v, want unauthorized", name, err)
+			}
+		}
+		// A token is judged at the time given: before its exp it was good.
+		if c, err := v.VerifyAt(expired, time.Now().Add(-2*time.Minute)); err != nil || c.User != "bob" {
+			t.Fatalf("expired token at a time before exp: %+v, %v", c, err)
+		}
+	}
+}
+
+// FuzzVerify: any string offered as a token is refused or names a valid user, by Parse
+// and by the Verifier alike; neither panics.
+func FuzzVerify(f *testing.F) {
+	secret := []byte(strings.Repeat("k", 32))
+	good, _ := Sign(secret, "alice", time.Hour)
+	f.Add(good)
+	f.Add("")
+	f.Add("a.b.c")
+	f.Add("eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.")
+	f.Add(good[:len(good)-2])
+	v := NewVerifier(secret)
+	f.Fuzz(func(t *testing.T, token string) {
+		c, err := Parse(secret, token)
+		if err == nil && !schema.ValidID(c.User) {
+			t.Fatalf("Parse accepted %q with user %q", token, c.User)
+		}
+		vc, verr := v.Verify(token)
+		if (err == nil) != (verr == nil) || vc.User != c.User {
+			t.Fatalf("Parse and Verifier disagree on %q: %v / %v", token, err, verr)
+		}
+	})
+}

@@ -279,3 +279,26 @@ func TestFanoutStalled(t *testing.T) {
 		t.Errorf("stalled outcomes %v do not add up to 2", s.Closed)
 	}
 }
+
+// TestFanoutAbusiveEmbedded: abusive clients (floods, oversized frames, reconnect
+// storms) are closed and refused while every member still gets every message.
+func TestFanoutAbusiveEmbedded(t *testing.T) {
+	r := runReport(t, "fanout", "--embedded", "--members", "20", "--rate", "50", "--duration", "3s", "--abusive", "6")
+	checkFanout(t, r, 20)
+	a := r.Fanout.Abusive
+	if a == nil || a.Clients != 6 {
+		t.Fatalf("abusive stats %+v", a)
+	}
+	if a.Connections < 6 || a.Frames == 0 {
+		t.Errorf("abusive clients made %d connections and sent %d frames", a.Connections, a.Frames)
+	}
+	// 1009 for every oversized frame. A flood is closed with 4029 only once its
+	// refusals outrun the rate limit, which a -race build may never reach in 3s.
+	if a.Closed["1009"] == 0 {
+		t.Errorf("no abusive connection closed with 1009: %v", a.Closed)
+	}
+	// rate_limited too when the flood outruns the limit, which -race may not.
+	if a.Errors["forbidden"] == 0 || a.Errors["bad_request"] == 0 {
+		t.Errorf("answers to the flood: %v", a.Errors)
+	}
+}

@@ -40,6 +40,7 @@ type fanoutStats struct {
 	Latency      latencySummary `json:"latency"`
 	AckLatency   latencySummary `json:"ack_latency"`
 	Stalled      *stalledStats  `json:"stalled,omitempty"`
+	Abusive      *abusiveStats  `json:"abusive,omitempty"`
 }
 
 func (f *fanoutStats) rows(row rowFunc) {
@@ -57,6 +58,9 @@ func (f *fanoutStats) rows(row rowFunc) {
 	row("ack latency", "%s", f.AckLatency)
 	if f.Stalled != nil {
 		f.Stalled.rows(row)
+	}
+	if f.Abusive != nil {
+		f.Abusive.rows(row)
 	}
 }
 
@@ -105,6 +109,14 @@ func (r *run) fanout(ctx context.Context) error {
 		defer stalled.close()
 	}
 
+	var abuse *abusers
+	if o.abusive > 0 {
+		if abuse, err = r.startAbusers(ctx, room, o.abusive, o.members+o.publishers+o.stalled); err != nil {
+			return err
+		}
+		defer abuse.finish()
+	}
+
 	r.loadBegins(g)
 	start := time.Now()
 	var sentRate, deliveredRate rateTracker
@@ -140,6 +152,10 @@ func (r *run) fanout(ctx context.Context) error {
 	if stalled != nil {
 		stalledEnd = stalled.finish()
 	}
+	var abuseEnd *abusiveStats
+	if abuse != nil {
+		abuseEnd = abuse.finish()
+	}
 
 	f := &fanoutStats{
 		Members: o.members, Publishers: o.publishers,
@@ -150,6 +166,7 @@ func (r *run) fanout(ctx context.Context) error {
 		Latency:    summarize(res.Latency.total()),
 		AckLatency: summarize(acks.snapshot().total()),
 		Stalled:    stalledEnd,
+		Abusive:    abuseEnd,
 	}
 	if totals.firstNs > 0 {
 		f.SendSeconds = float64(totals.lastNs-totals.firstNs) / 1e9

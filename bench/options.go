@@ -25,6 +25,7 @@ type options struct {
 	// Load shape.
 	members    int
 	stalled    int
+	abusive    int
 	publishers int
 	rate       float64
 	inflight   int
@@ -155,6 +156,7 @@ func newFlagSet(scenario string, o *options, output io.Writer) (*flag.FlagSet, e
 		fs.IntVar(&o.members, "members", 10000, "members of the room, each a connection")
 		fs.IntVar(&o.publishers, "publishers", 1, "sending connections")
 		fs.IntVar(&o.stalled, "stalled", 0, "more members that subscribe and never read: the server must close them (4008) without the others noticing")
+		fs.IntVar(&o.abusive, "abusive", 0, "abusive clients alongside, not members: floods, oversized frames, reconnect storms (run the server with its rate limit on)")
 		fs.Float64Var(&o.rate, "rate", 200, "messages a second, all publishers together")
 		fs.IntVar(&o.inflight, "inflight", 1000, "unacked sends per publisher at most")
 		fs.DurationVar(&o.duration, "duration", 30*time.Second, "how long to send")
@@ -244,6 +246,9 @@ func (o *options) validate() error {
 		if o.stalled < 0 {
 			bad("--stalled must not be negative")
 		}
+		if o.abusive < 0 || o.abusive > 1000 {
+			bad("--abusive must be 0 to 1000")
+		}
 		if o.members < 1 || o.publishers < 1 {
 			bad("--members and --publishers must be at least 1")
 		}
@@ -316,7 +321,7 @@ func (o *options) connections() int {
 func (o *options) senderCount() int {
 	switch o.scenario {
 	case "fanout":
-		return o.publishers + o.stalled
+		return o.publishers + o.stalled + o.abusive
 	case "ack":
 		return 1
 	case "ingest":

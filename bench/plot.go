@@ -48,6 +48,17 @@ func writePlot(path string, r *Report) error {
 		}
 		return out
 	}
+	// Counts of a second the run covered only in part are left out of the rate
+	// panels: they would draw a collapse at the end that did not happen.
+	rate := func(f func(p secondPoint) float64) []float64 {
+		out := col(f)
+		for i, p := range r.Series {
+			if p.Partial {
+				out[i] = math.NaN()
+			}
+		}
+		return out
+	}
 	var panels []plotPanel
 	latencyTitle := "delivery latency (receive - send)"
 	if r.Ingest != nil {
@@ -64,11 +75,11 @@ func writePlot(path string, r *Report) error {
 	panels = append(panels, latency)
 	if r.Ingest == nil {
 		panels = append(panels, plotPanel{title: "deliveries per second (all members)", unit: "/s", lines: []plotLine{
-			{name: "delivered/s", color: "#2ca02c", values: col(func(p secondPoint) float64 { return float64(p.Delivered) })},
+			{name: "delivered/s", color: "#2ca02c", values: rate(func(p secondPoint) float64 { return float64(p.Delivered) })},
 		}})
 	}
 	panels = append(panels, plotPanel{title: "messages per second (acked)", unit: "/s", lines: []plotLine{
-		{name: "acked/s", color: "#ff7f0e", values: col(func(p secondPoint) float64 { return float64(p.Acked) })},
+		{name: "acked/s", color: "#ff7f0e", values: rate(func(p secondPoint) float64 { return float64(p.Acked) })},
 	}})
 	title := fmt.Sprintf("laneim bench %s — %s", r.Scenario, r.Started.Format("2006-01-02 15:04:05"))
 	svg := renderSVG(title, r.Command, panels, n)

@@ -102,10 +102,14 @@ type secondPoint struct {
 	P50Ms     float64 `json:"p50_ms"`               // delivery latency (ack latency without members)
 	P99Ms     float64 `json:"p99_ms"`               //
 	AckP99Ms  float64 `json:"ack_p99_ms,omitempty"` // ack latency, when P50/P99 are delivery
+	// Partial marks the first and last seconds, which the run covered only in part:
+	// their counts are not rates.
+	Partial bool `json:"partial,omitempty"`
 }
 
-// buildSeries lines up delivery and ack latency by second from start.
+// buildSeries lines up delivery and ack latency by second from start until now.
 func buildSeries(start time.Time, delivery, acks secondHistograms) []secondPoint {
+	end := time.Now()
 	first := start.Unix()
 	var last int64 = first
 	for _, sh := range []secondHistograms{delivery, acks} {
@@ -116,6 +120,7 @@ func buildSeries(start time.Time, delivery, acks secondHistograms) []secondPoint
 	var out []secondPoint
 	for sec := first; sec <= last; sec++ {
 		p := secondPoint{T: sec - first}
+		p.Partial = sec == first && start.Nanosecond() != 0 || sec >= end.Unix()
 		if h := acks[sec]; h != nil {
 			p.Acked = h.Count()
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -105,7 +106,7 @@ func (r *run) execute(ctx context.Context) (err error) {
 	}
 
 	if o.embedded {
-		if r.t, err = startEmbedded(ctx, o.gateways); err != nil {
+		if r.t, err = startEmbedded(ctx, o.gateways, o.abusive > 0); err != nil {
 			return err
 		}
 	} else {
@@ -163,6 +164,9 @@ func (r *run) execute(ctx context.Context) (err error) {
 	if o.plot != "" {
 		if err := writePlot(o.plot, r.report); err != nil {
 			return fmt.Errorf("plot: %w", err)
+		}
+		if abs, err := filepath.Abs(o.plot); err == nil {
+			fmt.Fprintf(r.stderr, "plot written to %s\n", abs)
 		}
 	}
 	if o.jsonOut {

@@ -98,9 +98,10 @@ func loopbackURL(raw string) (string, error) {
 }
 
 // startEmbedded starts a devstack with gateways gateways in a temporary data dir:
-// rate limits off, no NATS listener, warnings only. Other settings come from the
+// rate limits off unless rateLimited (abusive clients), no NATS listener, warnings
+// only. Other settings come from the
 // LANEIM_* environment as for laneim dev.
-func startEmbedded(ctx context.Context, gateways int) (*target, error) {
+func startEmbedded(ctx context.Context, gateways int, rateLimited bool) (*target, error) {
 	dir, err := os.MkdirTemp("", "laneim-bench-")
 	if err != nil {
 		return nil, err
@@ -115,7 +116,9 @@ func startEmbedded(ctx context.Context, gateways int) (*target, error) {
 	cfg.Data = dir
 	cfg.HTTP = "127.0.0.1:0"
 	cfg.Gateways = gateways
-	cfg.RateLimit = 0
+	if !rateLimited {
+		cfg.RateLimit = 0
+	}
 	cfg.NATSListen = "none"
 	cfg.Log.Level = "warn"
 	if err := cfg.Validate(); err != nil {

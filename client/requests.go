@@ -344,6 +344,25 @@ func (c *Client) History(ctx context.Context, d schema.HistoryD) (schema.Batch, 
 	return b, err
 }
 
+// Rooms asks for a page of the user's rooms after the room id after (from the first
+// when empty), limit of them at most (0: the server's default, 500). Ready holds the
+// first page; when Ready().More, the rest follow from Rooms(ctx, the last room of
+// Ready, 0), and so on while the page says More. A page may hold fewer rooms than
+// limit and still have more.
+func (c *Client) Rooms(ctx context.Context, after string, limit int) (schema.RoomsPage, error) {
+	d := schema.RoomsD{After: after}
+	if limit != 0 {
+		d.Limit = &limit
+	}
+	payload, err := json.Marshal(d)
+	if err != nil {
+		return schema.RoomsPage{}, err
+	}
+	var page schema.RoomsPage
+	err = c.call(ctx, schema.OpRooms, payload, schema.OpRooms, &page)
+	return page, err
+}
+
 // Read marks room read up to seq.
 func (c *Client) Read(ctx context.Context, room string, seq int64) error {
 	payload, err := json.Marshal(schema.ReadD{Room: room, Seq: seq})

@@ -69,6 +69,19 @@ type Config struct {
 	// DedupeWindow is IM_IN's JetStream duplicate window. Retries within it are dropped
 	// by JetStream; the message store stays idempotent beyond it.
 	DedupeWindow time.Duration `yaml:"dedupe_window"`
+	// MaxRoomsPerUser caps the rooms one user belongs to: an add, a join or a create
+	// past it is refused with forbidden. Every identify registers the connection in
+	// each of the user's rooms.
+	MaxRoomsPerUser int `yaml:"max_rooms_per_user"`
+	// MaxRoomsCreatedPerUser caps the rooms one user creates.
+	MaxRoomsCreatedPerUser int `yaml:"max_rooms_created_per_user"`
+	// MaxBlocksPerUser caps the users one user blocks.
+	MaxBlocksPerUser int `yaml:"max_blocks_per_user"`
+	// MaxConnsPerUser caps one user's WebSocket connections on each gateway; one more
+	// is closed with 4030 after identify.
+	MaxConnsPerUser int `yaml:"max_conns_per_user"`
+	// MaxSubscriptionsPerConn caps the rooms one connection is subscribed to.
+	MaxSubscriptionsPerConn int `yaml:"max_subscriptions_per_conn"`
 	// Log configures logging.
 	Log LogConfig `yaml:"log"`
 }
@@ -106,6 +119,14 @@ func Default() Config {
 		MaxQueueBytes: 8 << 20,
 		RateLimit:     1000,
 		DedupeWindow:  30 * time.Second,
+		// A user in 10,000 rooms takes 20 pages of 500 to identify; 1,000 rooms
+		// created and 64 connections a gateway are far past any person's use, and
+		// bound what one token can make a gateway hold.
+		MaxRoomsPerUser:         10000,
+		MaxRoomsCreatedPerUser:  1000,
+		MaxBlocksPerUser:        1000,
+		MaxConnsPerUser:         64,
+		MaxSubscriptionsPerConn: 256,
 		Log: LogConfig{
 			Level:      "info",
 			MaxSizeMB:  100,
@@ -131,6 +152,12 @@ const (
 const (
 	MaxPartitions = 1024
 	MaxGateways   = 256
+	// MaxBodyBytes bounds max_body_bytes: a send travels to logic, and a stored
+	// message to pusher, in one NATS message of at most 1 MiB, headers included.
+	MaxBodyBytes = 256 << 10
+	// maxPerUser bounds the per-user caps: a user in 100,000 rooms takes 200
+	// requests to identify and 100,000 registrations on its gateway.
+	maxPerUser = 100000
 	// minSecretBytes is HS256's key size: a shorter key is guessable offline from any
 	// token a client holds.
 	minSecretBytes = 32
@@ -229,8 +256,9 @@ func (c Config) Validate() error {
 	if c.MaxFrameBytes < 1024 || c.MaxFrameBytes > 16<<20 {
 		bad("max_frame_bytes", "must be 1024 to %d, got %d", 16<<20, c.MaxFrameBytes)
 	}
-	if c.MaxBodyBytes < 1 || c.MaxBodyBytes >= c.MaxFrameBytes {
-		bad("max_body_bytes", "must be 1 to max_frame_bytes-1 (%d), got %d", c.MaxFrameBytes-1, c.MaxBodyBytes)
+	if c.MaxBodyBytes < 1 || c.MaxBodyBytes >= c.MaxFrameBytes || c.MaxBodyBytes > MaxBodyBytes {
+		bad("max_body_bytes", "must be 1 to max_frame_bytes-1 (%d) and at most %d (a message travels in one NATS message), got %d",
+			c.MaxFrameBytes-1, MaxBodyBytes, c.MaxBodyBytes)
 	}
 	if c.HeartbeatMs < 100 || c.HeartbeatMs > 600000 {
 		bad("heartbeat_ms", "must be 100 to 600000, got %d", c.HeartbeatMs)
@@ -246,6 +274,20 @@ func (c Config) Validate() error {
 	}
 	if c.DedupeWindow < time.Second || c.DedupeWindow > 24*time.Hour {
 		bad("dedupe_window", "must be 1s to 24h, got %s", c.DedupeWindow)
+	}
+	for _, limit := range []struct {
+		key   string
+		value int
+	}{
+		{"max_rooms_per_user", c.MaxRoomsPerUser},
+		{"max_rooms_created_per_user", c.MaxRoomsCreatedPerUser},
+		{"max_blocks_per_user", c.MaxBlocksPerUser},
+		{"max_conns_per_user", c.MaxConnsPerUser},
+		{"max_subscriptions_per_conn", c.MaxSubscriptionsPerConn},
+	} {
+		if limit.value < 1 || limit.value > maxPerUser {
+			bad(limit.key, "must be 1 to %d, got %d", maxPerUser, limit.value)
+		}
 	}
 	if !slices.Contains(logLevels, c.Log.Level) {
 		bad("log.level", "must be one of %s, got %q", strings.Join(logLevels, ", "), c.Log.Level)

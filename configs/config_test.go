@@ -90,13 +90,17 @@ func TestLoadPrecedence(t *testing.T) {
 			name: "environment over file",
 			args: []string{"--config", file},
 			env: map[string]string{
-				"LANEIM_HTTP":            ":9100",
-				"LANEIM_LOG_LEVEL":       "WARN",
-				"LANEIM_DEDUPE_WINDOW":   "45s",
-				"LANEIM_MAX_QUEUE_BYTES": "1048576",
-				"LANEIM_NATS_LISTEN":     "none",
+				"LANEIM_HTTP":                       ":9100",
+				"LANEIM_LOG_LEVEL":                  "WARN",
+				"LANEIM_DEDUPE_WINDOW":              "45s",
+				"LANEIM_MAX_QUEUE_BYTES":            "1048576",
+				"LANEIM_NATS_LISTEN":                "none",
+				"LANEIM_MAX_ROOMS_PER_USER":         "500",
+				"LANEIM_MAX_SUBSCRIPTIONS_PER_CONN": "8",
 			},
 			want: func(c *Config) {
+				c.MaxRoomsPerUser = 500
+				c.MaxSubscriptionsPerConn = 8
 				c.HTTP = ":9100"
 				c.Partitions = 16
 				c.Sync = SyncFull
@@ -259,6 +263,13 @@ func TestValidate(t *testing.T) {
 		{"log format unknown", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
 		{"log size zero", func(c *Config) { c.Log.MaxSizeMB = 0 }, "log.max_size_mb"},
 		{"log backups negative", func(c *Config) { c.Log.MaxBackups = -1 }, "log.max_backups"},
+		{"rooms per user zero", func(c *Config) { c.MaxRoomsPerUser = 0 }, "max_rooms_per_user: must be 1 to 100000"},
+		{"rooms per user too many", func(c *Config) { c.MaxRoomsPerUser = 100001 }, "max_rooms_per_user"},
+		{"rooms per user one", func(c *Config) { c.MaxRoomsPerUser = 1 }, ""},
+		{"rooms created negative", func(c *Config) { c.MaxRoomsCreatedPerUser = -1 }, "max_rooms_created_per_user"},
+		{"blocks zero", func(c *Config) { c.MaxBlocksPerUser = 0 }, "max_blocks_per_user"},
+		{"conns per user zero", func(c *Config) { c.MaxConnsPerUser = 0 }, "max_conns_per_user"},
+		{"subscriptions per conn zero", func(c *Config) { c.MaxSubscriptionsPerConn = 0 }, "max_subscriptions_per_conn"},
 		{"every error reported", func(c *Config) { c.Partitions = 0; c.Sync = "x" }, "partitions"},
 	}
 	for _, tt := range tests {

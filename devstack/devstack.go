@@ -29,6 +29,7 @@ import (
 	"github.com/laneim/laneim/nodes"
 	"github.com/laneim/laneim/pusher"
 	"github.com/laneim/laneim/store"
+	"github.com/laneim/laneim/subjects"
 )
 
 // Stack is a running all-in-one laneIM.
@@ -41,11 +42,16 @@ type Stack struct {
 	// Addrs are the gateways' HTTP listen addresses, in order.
 	Addrs  []string
 	Secret []byte
+	// OperatorContext is the nats CLI context file of the operator credential, ""
+	// without a NATS listener.
+	OperatorContext string
 
+	natsUsers map[string]embednats.User // by name: every role's credential and the operator's
 	conns     []*nats.Conn
 	nodes     []*nodes.Registration
 	servers   []*http.Server
 	log       zerolog.Logger
+	unlock    func() // releases the data dir's lock; nil until taken
 	closeOnce sync.Once
 }
 
@@ -64,32 +70,57 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	if s.unlock, err = lockDataDir(cfg.Data); err != nil {
+		return nil, err
+	}
 	s.Secret = []byte(cfg.Secret)
 	if len(s.Secret) == 0 {
 		if s.Secret, err = auth.DevSecret(cfg.Data); err != nil {
 			return nil, err
 		}
 	}
+	users, err := natsUsers(cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	s.natsUsers = make(map[string]embednats.User, len(users))
+	for _, u := range users {
+		s.natsUsers[u.Name] = u
+	}
 	s.NATS, err = embednats.Start(embednats.Options{
 		Dir:    filepath.Join(cfg.Data, "nats"),
 		Listen: cfg.NATSListenAddr(),
 		Logger: log.With().Str("component", "nats").Logger(),
+		Users:  users,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if url := s.NATS.ClientURL(); url != "" {
+		if s.OperatorContext, err = writeOperatorContext(cfg.Data, url, s.natsUsers[subjects.RoleOperator].Password); err != nil {
+			return nil, err
+		}
 	}
 	s.Store, err = store.OpenSQLite(filepath.Join(cfg.Data, "laneim.db"), store.SQLiteOptions{Synchronous: cfg.Sync})
 	if err != nil {
 		return nil, err
 	}
 
-	logicConn, err := s.connect("logic")
+	logicConn, err := s.connect("logic", subjects.RoleLogic)
+	if err != nil {
+		return nil, err
+	}
+	logicJS, err := jetstream.New(logicConn)
 	if err != nil {
 		return nil, err
 	}
 	s.Logic, err = logic.New(logic.Config{
-		Streams: logic.StreamsConfig{Partitions: cfg.Partitions, DedupeWindow: cfg.DedupeWindow},
-		Logger:  log.With().Str("role", "logic").Logger(),
+		Secret:                 s.Secret,
+		Streams:                logic.StreamsConfig{Partitions: cfg.Partitions, DedupeWindow: cfg.DedupeWindow},
+		MaxRoomsPerUser:        cfg.MaxRoomsPerUser,
+		MaxRoomsCreatedPerUser: cfg.MaxRoomsCreatedPerUser,
+		MaxBlocksPerUser:       cfg.MaxBlocksPerUser,
+		Logger:                 log.With().Str("role", "logic").Logger(),
 	}, logicConn, s.Store, s.Store)
 	if err != nil {
 		return nil, err
@@ -98,7 +129,7 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 		return nil, fmt.Errorf("logic: %w", err)
 	}
 
-	pusherConn, err := s.connect("pusher")
+	pusherConn, err := s.connect("pusher", subjects.RolePusher)
 	if err != nil {
 		return nil, err
 	}
@@ -117,21 +148,27 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 	for i := range max(cfg.Gateways, 1) {
 		// Each gateway has its own NATS connection and room subscriptions, as it
 		// would on its own machine.
-		nc, err := s.connect("gateway-" + strconv.Itoa(i))
+		nc, err := s.connect("gateway-"+strconv.Itoa(i), subjects.RoleGateway)
 		if err != nil {
 			return nil, err
 		}
 		gw, err := gateway.New(gateway.Config{
-			ID:            fmt.Sprintf("dev%d", i),
-			Secret:        s.Secret,
-			Dev:           true,
-			DevTokenTTL:   cfg.TokenTTL,
-			MaxFrameBytes: cfg.MaxFrameBytes,
-			MaxBodyBytes:  cfg.MaxBodyBytes,
-			Heartbeat:     cfg.Heartbeat(),
-			MaxQueueBytes: cfg.MaxQueueBytes,
-			RateLimit:     float64(cfg.RateLimit),
-			Logger:        log.With().Str("role", "gateway").Logger(),
+			ID:          fmt.Sprintf("dev%d", i),
+			Secret:      s.Secret,
+			Dev:         true,
+			DevTokenTTL: cfg.TokenTTL,
+			// The status page lists the live nodes through logic's connection,
+			// which may read the im_nodes bucket.
+			Nodes:                   func(ctx context.Context) ([]nodes.Info, error) { return nodes.List(ctx, logicJS) },
+			MaxFrameBytes:           cfg.MaxFrameBytes,
+			MaxBodyBytes:            cfg.MaxBodyBytes,
+			Heartbeat:               cfg.Heartbeat(),
+			MaxQueueBytes:           cfg.MaxQueueBytes,
+			RateLimit:               float64(cfg.RateLimit),
+			MaxRoomsPerUser:         cfg.MaxRoomsPerUser,
+			MaxConnsPerUser:         cfg.MaxConnsPerUser,
+			MaxSubscriptionsPerConn: cfg.MaxSubscriptionsPerConn,
+			Logger:                  log.With().Str("role", "gateway").Logger(),
 		}, nc)
 		if err != nil {
 			return nil, err
@@ -204,13 +241,29 @@ func splitHostPort(addr string) (string, int, error) {
 	return host, port, nil
 }
 
-func (s *Stack) connect(name string) (*nats.Conn, error) {
-	nc, err := s.NATS.Connect(nats.Name("laneim-"+name), nats.MaxReconnects(-1))
+func (s *Stack) connect(name, role string) (*nats.Conn, error) {
+	nc, err := s.Connect(role, nats.Name("laneim-"+name), nats.MaxReconnects(-1))
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", name, err)
 	}
 	s.conns = append(s.conns, nc)
 	return nc, nil
+}
+
+// OperatorPassword is the password of the operator's NATS credential (user
+// "operator", allowed everything), for tools such as the nats CLI.
+func (s *Stack) OperatorPassword() string { return s.natsUsers[subjects.RoleOperator].Password }
+
+// Connect opens an in-process NATS connection with role's credential
+// (subjects.RoleGateway, ..., subjects.RoleOperator) and reply subjects under the
+// role's inbox prefix. The caller closes it.
+func (s *Stack) Connect(role string, opts ...nats.Option) (*nats.Conn, error) {
+	u, ok := s.natsUsers[role]
+	if !ok {
+		return nil, fmt.Errorf("no NATS credential for role %q", role)
+	}
+	all := append([]nats.Option{nats.UserInfo(u.Name, u.Password), nats.CustomInboxPrefix(subjects.InboxPrefixT(role))}, opts...)
+	return s.NATS.Connect(all...)
 }
 
 // URL is gateway i's base URL, http://host:port.
@@ -259,5 +312,8 @@ func (s *Stack) close(ctx context.Context) {
 		if err := s.Store.Close(); err != nil {
 			s.log.Warn().Err(err).Msg("close store")
 		}
+	}
+	if s.unlock != nil {
+		s.unlock()
 	}
 }

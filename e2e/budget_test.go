@@ -78,7 +78,7 @@ func TestCatchUpsWithinHistoryBudget(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	observer, err := s.NATS.Connect()
+	observer, err := s.Connect(subjects.RoleOperator)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/laneim/laneim/configs"
+	"github.com/laneim/laneim/gateway"
 	"github.com/laneim/laneim/schema"
 )
 
@@ -148,4 +150,34 @@ func TestRestartKeepsEverything(t *testing.T) {
 	bob := connect(t, s2, "bob")
 	bob.mustCall("subscribe", map[string]any{"room": "r", "since": 0}, "subscribed")
 	bob.collect("r", 1, 11, 5*time.Second)
+}
+
+// TestStatus: dev's status route lists the live nodes and this gateway, and gives
+// rates once two samples are a second apart.
+func TestStatus(t *testing.T) {
+	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.Gateways = 2 })
+	room(t, s, "r", "alice", true)
+	alice := connect(t, s, "alice")
+	var st gateway.Status
+	if err := json.Unmarshal(mustHTTP(t, s, "", "GET", "/v1/status", nil, http.StatusOK), &st); err != nil {
+		t.Fatal(err)
+	}
+	roles := map[string]int{}
+	for _, n := range st.Nodes {
+		roles[n.Role]++
+	}
+	if roles["gateway"] != 2 || roles["logic"] != 1 || roles["pusher"] != 1 {
+		t.Fatalf("status nodes %+v", st.Nodes)
+	}
+	if st.Gateway.ID != s.Gateways[0].ID() || st.Gateway.Connections != 1 || st.Gateway.Rooms != 1 {
+		t.Fatalf("status gateway %+v, want %s with alice's connection in room r", st.Gateway, s.Gateways[0].ID())
+	}
+	ackSeq(t, alice.call("send", sendD("r", "1", "hi")))
+	time.Sleep(1100 * time.Millisecond)
+	if err := json.Unmarshal(mustHTTP(t, s, "", "GET", "/v1/status", nil, http.StatusOK), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Rates.Messages == nil || *st.Rates.Messages <= 0 || st.Rates.Deliveries == nil || st.Rates.Frames == nil {
+		t.Fatalf("rates %+v after a message", st.Rates)
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/laneim/laneim/configs"
 	"github.com/laneim/laneim/devstack"
+	"github.com/laneim/laneim/store"
 )
 
 // reconnectGateway makes the embedded nats-server drop gateway i's connection, which
@@ -53,7 +54,7 @@ func TestLostLeaveRepairedAfterReconnect(t *testing.T) {
 	if removed, err := s.Store.RemoveMember(ctx, "r", "bob"); err != nil || !removed {
 		t.Fatalf("remove bob in the store: %v, %v", removed, err)
 	}
-	if added, err := s.Store.AddMember(ctx, "joined", "bob"); err != nil || !added {
+	if added, err := s.Store.AddMember(ctx, "joined", "bob", store.Caps{Rooms: 100}); err != nil || !added {
 		t.Fatalf("add bob in the store: %v, %v", added, err)
 	}
 	// The gateway has not heard of it: bob still receives the room.

@@ -9,13 +9,14 @@ import (
 
 	"github.com/laneim/laneim/configs"
 	"github.com/laneim/laneim/nodes"
+	"github.com/laneim/laneim/subjects"
 )
 
 // TestNodesRegistered: every role of the stack is discoverable in im_nodes, and a
 // gateway's entry carries its address.
 func TestNodesRegistered(t *testing.T) {
 	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.Gateways = 2 })
-	nc, err := s.NATS.Connect()
+	nc, err := s.Connect(subjects.RoleOperator)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func TestRateLimit(t *testing.T) {
 func TestKick(t *testing.T) {
 	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.Gateways = 2 })
 	a, b, other := connect(t, s, "mallory"), connectTo(t, s, 1, "mallory"), connect(t, s, "alice")
-	nc, err := s.NATS.Connect()
+	nc, err := s.Connect(subjects.RoleOperator)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // DefaultReadyTimeout bounds how long Start waits for the server to accept clients and
@@ -62,6 +63,50 @@ type Options struct {
 	MaxStore  int64
 	// ReadyTimeout bounds the wait in Start; default DefaultReadyTimeout.
 	ReadyTimeout time.Duration
+	// Users, when set, are the only credentials the server accepts: anonymous
+	// connections are refused, in-process ones included. Empty means no
+	// authentication (tests of a single component).
+	Users []User
+}
+
+// User is a user of the embedded server: a name and password, and the subjects it may
+// publish and subscribe to.
+type User struct {
+	Name     string
+	Password string
+	// Publish and Subscribe list the allowed subjects (wildcards allowed); nil allows
+	// everything.
+	Publish   []string
+	Subscribe []string
+	// Responses lets the user answer a request it received on the request's reply
+	// subject, whatever Publish says (a service).
+	Responses bool
+}
+
+// serverUsers gives nats-server the users with bcrypt hashes of their passwords, so
+// that no password sits in its memory in clear. The passwords are random and long,
+// so the cheapest cost is enough, and each connect pays about 1ms rather than 50.
+func serverUsers(users []User) ([]*server.User, error) {
+	out := make([]*server.User, len(users))
+	for i, u := range users {
+		hash, err := bcrypt.GenerateFromPassword([]byte(u.Password), bcrypt.MinCost)
+		if err != nil {
+			return nil, fmt.Errorf("embednats: user %s: %w", u.Name, err)
+		}
+		su := &server.User{Username: u.Name, Password: string(hash), Permissions: &server.Permissions{}}
+		if u.Publish != nil {
+			su.Permissions.Publish = &server.SubjectPermission{Allow: u.Publish}
+		}
+		if u.Subscribe != nil {
+			su.Permissions.Subscribe = &server.SubjectPermission{Allow: u.Subscribe}
+		}
+		if u.Responses {
+			// One answer per request, within the default two minutes.
+			su.Permissions.Response = &server.ResponsePermission{MaxMsgs: 1}
+		}
+		out[i] = su
+	}
+	return out, nil
 }
 
 // Server is a running embedded nats-server.
@@ -122,6 +167,12 @@ func Start(opts Options) (*Server, error) {
 		// laneim owns SIGINT/SIGTERM; nats-server would otherwise install its own
 		// handlers and exit the process.
 		NoSigs: true,
+	}
+	if len(opts.Users) > 0 {
+		if serverOpts.Users, err = serverUsers(opts.Users); err != nil {
+			removeTemp()
+			return nil, err
+		}
 	}
 	ns, err := server.NewServer(serverOpts)
 	if err != nil {

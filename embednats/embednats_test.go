@@ -308,3 +308,57 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestUsers: with Users, only their credentials connect, and each may publish only
+// where it is allowed.
+func TestUsers(t *testing.T) {
+	s, err := embednats.Start(embednats.Options{Memory: true, Listen: "127.0.0.1:0", Users: []embednats.User{
+		{Name: "narrow", Password: "pw1", Publish: []string{"ok.>"}, Subscribe: []string{"_INBOX.>"}},
+		{Name: "admin", Password: "pw2"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	// Over TCP: nats.go notices a refused in-process connection only after 10s.
+	if nc, err := nats.Connect(s.ClientURL()); err == nil {
+		nc.Close()
+		t.Fatal("anonymous connection accepted")
+	}
+	if nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("narrow", "wrong")); err == nil {
+		nc.Close()
+		t.Fatal("wrong password accepted")
+	}
+	admin, err := s.Connect(nats.UserInfo("admin", "pw2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	sub, err := admin.SubscribeSync(">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = admin.Flush()
+	errs := make(chan error, 4)
+	narrow, err := s.Connect(nats.UserInfo("narrow", "pw1"),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer narrow.Close()
+	_ = narrow.Publish("denied.x", []byte("no"))
+	_ = narrow.Publish("ok.x", []byte("yes"))
+	_ = narrow.Flush()
+	m, err := sub.NextMsg(2 * time.Second)
+	if err != nil || m.Subject != "ok.x" {
+		t.Fatalf("admin got %v, %v; want only ok.x", m, err)
+	}
+	select {
+	case err := <-errs:
+		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Fatalf("unexpected error %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no permissions violation reported for denied.x")
+	}
+}

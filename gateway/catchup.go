@@ -50,7 +50,7 @@ func (r *room) catchUp(c *conn, rc *roomConn) {
 		after, generation := rc.delivered, rc.generation
 		r.mu.Unlock()
 
-		page, more, err := r.gw.historyPage(r.id, after)
+		page, more, err := r.gw.historyPage(c.currentToken(), r.id, after)
 		c.histories.release()
 		if err != nil {
 			if c.isClosing() {

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -68,6 +68,14 @@ type conn struct {
 	ready     bool                // guarded by memberMu: identify has joined the user's rooms and answers ready
 	tornDown  bool                // guarded by memberMu: no more joins
 	histories historyBudget       // history reads in flight, catch-ups included
+	// subscriptions counts the rooms whose roomConn is subscribed; it changes with
+	// that flag, under the room's mu, and is checked by subscribe, which frames run
+	// one at a time.
+	subscriptions atomic.Int32
+
+	// token is the client's current token (identify, then refresh), forwarded with
+	// every request to logic made for the connection.
+	token atomic.Pointer[string]
 
 	// expiry closes the connection with 4001 when its token expires; nil for a token
 	// without exp. Owned by the frame handlers (identify, refresh), which run one at
@@ -253,6 +261,8 @@ func (c *conn) handle(data []byte) bool {
 		c.read(f)
 	case schema.OpRefresh:
 		c.refresh(f)
+	case schema.OpRooms:
+		c.listRooms(f)
 	case schema.OpIdentify:
 		c.replyError(f.Rid, schema.Errorf(schema.CodeBadRequest, "already identified"))
 	default:
@@ -263,7 +273,8 @@ func (c *conn) handle(data []byte) bool {
 
 func opLabel(op string) string {
 	switch op {
-	case schema.OpHeartbeat, schema.OpSubscribe, schema.OpUnsubscribe, schema.OpSend, schema.OpHistory, schema.OpRead, schema.OpIdentify, schema.OpRefresh:
+	case schema.OpHeartbeat, schema.OpSubscribe, schema.OpUnsubscribe, schema.OpSend, schema.OpHistory, schema.OpRead, schema.OpIdentify, schema.OpRefresh,
+		schema.OpRooms:
 		return op
 	}
 	return "unknown"
@@ -281,6 +292,7 @@ func (c *conn) identify(f schema.Frame) bool {
 		return false
 	}
 	user := claims.User
+	c.token.Store(&d.Token)
 	c.expireAt(claims.Expires)
 	var b [12]byte
 	_, _ = rand.Read(b[:])
@@ -289,33 +301,31 @@ func (c *conn) identify(f schema.Frame) bool {
 	// Subscribe to the user's events before reading its rooms, so that a join
 	// between the two is not lost.
 	if err := c.gw.users.add(c); err != nil {
+		if errors.Is(err, errTooManyConns) {
+			metricLimitRefused.WithLabelValues(limitConns).Inc()
+			c.replyError(f.Rid, schema.Errorf(schema.CodeForbidden, "%s has %d connections to this gateway, the most %s allows",
+				user, c.gw.cfg.MaxConnsPerUser, limitConns))
+			c.close(schema.CloseTooManyConns, "too many connections")
+			return false
+		}
 		c.gw.log.Warn().Err(err).Msg("user subscription")
 		c.close(schema.CloseGoingAway, "unavailable")
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.gw.cfg.RequestTimeout)
-	defer cancel()
-	var rooms schema.UserRoomsReply
-	// A leave that arrives while the rooms are being read makes the list stale: read
-	// it again.
-	for attempt := 0; ; attempt++ {
-		leaves := c.leaveCount()
-		if err := c.gw.call(ctx, subjects.SvcUserRooms, schema.UserRoomsReq{User: user}, &rooms); err != nil {
-			c.replyError(f.Rid, schema.AsError(err))
-			c.close(schema.CloseGoingAway, "unavailable")
-			return false
-		}
-		if c.joinAll(rooms.Rooms, leaves) || attempt == 3 {
-			break
-		}
+	first, more, err := c.joinUserRooms()
+	if err != nil {
+		c.replyError(f.Rid, schema.AsError(err))
+		c.close(schema.CloseGoingAway, "unavailable")
+		return false
 	}
 	ready := schema.ReadyD{
 		User: user, Session: c.session,
 		HeartbeatMs: c.gw.cfg.Heartbeat.Milliseconds(),
 		ExpiresAt:   unixMilli(claims.Expires),
-		Rooms:       make([]schema.ReadyRoom, len(rooms.Rooms)),
+		Rooms:       make([]schema.ReadyRoom, len(first)),
+		More:        more,
 	}
-	for i, r := range rooms.Rooms {
+	for i, r := range first {
 		ready.Rooms[i] = schema.ReadyRoom{Room: r.Room, Seq: r.Seq, ReadSeq: r.ReadSeq}
 	}
 	_ = c.ws.SetReadDeadline(time.Now().Add(2 * c.gw.cfg.Heartbeat))
@@ -340,8 +350,17 @@ func (c *conn) refresh(f schema.Frame) {
 		c.replyError(f.Rid, schema.Errorf(schema.CodeForbidden, "the token is for another user"))
 		return
 	}
+	c.token.Store(&d.Token)
 	c.expireAt(claims.Expires)
 	c.reply(schema.OpOK, f.Rid, schema.RefreshedD{ExpiresAt: unixMilli(claims.Expires)})
+}
+
+// currentToken is the connection's token, "" before identify.
+func (c *conn) currentToken() string {
+	if t := c.token.Load(); t != nil {
+		return *t
+	}
+	return ""
 }
 
 // expireAt closes the connection with 4001 at exp (never for a zero exp), in place of
@@ -365,6 +384,51 @@ func unixMilli(t time.Time) int64 {
 		return 0
 	}
 	return t.UnixMilli()
+}
+
+// joinUserRooms registers the connection in every room of its user (ticks, member
+// events and membership checks need them all), reading logic's list a page at a time
+// so that no reply nears NATS's 1 MiB payload limit, and at most MaxRoomsPerUser
+// rooms, logic's cap. It returns the first page, which ready carries, and whether
+// more rooms follow it.
+func (c *conn) joinUserRooms() ([]schema.UserRoom, bool, error) {
+	var first []schema.UserRoom
+	var firstMore bool
+	after, joined := "", 0
+	for page := 0; ; page++ {
+		limit := min(schema.MaxUserRoomsLimit, c.gw.cfg.MaxRoomsPerUser-joined)
+		rooms, err := c.joinRoomsPage(after, limit)
+		if err != nil {
+			return nil, false, err
+		}
+		if page == 0 {
+			first, firstMore = rooms.Rooms, rooms.More
+		}
+		joined += len(rooms.Rooms)
+		if !rooms.More || len(rooms.Rooms) == 0 || joined >= c.gw.cfg.MaxRoomsPerUser {
+			return first, firstMore, nil
+		}
+		after = rooms.Rooms[len(rooms.Rooms)-1].Room
+	}
+}
+
+// joinRoomsPage reads the page of the user's rooms after the room id after and joins
+// them. A leave that arrives while the page is being read makes it stale: it is read
+// again.
+func (c *conn) joinRoomsPage(after string, limit int) (schema.UserRoomsReply, error) {
+	for attempt := 0; ; attempt++ {
+		leaves := c.leaveCount()
+		var rooms schema.UserRoomsReply
+		ctx, cancel := c.requestContext()
+		err := c.gw.call(ctx, subjects.SvcUserRooms, schema.UserRoomsReq{After: after, Limit: limit}, &rooms)
+		cancel()
+		if err != nil {
+			return rooms, err
+		}
+		if c.joinAll(rooms.Rooms, leaves) || attempt == 3 {
+			return rooms, nil
+		}
+	}
 }
 
 // leaveCount is the number of leaves so far; a join decided on logic's answer is

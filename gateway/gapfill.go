@@ -59,10 +59,10 @@ func (r *room) fillGaps() {
 			r.filling = false
 			return
 		}
-		from := r.lastSeq
+		from, token := r.lastSeq, r.readerToken()
 		r.mu.Unlock()
 		metricGapFills.Inc()
-		fill, err := r.gw.fetchRange(r.id, from, to, maxGapFill)
+		fill, err := r.gw.fetchRange(token, r.id, from, to, maxGapFill)
 		r.mu.Lock()
 		if err != nil {
 			metricGapFillFailed.Inc()

@@ -28,6 +28,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/laneim/laneim/logging"
+	"github.com/laneim/laneim/nodes"
 	"github.com/laneim/laneim/schema"
 )
 
@@ -83,7 +84,24 @@ type Config struct {
 	// MaxHeaderBytes caps an HTTP request's header. Default 32 KiB: a token and a
 	// browser's usual headers take 2 to 4.
 	MaxHeaderBytes int
-	Logger         zerolog.Logger
+	// OperatorKey lets an operator read GET /v1/status outside dev (Bearer
+	// OperatorKey); empty, the route is not served outside dev.
+	OperatorKey string
+	// Nodes lists the live nodes for GET /v1/status; nil lists none.
+	Nodes func(ctx context.Context) ([]nodes.Info, error)
+	// Web serves the browser demo at / in dev; nil serves nothing there.
+	Web http.Handler
+	// MaxRoomsPerUser is logic's cap on one user's rooms: identify registers a
+	// connection in at most that many, reading the list in pages. Default 10000.
+	MaxRoomsPerUser int
+	// MaxConnsPerUser caps one user's connections on this gateway; one more is
+	// closed with 4030 after identify. Each costs a read goroutine, a queue of up to
+	// MaxQueueBytes, and a registration in every room of the user. Default 64.
+	MaxConnsPerUser int
+	// MaxSubscriptionsPerConn caps the rooms one connection is subscribed to (gets
+	// msgs of); a subscribe past it is refused with forbidden. Default 256.
+	MaxSubscriptionsPerConn int
+	Logger                  zerolog.Logger
 }
 
 func (c *Config) defaults() {
@@ -134,6 +152,15 @@ func (c *Config) defaults() {
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = 32 << 10
 	}
+	if c.MaxRoomsPerUser <= 0 {
+		c.MaxRoomsPerUser = 10000
+	}
+	if c.MaxConnsPerUser <= 0 {
+		c.MaxConnsPerUser = 64
+	}
+	if c.MaxSubscriptionsPerConn <= 0 {
+		c.MaxSubscriptionsPerConn = 256
+	}
 }
 
 // Gateway is one gateway node.
@@ -147,6 +174,8 @@ type Gateway struct {
 	resync   *resync             // repairs of connections' rooms after lost events
 	sends    *sends              // sends waiting for their ack
 	httpRate *userLimits         // per-user HTTP rate limits
+	rates    statusRates         // GET /v1/status's counter samples
+	started  time.Time           // set once at construction
 	workers  []chan *nats.Msg    // set once at construction; room msgs and ticks, by room hash
 	control  chan *nats.Msg      // set once at construction; member, read and kick events
 	log      zerolog.Logger      // set once at construction
@@ -180,11 +209,12 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: a JWT secret is required")
 	}
 	g := &Gateway{
-		cfg:    cfg,
-		nc:     nc,
-		log:    cfg.Logger.With().Str("gateway", cfg.ID).Logger(),
-		hotLog: logging.NewRateLimited(time.Second, 5),
-		conns:  make(map[*conn]struct{}),
+		cfg:     cfg,
+		nc:      nc,
+		log:     cfg.Logger.With().Str("gateway", cfg.ID).Logger(),
+		hotLog:  logging.NewRateLimited(time.Second, 5),
+		conns:   make(map[*conn]struct{}),
+		started: time.Now(),
 	}
 	g.upgrader = websocket.Upgrader{
 		// The connection's frameReader reads the socket, not gorilla: its buffer

@@ -23,11 +23,11 @@ func frameLength(msgs []schema.Message) int {
 }
 
 // fetchRange reads messages after..to of a room from history, page by page, at most
-// limit of them.
-func (g *Gateway) fetchRange(room string, after, to int64, limit int) ([]schema.Message, error) {
+// limit of them, for the client whose token is token.
+func (g *Gateway) fetchRange(token, room string, after, to int64, limit int) ([]schema.Message, error) {
 	var out []schema.Message
 	for after < to && len(out) < limit {
-		page, more, err := g.historyPage(room, after)
+		page, more, err := g.historyPage(token, room, after)
 		if err != nil {
 			return nil, err
 		}
@@ -45,9 +45,10 @@ func (g *Gateway) fetchRange(room string, after, to int64, limit int) ([]schema.
 	return out, nil
 }
 
-// historyPage reads the largest page of room after seq, as a trusted internal read.
-func (g *Gateway) historyPage(room string, after int64) ([]schema.Message, bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
+// historyPage reads the largest page of room after seq for the client whose token is
+// token: logic serves no read that is not a member's.
+func (g *Gateway) historyPage(token, room string, after int64) ([]schema.Message, bool, error) {
+	ctx, cancel := context.WithTimeout(withToken(context.Background(), token), g.cfg.RequestTimeout)
 	defer cancel()
 	var reply schema.HistoryReply
 	if err := g.call(ctx, subjects.SvcHistory, schema.HistoryReq{Room: room, After: &after, Limit: schema.MaxHistoryLimit}, &reply); err != nil {

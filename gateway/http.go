@@ -36,7 +36,12 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/rooms/{room}/messages", g.authed(g.postMessage))
 	mux.HandleFunc("PUT /v1/rooms/{room}/read", g.authed(g.putRead))
 	mux.HandleFunc("GET /v1/me/rooms", g.authed(g.myRooms))
+	mux.HandleFunc("POST /v1/me/rooms/leave", g.authed(g.leaveRooms))
+	mux.HandleFunc("GET /v1/me/blocks", g.authed(g.listBlocks))
+	mux.HandleFunc("PUT /v1/me/blocks/{user}", g.authed(g.block))
+	mux.HandleFunc("DELETE /v1/me/blocks/{user}", g.authed(g.unblock))
 	mux.HandleFunc("POST /v1/dev/token", g.devToken)
+	mux.HandleFunc("GET /v1/status", g.status)
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.Handle("GET /metrics", promhttp.Handler())
 	if g.cfg.Dev {
@@ -46,9 +51,15 @@ func (g *Gateway) Handler() http.Handler {
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	notFound := func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, schema.Errorf(schema.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
-	})
+	}
+	mux.HandleFunc("/", notFound)
+	if g.cfg.Dev && g.cfg.Web != nil {
+		// The browser demo: its pages and scripts; the API's own paths stay JSON.
+		mux.Handle("GET /{$}", g.cfg.Web)
+		mux.Handle("GET /web/", g.cfg.Web)
+	}
 	return mux
 }
 
@@ -84,11 +95,14 @@ func (g *Gateway) authed(h authedHandler) http.HandlerFunc {
 			writeError(w, schema.Errorf(schema.CodeUnauthorized, "Authorization: Bearer <token> is required"))
 			return
 		}
-		user, err := auth.Verify(g.cfg.Secret, strings.TrimSpace(token))
+		token = strings.TrimSpace(token)
+		user, err := auth.Verify(g.cfg.Secret, token)
 		if err != nil {
 			writeError(w, schema.AsError(err))
 			return
 		}
+		// Requests to logic forward the token: logic acts only as its subject.
+		r = r.WithContext(withToken(r.Context(), token))
 		if !g.httpRate.allow(user) {
 			metricRateLimited.Inc()
 			writeError(w, schema.Errorf(schema.CodeRateLimited, "over %g requests a second", g.cfg.RateLimit))
@@ -162,7 +176,7 @@ func (g *Gateway) createRoom(w http.ResponseWriter, r *http.Request, user string
 		return schema.Errorf(schema.CodeBadRequest, "invalid room id %q: 1 to 64 of A-Z a-z 0-9 _ -", body.Room)
 	}
 	var reply schema.RoomReply
-	req := schema.RoomCreateReq{User: user, Room: body.Room, Name: body.Name, Public: body.Public}
+	req := schema.RoomCreateReq{Room: body.Room, Name: body.Name, Public: body.Public}
 	if err := g.call(r.Context(), subjects.SvcRoomCreate, req, &reply); err != nil {
 		return err
 	}
@@ -172,7 +186,7 @@ func (g *Gateway) createRoom(w http.ResponseWriter, r *http.Request, user string
 
 func (g *Gateway) getRoom(w http.ResponseWriter, r *http.Request, user string) error {
 	var reply schema.RoomReply
-	if err := g.call(r.Context(), subjects.SvcRoomGet, schema.RoomGetReq{User: user, Room: r.PathValue("room")}, &reply); err != nil {
+	if err := g.call(r.Context(), subjects.SvcRoomGet, schema.RoomGetReq{Room: r.PathValue("room")}, &reply); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, reply.Room)
@@ -189,7 +203,7 @@ func (g *Gateway) removeMember(w http.ResponseWriter, r *http.Request, user stri
 
 func (g *Gateway) member(w http.ResponseWriter, r *http.Request, user, subject string) error {
 	var reply schema.Reply
-	req := schema.MemberReq{User: user, Room: r.PathValue("room"), Target: r.PathValue("user")}
+	req := schema.MemberReq{Room: r.PathValue("room"), Target: r.PathValue("user")}
 	if err := g.call(r.Context(), subject, req, &reply); err != nil {
 		return err
 	}
@@ -206,7 +220,7 @@ func (g *Gateway) listMembers(w http.ResponseWriter, r *http.Request, user strin
 	if err != nil {
 		return err
 	}
-	req := schema.MemberListReq{User: user, Room: r.PathValue("room"), After: after}
+	req := schema.MemberListReq{Room: r.PathValue("room"), After: after}
 	if limit != nil {
 		if *limit < 1 || *limit > schema.MaxMemberLimit {
 			return schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxMemberLimit)
@@ -223,7 +237,7 @@ func (g *Gateway) listMembers(w http.ResponseWriter, r *http.Request, user strin
 
 func (g *Gateway) getMessages(w http.ResponseWriter, r *http.Request, user string) error {
 	room := r.PathValue("room")
-	req := schema.HistoryReq{User: user, Room: room}
+	req := schema.HistoryReq{Room: room}
 	var err error
 	if req.Before, err = queryInt(r, "before"); err != nil {
 		return err
@@ -266,14 +280,15 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, user strin
 	// Logic checks membership at ingest too, but a send it refuses burns the nonce for
 	// the dedupe window: ask first.
 	var state schema.RoomStateReply
-	if err := g.call(r.Context(), subjects.SvcRoomState, schema.RoomStateReq{User: user, Room: d.Room}, &state); err != nil {
+	if err := g.call(r.Context(), subjects.SvcRoomState, schema.RoomStateReq{Room: d.Room}, &state); err != nil {
 		return err
 	}
 	if !state.Member {
 		return schema.Errorf(schema.CodeForbidden, "not a member of room %s", d.Room)
 	}
 	acked := make(chan schema.SendAck, 1)
-	g.sends.submit(d.Room, user, d.Nonce, d.Body, func(ack schema.SendAck) { acked <- ack })
+	token, _ := r.Context().Value(callerKey{}).(string)
+	g.sends.submit(d.Room, user, token, d.Nonce, d.Body, func(ack schema.SendAck) { acked <- ack })
 	select {
 	case ack := <-acked:
 		if ack.Err != nil {
@@ -297,22 +312,101 @@ func (g *Gateway) putRead(w http.ResponseWriter, r *http.Request, user string) e
 		return schema.Errorf(schema.CodeBadRequest, "seq is required")
 	}
 	var reply schema.Reply
-	if err := g.call(r.Context(), subjects.SvcReadSet, schema.ReadSetReq{User: user, Room: r.PathValue("room"), Seq: *body.Seq}, &reply); err != nil {
+	if err := g.call(r.Context(), subjects.SvcReadSet, schema.ReadSetReq{Room: r.PathValue("room"), Seq: *body.Seq}, &reply); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
+// myRooms answers a page of the user's rooms. Without after and limit it is the first
+// page, which is all an old client asks for.
 func (g *Gateway) myRooms(w http.ResponseWriter, r *http.Request, user string) error {
-	var reply schema.UserRoomsReply
-	if err := g.call(r.Context(), subjects.SvcUserRooms, schema.UserRoomsReq{User: user}, &reply); err != nil {
+	limit, err := queryInt(r, "limit")
+	if err != nil {
 		return err
 	}
-	if reply.Rooms == nil {
-		reply.Rooms = []schema.UserRoom{}
+	var limitInt *int
+	if limit != nil {
+		if *limit < 1 || *limit > schema.MaxUserRoomsLimit {
+			return schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxUserRoomsLimit)
+		}
+		n := int(*limit)
+		limitInt = &n
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"rooms": reply.Rooms})
+	req, e := userRoomsReq(r.URL.Query().Get("after"), limitInt)
+	if e != nil {
+		return e
+	}
+	var reply schema.UserRoomsReply
+	if err := g.call(r.Context(), subjects.SvcUserRooms, req, &reply); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, roomsPage(reply))
+	return nil
+}
+
+// leaveRooms takes the user out of up to schema.MaxLeaveRooms rooms at once: a user
+// added to thousands of rooms leaves them a page at a time.
+func (g *Gateway) leaveRooms(w http.ResponseWriter, r *http.Request, user string) error {
+	var body struct {
+		Rooms []string `json:"rooms"`
+	}
+	if err := readBody(r, &body); err != nil {
+		return err
+	}
+	var reply schema.UserLeaveReply
+	if err := g.call(r.Context(), subjects.SvcUserLeave, schema.UserLeaveReq{Rooms: body.Rooms}, &reply); err != nil {
+		return err
+	}
+	if reply.Left == nil {
+		reply.Left = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"left": reply.Left})
+	return nil
+}
+
+func (g *Gateway) block(w http.ResponseWriter, r *http.Request, user string) error {
+	return g.blockCall(w, r, user, subjects.SvcBlockAdd)
+}
+
+func (g *Gateway) unblock(w http.ResponseWriter, r *http.Request, user string) error {
+	return g.blockCall(w, r, user, subjects.SvcBlockRemove)
+}
+
+func (g *Gateway) blockCall(w http.ResponseWriter, r *http.Request, user, subject string) error {
+	var reply schema.Reply
+	if err := g.call(r.Context(), subject, schema.BlockReq{Target: r.PathValue("user")}, &reply); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (g *Gateway) listBlocks(w http.ResponseWriter, r *http.Request, user string) error {
+	after := r.URL.Query().Get("after")
+	if after != "" && !schema.ValidID(after) {
+		return schema.Errorf(schema.CodeBadRequest, "after must be a user id")
+	}
+	limit, err := queryInt(r, "limit")
+	if err != nil {
+		return err
+	}
+	req := schema.BlockListReq{After: after}
+	if limit != nil {
+		if *limit < 1 || *limit > schema.MaxBlockLimit {
+			return schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxBlockLimit)
+		}
+		req.Limit = int(*limit)
+	}
+	var reply schema.BlockListReply
+	if err := g.call(r.Context(), subjects.SvcBlockList, req, &reply); err != nil {
+		return err
+	}
+	if reply.Users == nil {
+		reply.Users = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": reply.Users, "more": reply.More})
 	return nil
 }
 
@@ -345,9 +439,9 @@ func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, schema.Errorf(schema.CodeUnavailable, "not connected to NATS"))
 		return
 	}
-	var reply schema.RoomStateReply
-	if err := g.call(ctx, subjects.SvcRoomState, schema.RoomStateReq{User: "healthz", Room: "healthz"}, &reply); err != nil {
-		writeError(w, schema.AsError(err))
+	// A micro ping of logic's service: answered by any logic node, needing no user.
+	if _, err := g.nc.RequestWithContext(ctx, subjects.LogicPing, nil); err != nil {
+		writeError(w, schema.Errorf(schema.CodeUnavailable, "logic did not answer: %v", err))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "gateway": g.cfg.ID, "connections": g.Connections()})

@@ -3,10 +3,12 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -174,5 +176,94 @@ func TestWebSocketOutlivesHTTPTimeouts(t *testing.T) {
 	}
 	if code := <-closed; code != schema.CloseNotIdentified {
 		t.Fatalf("closed with %d, want %d (identify timeout)", code, schema.CloseNotIdentified)
+	}
+}
+
+// FuzzHTTPHandler: any method, path, header and body get an answer with a status the
+// protocol lists and, from the JSON API, the error shape; nothing panics. No logic
+// runs, so a request that passes every check gets unavailable.
+func FuzzHTTPHandler(f *testing.F) {
+	srv, err := embednats.Start(embednats.Options{Memory: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := srv.Connect()
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer nc.Close()
+	g, err := New(Config{Secret: []byte(strings.Repeat("s", 32)), Dev: true, RequestTimeout: 100 * time.Millisecond, SendTimeout: 200 * time.Millisecond}, nc)
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := g.Handler()
+	good, _ := auth.Sign(g.cfg.Secret, "alice", time.Hour)
+	for _, seed := range []struct{ method, path, auth, body string }{
+		{"POST", "/v1/rooms", "Bearer " + good, `{"room":"r","public":true}`},
+		{"PUT", "/v1/rooms/r/members/bob", "Bearer " + good, ""},
+		{"GET", "/v1/rooms/r/messages?before=9&limit=3", "Bearer " + good, ""},
+		{"POST", "/v1/rooms/r/messages", "Bearer " + good, `{"nonce":" n","body":{"t":1}}`},
+		{"PUT", "/v1/rooms/r/read", "Bearer " + good, `{"seq":-1}`},
+		{"GET", "/v1/rooms/r/members?after=x&limit=0", "Bearer x.y.z", ""},
+		{"POST", "/v1/dev/token", "", `{"user":"a b"}`},
+		{"GET", "/v1/rooms/%2e%2e", "Bearer " + good, ""},
+	} {
+		f.Add(seed.method, seed.path, seed.auth, seed.body)
+	}
+	// 301 and 307: net/http's mux sends an unclean path (//, /./, /..) to the clean one.
+	allowed := map[int]bool{200: true, 201: true, 204: true, 301: true, 307: true, 400: true, 401: true,
+		403: true, 404: true, 405: true, 409: true, 413: true, 429: true, 503: true}
+	f.Fuzz(func(t *testing.T, method, path, authorization, body string) {
+		if !strings.HasPrefix(path, "/") {
+			return
+		}
+		req, err := http.NewRequest(method, "http://laneim"+path, strings.NewReader(body))
+		if err != nil || req.URL.Path == "/v1/ws" || strings.HasPrefix(req.URL.Path, "/debug/") {
+			return // not a request a client can send, or not the JSON API
+		}
+		req.Header.Set("Authorization", authorization)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if !allowed[w.Code] {
+			t.Fatalf("%s %q: status %d: %s", method, path, w.Code, w.Body)
+		}
+		if w.Code >= 400 && w.Code != 405 && strings.HasPrefix(req.URL.Path, "/v1/") {
+			var e struct {
+				Error schema.ErrorD `json:"error"`
+			}
+			if json.Unmarshal(w.Body.Bytes(), &e) != nil || e.Error.Code == "" {
+				t.Fatalf("%s %q: status %d without the error shape: %s", method, path, w.Code, w.Body)
+			}
+		}
+	})
+}
+
+// TestStatusNeedsOperatorKey: outside dev, /v1/status is served only with an operator
+// key, and only to a request that presents it.
+func TestStatusNeedsOperatorKey(t *testing.T) {
+	for _, tc := range []struct {
+		key, presented string
+		want           int
+	}{
+		{"", "", http.StatusNotFound},
+		{"", "anything", http.StatusNotFound},
+		{"op-key-123", "", http.StatusUnauthorized},
+		{"op-key-123", "op-key-12", http.StatusUnauthorized},
+		{"op-key-123", "op-key-123", http.StatusOK},
+	} {
+		addr, _ := serveTestGateway(t, Config{OperatorKey: tc.key})
+		req, _ := http.NewRequest("GET", "http://"+addr+"/v1/status", nil)
+		if tc.presented != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.presented)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("key %q presented %q: status %d, want %d", tc.key, tc.presented, resp.StatusCode, tc.want)
+		}
 	}
 }

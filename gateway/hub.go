@@ -65,6 +65,19 @@ type room struct {
 	droppedUpTo  int64
 }
 
+// readerToken is the token of a subscribed connection, for a room-level history read
+// (a gap fill): logic serves reads only for a member. Callers hold r.mu.
+func (r *room) readerToken() string {
+	for c, rc := range r.conns {
+		if rc.subscribed {
+			if t := c.currentToken(); t != "" {
+				return t
+			}
+		}
+	}
+	return ""
+}
+
 // roomConn is one connection's state in one room. Guarded by the room's mu.
 type roomConn struct {
 	subscribed bool
@@ -174,6 +187,7 @@ func (h *hub) leave(id string, c *conn) {
 	}
 	if rc.subscribed {
 		r.subscribed--
+		c.subscriptions.Add(-1)
 	}
 	delete(r.conns, c)
 	_ = r.updateSubscriptions() // only unsubscribes
@@ -232,9 +246,9 @@ func (h *hub) setSub(sub *nats.Subscription, want bool, subject string, ch chan 
 	return sub, nil
 }
 
-// setPassive makes a subscribed connection passive in r again, ending any catch-up.
-// Callers hold r.mu.
-func (r *room) setPassive(rc *roomConn) {
+// setPassive makes c, subscribed in r, passive again, ending any catch-up. Callers
+// hold r.mu.
+func (r *room) setPassive(c *conn, rc *roomConn) {
 	if !rc.subscribed {
 		return
 	}
@@ -242,5 +256,6 @@ func (r *room) setPassive(rc *roomConn) {
 	rc.generation++
 	rc.buffer, rc.bufferBytes, rc.overflowed = nil, 0, false
 	r.subscribed--
+	c.subscriptions.Add(-1)
 	_ = r.updateSubscriptions() // a failed tick subscription is counted, and retried at the next change
 }

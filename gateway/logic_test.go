@@ -58,13 +58,23 @@ func newTestStack(tb testing.TB, mutate func(*Config), setup ...func(*Gateway)) 
 	}
 	tb.Cleanup(logicConn.Close)
 	l := &fakeLogic{nc: logicConn, rooms: map[string]map[string]bool{}, msgs: map[string][]schema.Message{}}
-	for subject, handle := range map[string]func([]byte) any{
+	secret := []byte(strings.Repeat("s", 32))
+	for subject, handle := range map[string]func(string, []byte) any{
 		subjects.SvcRoomState: l.roomState,
 		subjects.SvcUserRooms: l.userRooms,
 		subjects.SvcHistory:   l.history,
 	} {
 		if _, err := logicConn.Subscribe(subject, func(m *nats.Msg) {
-			go func() { _ = m.Respond(encodeReply(handle(m.Data))) }()
+			// As logic: the caller is the subject of the token that came with the
+			// request.
+			caller, err := auth.Verify(secret, m.Header.Get(subjects.HeaderToken))
+			go func() {
+				if err != nil {
+					_ = m.Respond(encodeReply(schema.Reply{Err: schema.AsError(err)}))
+					return
+				}
+				_ = m.Respond(encodeReply(handle(caller, m.Data)))
+			}()
 		}); err != nil {
 			tb.Fatal(err)
 		}
@@ -78,7 +88,7 @@ func newTestStack(tb testing.TB, mutate func(*Config), setup ...func(*Gateway)) 
 		tb.Fatal(err)
 	}
 	tb.Cleanup(nc.Close)
-	cfg := Config{Secret: []byte(strings.Repeat("s", 32))}
+	cfg := Config{Secret: secret}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -163,29 +173,39 @@ func (l *fakeLogic) historyStats() (received, maxInFlight int) {
 	return l.histories, l.maxInFlight
 }
 
-func (l *fakeLogic) roomState(data []byte) any {
+func (l *fakeLogic) roomState(caller string, data []byte) any {
 	var req schema.RoomStateReq
 	_ = json.Unmarshal(data, &req)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return schema.RoomStateReply{Member: l.rooms[req.User][req.Room], Seq: int64(len(l.msgs[req.Room]))}
+	return schema.RoomStateReply{Member: l.rooms[caller][req.Room], Seq: int64(len(l.msgs[req.Room]))}
 }
 
-func (l *fakeLogic) userRooms(data []byte) any {
+// userRooms answers the caller's rooms in pages after a room id, as logic does.
+func (l *fakeLogic) userRooms(caller string, data []byte) any {
 	var req schema.UserRoomsReq
 	_ = json.Unmarshal(data, &req)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	reply := schema.UserRoomsReply{Rooms: []schema.UserRoom{}}
-	for r := range l.rooms[req.User] {
-		reply.Rooms = append(reply.Rooms, schema.UserRoom{Room: r, Name: r, Seq: int64(len(l.msgs[r]))})
+	for r := range l.rooms[caller] {
+		if r > req.After {
+			reply.Rooms = append(reply.Rooms, schema.UserRoom{Room: r, Name: r, Seq: int64(len(l.msgs[r]))})
+		}
 	}
 	slices.SortFunc(reply.Rooms, func(a, b schema.UserRoom) int { return strings.Compare(a.Room, b.Room) })
+	limit := req.Limit
+	if limit <= 0 {
+		limit = schema.MaxUserRoomsLimit
+	}
+	if len(reply.Rooms) > limit {
+		reply.Rooms, reply.More = reply.Rooms[:limit], true
+	}
 	return reply
 }
 
-// history answers ascending pages after a seq, as logic's trusted reads.
-func (l *fakeLogic) history(data []byte) any {
+// history answers ascending pages after a seq, as logic does for a member.
+func (l *fakeLogic) history(_ string, data []byte) any {
 	var req schema.HistoryReq
 	_ = json.Unmarshal(data, &req)
 	l.mu.Lock()

@@ -24,7 +24,7 @@ var (
 		Name: "laneim_gateway_deliveries_total", Help: "Messages queued to subscribed connections.",
 	})
 	metricErrors = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "laneim_gateway_errors_total", Help: "Error frames sent to clients, by code.",
+		Name: "laneim_gateway_errors_total", Help: "Errors answered to clients, by code: error frames over WebSocket and error answers over HTTP.",
 	}, []string{"code"})
 	metricSlowClosed = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_slow_closed_total", Help: "Connections closed as too slow (4008): their queue overflowed, or they took nothing for the write timeout.",
@@ -81,4 +81,21 @@ var (
 	metricSendTimeouts = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_send_timeouts_total", Help: "Sends answered unavailable because no ack came in time.",
 	})
+	metricLimitRefused = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_gateway_limit_refused_total", Help: "Connections and subscribes refused because they would pass a limit, by the limit's setting.",
+	}, []string{"limit"})
 )
+
+// The limits the gateway enforces, by the setting (configs key) that sets each: they
+// label laneim_gateway_limit_refused_total and are named in the refusal.
+const (
+	limitConns         = "max_conns_per_user"
+	limitSubscriptions = "max_subscriptions_per_conn"
+)
+
+func init() {
+	// Every label from the start, so a dashboard sees 0 rather than no series.
+	for _, limit := range []string{limitConns, limitSubscriptions} {
+		metricLimitRefused.WithLabelValues(limit)
+	}
+}

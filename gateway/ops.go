@@ -9,8 +9,10 @@ import (
 	"github.com/laneim/laneim/subjects"
 )
 
+// requestContext bounds a request to logic made for this connection's user, and
+// carries the user's token.
 func (c *conn) requestContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), c.gw.cfg.RequestTimeout)
+	return context.WithTimeout(withToken(context.Background(), c.currentToken()), c.gw.cfg.RequestTimeout)
 }
 
 // decode decodes a frame's d into v and, with room set, checks the room id it names.
@@ -80,12 +82,20 @@ func (c *conn) subscribe(f schema.Frame) {
 		return
 	}
 	if !rc.subscribed {
+		if limit := c.gw.cfg.MaxSubscriptionsPerConn; int(c.subscriptions.Load()) >= limit {
+			r.mu.Unlock()
+			metricLimitRefused.WithLabelValues(limitSubscriptions).Inc()
+			c.replyError(f.Rid, schema.Errorf(schema.CodeForbidden, "subscribed to %d rooms, the most %s allows: unsubscribe from one first",
+				limit, limitSubscriptions))
+			return
+		}
 		rc.subscribed = true
 		r.subscribed++
+		c.subscriptions.Add(1)
 		// Failures are counted; only the msgs subscription matters here.
 		_ = r.updateSubscriptions()
 		if r.msgsSub == nil {
-			r.setPassive(rc)
+			r.setPassive(c, rc)
 			r.mu.Unlock()
 			c.replyError(f.Rid, schema.Errorf(schema.CodeUnavailable, "could not subscribe to room %s, try again", d.Room))
 			return
@@ -111,7 +121,7 @@ func (c *conn) subscribe(f schema.Frame) {
 		c.replyError(f.Rid, schema.Errorf(schema.CodeForbidden, "not a member of room %s", d.Room))
 	case err != nil:
 		// The subscription may not be live: better no subscription than a silent one.
-		r.setPassive(rc)
+		r.setPassive(c, rc)
 		c.replyError(f.Rid, schema.Errorf(schema.CodeUnavailable, "could not subscribe to room %s, try again", d.Room))
 	default:
 		// The reply goes before any frame of the room: none goes to the connection
@@ -131,7 +141,7 @@ func (c *conn) checkMember(ctx context.Context, room string) (schema.RoomStateRe
 	for range 3 {
 		leaves := c.leaveCount()
 		var state schema.RoomStateReply
-		if err := c.gw.call(ctx, subjects.SvcRoomState, schema.RoomStateReq{User: c.user, Room: room}, &state); err != nil {
+		if err := c.gw.call(ctx, subjects.SvcRoomState, schema.RoomStateReq{Room: room}, &state); err != nil {
 			return state, err
 		}
 		if !state.Member {
@@ -156,7 +166,7 @@ func (c *conn) unsubscribe(f schema.Frame) {
 	if r := c.gw.hub.get(d.Room); r != nil {
 		r.mu.Lock()
 		if rc := r.conns[c]; rc != nil {
-			r.setPassive(rc)
+			r.setPassive(c, rc)
 		}
 		r.mu.Unlock()
 	}
@@ -202,7 +212,7 @@ func (c *conn) send(f schema.Frame) {
 		}
 	}
 	rid := f.Rid
-	c.gw.sends.submit(d.Room, c.user, d.Nonce, d.Body, func(ack schema.SendAck) {
+	c.gw.sends.submit(d.Room, c.user, c.currentToken(), d.Nonce, d.Body, func(ack schema.SendAck) {
 		if ack.Err != nil {
 			c.replyError(rid, ack.Err)
 			return
@@ -216,7 +226,7 @@ func (c *conn) history(f schema.Frame) {
 	if !c.decode(f, &d, &d.Room) {
 		return
 	}
-	req := schema.HistoryReq{User: c.user, Room: d.Room, Before: d.Before, After: d.After}
+	req := schema.HistoryReq{Room: d.Room, Before: d.Before, After: d.After}
 	if d.Limit != nil {
 		if *d.Limit < 1 || *d.Limit > schema.MaxHistoryLimit {
 			c.replyError(f.Rid, schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxHistoryLimit))
@@ -249,6 +259,50 @@ func (c *conn) history(f schema.Frame) {
 	})
 }
 
+// listRooms answers a page of the user's rooms: what follows ready's first page.
+func (c *conn) listRooms(f schema.Frame) {
+	var d schema.RoomsD
+	if !c.decode(f, &d, nil) {
+		return
+	}
+	req, e := userRoomsReq(d.After, d.Limit)
+	if e != nil {
+		c.replyError(f.Rid, e)
+		return
+	}
+	ctx, cancel := c.requestContext()
+	defer cancel()
+	var reply schema.UserRoomsReply
+	if err := c.gw.call(ctx, subjects.SvcUserRooms, req, &reply); err != nil {
+		c.replyError(f.Rid, schema.AsError(err))
+		return
+	}
+	c.reply(schema.OpRooms, f.Rid, roomsPage(reply))
+}
+
+// userRoomsReq checks a client's paging of its room list: after a room id, 1 to
+// MaxUserRoomsLimit rooms.
+func userRoomsReq(after string, limit *int) (schema.UserRoomsReq, *schema.Error) {
+	req := schema.UserRoomsReq{After: after}
+	if after != "" && !schema.ValidID(after) {
+		return req, schema.Errorf(schema.CodeBadRequest, "after must be a room id")
+	}
+	if limit != nil {
+		if *limit < 1 || *limit > schema.MaxUserRoomsLimit {
+			return req, schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxUserRoomsLimit)
+		}
+		req.Limit = *limit
+	}
+	return req, nil
+}
+
+func roomsPage(reply schema.UserRoomsReply) schema.RoomsPage {
+	if reply.Rooms == nil {
+		reply.Rooms = []schema.UserRoom{}
+	}
+	return schema.RoomsPage{Rooms: reply.Rooms, More: reply.More}
+}
+
 func (c *conn) read(f schema.Frame) {
 	var d schema.ReadD
 	if !c.decode(f, &d, &d.Room) {
@@ -257,7 +311,7 @@ func (c *conn) read(f schema.Frame) {
 	ctx, cancel := c.requestContext()
 	defer cancel()
 	var reply schema.Reply
-	err := c.gw.call(ctx, subjects.SvcReadSet, schema.ReadSetReq{User: c.user, Session: c.session, Room: d.Room, Seq: d.Seq}, &reply)
+	err := c.gw.call(ctx, subjects.SvcReadSet, schema.ReadSetReq{Session: c.session, Room: d.Room, Seq: d.Seq}, &reply)
 	if err != nil {
 		c.replyError(f.Rid, schema.AsError(err))
 		return

@@ -3,7 +3,9 @@ package gateway
 import (
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/laneim/laneim/auth"
 	"github.com/laneim/laneim/embednats"
 	"github.com/laneim/laneim/schema"
 )
@@ -33,10 +35,17 @@ func newTestGateway(tb testing.TB) *Gateway {
 // without the write loop.
 func subscribedRoom(g *Gateway, id string, n int) (*room, []*conn) {
 	conns := make([]*conn, n)
+	// Each has a member's token, as identify leaves it: a gap fill reads history with
+	// one.
+	token, err := auth.Sign(g.cfg.Secret, "member", time.Hour)
+	if err != nil {
+		panic(err)
+	}
 	for i := range conns {
 		// writing: a write loop "runs", so none is started: the benchmark drains
 		// the queues itself.
 		c := &conn{gw: g, wake: make(chan struct{}, 1), rooms: map[string]struct{}{}, writing: true}
+		c.token.Store(&token)
 		conns[i] = c
 		c.join(id)
 	}

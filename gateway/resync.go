@@ -131,33 +131,56 @@ func (s *resync) repair(ctx context.Context, users []string) (failed []string) {
 
 // resyncUser sets the rooms of user's connections to logic's list, and reports whether
 // it could: a failed read, or a membership that kept changing during the reads, is
-// left for later.
+// left for later. The list is read with one connection's token, a page at a time, up
+// to MaxRoomsPerUser rooms, as identify reads it.
 func (g *Gateway) resyncUser(ctx context.Context, user string) bool {
 	conns := g.users.conns(user)
 	if len(conns) == 0 {
 		return true
 	}
+	token := conns[0].currentToken()
 	marks := make([]uint64, len(conns))
 	for range resyncAttempts {
 		for i, c := range conns {
 			marks[i] = c.memberMark()
 		}
-		ctx, cancel := context.WithTimeout(ctx, g.cfg.RequestTimeout)
-		var reply schema.UserRoomsReply
-		err := g.call(ctx, subjects.SvcUserRooms, schema.UserRoomsReq{User: user}, &reply)
-		cancel()
+		rooms, complete, err := g.userRooms(ctx, token)
 		if err != nil {
 			return false
 		}
 		current := true
 		for i, c := range conns {
-			current = c.setRooms(reply.Rooms, marks[i]) && current
+			current = c.setRooms(rooms, complete, marks[i]) && current
 		}
 		if current {
 			return true
 		}
 	}
 	return false
+}
+
+// userRooms reads the rooms of the token's user from logic, in pages, up to
+// MaxRoomsPerUser; complete is false when the cap cut the list short.
+func (g *Gateway) userRooms(ctx context.Context, token string) (rooms []schema.UserRoom, complete bool, err error) {
+	after := ""
+	for {
+		limit := min(schema.MaxUserRoomsLimit, g.cfg.MaxRoomsPerUser-len(rooms))
+		pageCtx, cancel := context.WithTimeout(withToken(ctx, token), g.cfg.RequestTimeout)
+		var reply schema.UserRoomsReply
+		err := g.call(pageCtx, subjects.SvcUserRooms, schema.UserRoomsReq{After: after, Limit: limit}, &reply)
+		cancel()
+		if err != nil {
+			return nil, false, err
+		}
+		rooms = append(rooms, reply.Rooms...)
+		if !reply.More || len(reply.Rooms) == 0 {
+			return rooms, true, nil
+		}
+		if len(rooms) >= g.cfg.MaxRoomsPerUser {
+			return rooms, false, nil
+		}
+		after = reply.Rooms[len(reply.Rooms)-1].Room
+	}
 }
 
 // markReady lets repairs apply to the connection: its rooms are joined and ready has
@@ -177,11 +200,13 @@ func (c *conn) memberMark() uint64 {
 }
 
 // setRooms makes the connection's rooms those of a list logic answered after mark,
-// and sends the connection the member events of what changed, which it missed. It
-// changes nothing and returns false when the membership changed since mark (the
-// list may not reflect that change) or identify has not joined the user's rooms yet
-// (the connection has not had ready: no event may go before it).
-func (c *conn) setRooms(rooms []schema.UserRoom, mark uint64) bool {
+// and sends the connection the member events of what changed, which it missed. A list
+// the room cap cut short (not complete) says nothing of rooms after its last id, which
+// the connection may have joined since: those are kept. It changes nothing and returns
+// false when the membership changed since mark (the list may not reflect that change)
+// or identify has not joined the user's rooms yet (the connection has not had ready:
+// no event may go before it).
+func (c *conn) setRooms(rooms []schema.UserRoom, complete bool, mark uint64) bool {
 	c.memberMu.Lock()
 	defer c.memberMu.Unlock()
 	if c.tornDown {
@@ -194,8 +219,12 @@ func (c *conn) setRooms(rooms []schema.UserRoom, mark uint64) bool {
 	for _, r := range rooms {
 		listed[r.Room] = struct{}{}
 	}
+	last := ""
+	if len(rooms) > 0 {
+		last = rooms[len(rooms)-1].Room
+	}
 	for room := range c.rooms {
-		if _, ok := listed[room]; !ok {
+		if _, ok := listed[room]; !ok && (complete || room < last) {
 			metricMembershipRepairs.WithLabelValues(schema.ActionLeave).Inc()
 			c.enqueue(schema.EncodeFrame(schema.OpMember, nil, schema.MemberD{Room: room, User: c.user, Action: schema.ActionLeave}))
 			c.leaveLocked(room)

@@ -29,6 +29,7 @@ type sends struct {
 type sendKey struct{ room, user, nonce string }
 
 type sendWaiters struct {
+	token    string // the sender's token, forwarded to logic
 	deadline time.Time
 	done     []func(schema.SendAck)
 }
@@ -62,14 +63,15 @@ func (s *sends) stop() {
 	}
 }
 
-// submit publishes a send and calls done exactly once with its ack or error.
-func (s *sends) submit(room, user, nonce string, body json.RawMessage, done func(schema.SendAck)) {
+// submit publishes a send of user, whose token is token, and calls done exactly once
+// with its ack or error.
+func (s *sends) submit(room, user, token, nonce string, body json.RawMessage, done func(schema.SendAck)) {
 	key := sendKey{room, user, nonce}
 	s.mu.Lock()
 	w := s.waiting[key]
 	inFlight := w != nil
 	if !inFlight {
-		w = &sendWaiters{}
+		w = &sendWaiters{token: token}
 		s.waiting[key] = w
 	}
 	w.deadline = time.Now().Add(s.gw.cfg.SendTimeout)
@@ -81,6 +83,7 @@ func (s *sends) submit(room, user, nonce string, body json.RawMessage, done func
 	msg := nats.NewMsg(subjects.InT(room))
 	msg.Header.Set(subjects.HeaderMsgID, subjects.MsgIDT(room, user, nonce))
 	msg.Header.Set(subjects.HeaderUser, user)
+	msg.Header.Set(subjects.HeaderToken, token)
 	msg.Header.Set(subjects.HeaderNonce, subjects.EncodeNonce(nonce))
 	msg.Header.Set(subjects.HeaderReply, subjects.GatewayAcksT(s.gw.cfg.ID))
 	msg.Data = body
@@ -143,9 +146,9 @@ func (s *sends) lookup(key sendKey) {
 		if w == nil {
 			return // answered meanwhile
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.gw.cfg.RequestTimeout)
+		ctx, cancel := context.WithTimeout(withToken(context.Background(), w.token), s.gw.cfg.RequestTimeout)
 		var reply schema.NonceLookupReply
-		err := s.gw.call(ctx, subjects.SvcNonceLookup, schema.NonceLookupReq{Room: key.room, User: key.user, Nonce: key.nonce}, &reply)
+		err := s.gw.call(ctx, subjects.SvcNonceLookup, schema.NonceLookupReq{Room: key.room, Nonce: key.nonce}, &reply)
 		cancel()
 		if err == nil && reply.Found {
 			s.complete(key, schema.SendAck{Room: key.room, User: key.user, Nonce: key.nonce, Seq: reply.Seq, Ts: reply.Ts})

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"sync"
 
 	"github.com/nats-io/nats.go"
@@ -23,11 +24,19 @@ type userEntry struct {
 
 func newUsers(g *Gateway) *users { return &users{gw: g, m: make(map[string]*userEntry)} }
 
+// errTooManyConns refuses a connection past Config.MaxConnsPerUser.
+var errTooManyConns = errors.New("too many connections")
+
 // add registers c under its user, subscribing to the user's events with the first
-// connection and flushing so that the subscription is live before add returns.
+// connection and flushing so that the subscription is live before add returns. It
+// fails with errTooManyConns when the user has MaxConnsPerUser connections here.
 func (u *users) add(c *conn) error {
 	u.mu.Lock()
 	e := u.m[c.user]
+	if e != nil && len(e.conns) >= u.gw.cfg.MaxConnsPerUser {
+		u.mu.Unlock()
+		return errTooManyConns
+	}
 	if e == nil {
 		sub, err := u.gw.nc.ChanSubscribe(subjects.UserEventsT(c.user), u.gw.control)
 		if err != nil {

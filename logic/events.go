@@ -13,6 +13,13 @@ import (
 // than through pusher so that a removal is on its way to every gateway, flushed,
 // before the HTTP call that made it returns.
 func (l *Logic) publishMember(room, user, action string) {
+	l.publishMemberUnflushed(room, user, action)
+	l.flushEvents()
+}
+
+// publishMemberUnflushed is publishMember for many changes at once: flushEvents
+// after the last one puts them all on their way with one round trip.
+func (l *Logic) publishMemberUnflushed(room, user, action string) {
 	frame := schema.EncodeFrame(schema.OpMember, nil, schema.MemberD{Room: room, User: user, Action: action})
 	if err := l.nc.Publish(subjects.UserEventsT(user), frame); err != nil {
 		l.cfg.Logger.Warn().Err(err).Msg("publish member event")
@@ -20,6 +27,9 @@ func (l *Logic) publishMember(room, user, action string) {
 	if err := l.nc.Publish(subjects.RoomEventsT(room), frame); err != nil {
 		l.cfg.Logger.Warn().Err(err).Msg("publish member event")
 	}
+}
+
+func (l *Logic) flushEvents() {
 	if err := l.nc.Flush(); err != nil {
 		l.cfg.Logger.Warn().Err(err).Msg("flush member event")
 	}

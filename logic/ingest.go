@@ -49,11 +49,21 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) error {
 		s.user, s.reply = h.Get(subjects.HeaderUser), h.Get(subjects.HeaderReply)
 		nonce, nonceOK := subjects.DecodeNonce(h.Get(subjects.HeaderNonce))
 		s.nonce = nonce
+		// The sender is the subject of the token the gateway forwarded, judged at the
+		// time the gateway published the send: a NATS credential alone cannot send as
+		// anyone. Laneim-User must name the same user (the gateway's ack key).
+		claims, tokenErr := l.tokens.VerifyAt(h.Get(subjects.HeaderToken), publishedAt(m))
 		// Gateways validate before publishing; this guards against anything else that
 		// can publish on im.in.* (an operator, a buggy client of NATS).
 		switch {
-		case !schema.ValidID(s.room) || !schema.ValidID(s.user) || !nonceOK || !schema.ValidNonce(s.nonce):
-			s.err = schema.Errorf(schema.CodeBadRequest, "invalid room, user or nonce")
+		case tokenErr != nil:
+			s.err = schema.AsError(tokenErr)
+			continue
+		case claims.User != s.user:
+			s.err = schema.Errorf(schema.CodeForbidden, "the token is not %s's", s.user)
+			continue
+		case !schema.ValidID(s.room) || !nonceOK || !schema.ValidNonce(s.nonce):
+			s.err = schema.Errorf(schema.CodeBadRequest, "invalid room or nonce")
 			continue
 		case !json.Valid(m.Data()) || !utf8.Valid(m.Data()):
 			s.err = schema.Errorf(schema.CodeBadRequest, "body is not UTF-8 JSON")
@@ -133,6 +143,14 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) error {
 		l.cfg.Logger.Warn().Err(err).Msg("ack IM_IN batch")
 	}
 	return nil
+}
+
+// publishedAt is when a send reached IM_IN, or now if its metadata cannot say.
+func publishedAt(m jetstream.Msg) time.Time {
+	if md, err := m.Metadata(); err == nil {
+		return md.Timestamp
+	}
+	return time.Now()
 }
 
 // outMsg encodes a stored message for IM_OUT: the body as data, the rest in headers,

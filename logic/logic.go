@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
 
+	"github.com/laneim/laneim/auth"
 	"github.com/laneim/laneim/partition"
 	"github.com/laneim/laneim/store"
 	"github.com/laneim/laneim/subjects"
@@ -18,6 +19,9 @@ import (
 
 // Config configures a logic node. The zero value means the defaults.
 type Config struct {
+	// Secret verifies the client tokens gateways forward with every request and
+	// send: logic acts only as the subject of a token it has verified. Required.
+	Secret []byte
 	// Streams sizes IM_IN and IM_OUT when this node creates them.
 	Streams StreamsConfig
 	// BatchSize caps the sends stored in one write. Default 256.
@@ -26,7 +30,15 @@ type Config struct {
 	ServiceWorkers int
 	// StoreTimeout bounds one store write or read. Default 10s.
 	StoreTimeout time.Duration
-	Logger       zerolog.Logger
+	// MaxRoomsPerUser caps the rooms one user belongs to: adds past it, and rooms
+	// created past it, are refused. It keeps a user's room list, which every
+	// identify reads whole, and its gateway registrations bounded. Default 10000.
+	MaxRoomsPerUser int
+	// MaxRoomsCreatedPerUser caps the rooms one user creates. Default 1000.
+	MaxRoomsCreatedPerUser int
+	// MaxBlocksPerUser caps the users one user blocks. Default 1000.
+	MaxBlocksPerUser int
+	Logger           zerolog.Logger
 }
 
 func (c *Config) defaults() {
@@ -39,6 +51,15 @@ func (c *Config) defaults() {
 	if c.StoreTimeout <= 0 {
 		c.StoreTimeout = 10 * time.Second
 	}
+	if c.MaxRoomsPerUser <= 0 {
+		c.MaxRoomsPerUser = 10000
+	}
+	if c.MaxRoomsCreatedPerUser <= 0 {
+		c.MaxRoomsCreatedPerUser = 1000
+	}
+	if c.MaxBlocksPerUser <= 0 {
+		c.MaxBlocksPerUser = 1000
+	}
 }
 
 // Logic is one logic node.
@@ -48,7 +69,11 @@ type Logic struct {
 	js   jetstream.JetStream // set once at construction
 	msgs store.MessageStore  // set once at construction
 	meta store.MetaStore     // set once at construction
-	svc  micro.Service       // set by Start
+	caps store.Caps          // set once at construction, from cfg
+	// tokens verifies the client tokens forwarded with requests and sends. Set once at
+	// construction.
+	tokens *auth.Verifier
+	svc    micro.Service // set by Start
 	// Service handlers in flight, bounded apart for history (bulk reads) and for
 	// everything else, so a flood of history pages cannot hold up a subscribe.
 	historySem chan struct{}
@@ -60,12 +85,17 @@ type Logic struct {
 // New returns a logic node over the given NATS connection and stores.
 func New(cfg Config, nc *nats.Conn, msgs store.MessageStore, meta store.MetaStore) (*Logic, error) {
 	cfg.defaults()
+	if len(cfg.Secret) == 0 {
+		return nil, fmt.Errorf("logic: a JWT secret is required")
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	return &Logic{
 		cfg: cfg, nc: nc, js: js, msgs: msgs, meta: meta,
+		tokens:     auth.NewVerifier(cfg.Secret),
+		caps:       store.Caps{Rooms: cfg.MaxRoomsPerUser, Created: cfg.MaxRoomsCreatedPerUser, Blocks: cfg.MaxBlocksPerUser},
 		historySem: make(chan struct{}, cfg.ServiceWorkers),
 		serviceSem: make(chan struct{}, cfg.ServiceWorkers),
 	}, nil
@@ -77,6 +107,10 @@ func (l *Logic) Start(ctx context.Context) error {
 	partitions, err := EnsureStreams(ctx, l.js, l.cfg.Streams)
 	if err != nil {
 		return err
+	}
+	if want := l.cfg.Streams.Partitions; want > 0 && want != partitions {
+		l.cfg.Logger.Warn().Int("partitions", partitions).Int("configured", want).
+			Msg("the streams were created with another partition count, which stays while they hold data; the configured one is ignored")
 	}
 	if err := l.startServices(); err != nil {
 		return err

@@ -30,4 +30,13 @@ var (
 	metricServiceErrors = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "laneim_logic_service_errors_total", Help: "Service requests answered with an error, by endpoint and code.",
 	}, []string{"endpoint", "code"})
+	metricLimitRefused = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_logic_limit_refused_total", Help: "Requests refused because they would take a user past a limit, by the limit's setting.",
+	}, []string{"limit"})
+	metricAddsBlocked = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_logic_adds_blocked_total", Help: "Member adds refused because the user added blocks the one adding.",
+	})
+	metricReplyTooLarge = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_logic_reply_too_large_total", Help: "Service replies over NATS's max payload, answered internal instead, by endpoint.",
+	}, []string{"endpoint"})
 )

@@ -30,7 +30,7 @@ func (l *Logic) startServices() error {
 	endpoints := []struct {
 		name    string
 		subject string
-		handle  func(ctx context.Context, data []byte) (any, error)
+		handle  handler
 	}{
 		{"history", subjects.SvcHistory, l.history},
 		{"room-state", subjects.SvcRoomState, l.roomState},
@@ -42,6 +42,10 @@ func (l *Logic) startServices() error {
 		{"read-set", subjects.SvcReadSet, l.readSet},
 		{"user-rooms", subjects.SvcUserRooms, l.userRooms},
 		{"nonce-lookup", subjects.SvcNonceLookup, l.nonceLookup},
+		{"user-leave", subjects.SvcUserLeave, l.userLeave},
+		{"block-add", subjects.SvcBlockAdd, l.blockAdd},
+		{"block-remove", subjects.SvcBlockRemove, l.blockRemove},
+		{"block-list", subjects.SvcBlockList, l.blockList},
 	}
 	for _, e := range endpoints {
 		if err := svc.AddEndpoint(e.name, l.serve(e.name, e.handle), micro.WithEndpointSubject(e.subject)); err != nil {
@@ -53,10 +57,13 @@ func (l *Logic) startServices() error {
 	return nil
 }
 
+// handler serves one endpoint's request for caller, the user whose token came with it.
+type handler func(ctx context.Context, caller string, data []byte) (any, error)
+
 // serve adapts a handler to micro. micro calls an endpoint's handler on one goroutine
 // per endpoint, so each request runs on its own goroutine, bounded by ServiceWorkers:
 // one slow history read must not hold up every other request.
-func (l *Logic) serve(name string, handle func(ctx context.Context, data []byte) (any, error)) micro.Handler {
+func (l *Logic) serve(name string, handle handler) micro.Handler {
 	return micro.HandlerFunc(func(req micro.Request) {
 		sem := l.serviceSem
 		if name == "history" {
@@ -67,7 +74,11 @@ func (l *Logic) serve(name string, handle func(ctx context.Context, data []byte)
 			defer func() { <-sem }()
 			ctx, cancel := context.WithTimeout(context.Background(), l.cfg.StoreTimeout)
 			defer cancel()
-			out, err := handle(ctx, req.Data())
+			var out any
+			claims, err := l.tokens.Verify(req.Headers().Get(subjects.HeaderToken))
+			if err == nil {
+				out, err = handle(ctx, claims.User, req.Data())
+			}
 			if err != nil {
 				e := schema.AsError(err)
 				if e.Code == schema.CodeInternal {
@@ -76,12 +87,7 @@ func (l *Logic) serve(name string, handle func(ctx context.Context, data []byte)
 				metricServiceErrors.WithLabelValues(name, e.Code).Inc()
 				out = schema.Reply{Err: e}
 			}
-			if raw, ok := out.(rawReply); ok {
-				err = req.Respond(raw)
-			} else {
-				err = req.RespondJSON(out)
-			}
-			if err != nil {
+			if err := req.Respond(l.encodeReply(name, out)); err != nil {
 				l.cfg.Logger.Warn().Err(err).Str("endpoint", name).Msg("respond")
 			}
 		})
@@ -92,6 +98,9 @@ func (l *Logic) serve(name string, handle func(ctx context.Context, data []byte)
 type rawReply []byte
 
 func decode(data []byte, v any) error {
+	if len(data) == 0 {
+		data = []byte("{}")
+	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return schema.Errorf(schema.CodeBadRequest, "bad request: %v", err)
 	}
@@ -146,7 +155,7 @@ func noAccess(room string) error {
 	return schema.Errorf(schema.CodeForbidden, "not a member of room %s", room)
 }
 
-func (l *Logic) history(ctx context.Context, data []byte) (any, error) {
+func (l *Logic) history(ctx context.Context, caller string, data []byte) (any, error) {
 	var req schema.HistoryReq
 	if err := decode(data, &req); err != nil {
 		return nil, err
@@ -154,10 +163,8 @@ func (l *Logic) history(ctx context.Context, data []byte) (any, error) {
 	if err := checkIDs(req.Room); err != nil {
 		return nil, err
 	}
-	if req.User != "" {
-		if err := l.requireMember(ctx, req.Room, req.User); err != nil {
-			return nil, err
-		}
+	if err := l.requireMember(ctx, req.Room, caller); err != nil {
+		return nil, err
 	}
 	q, err := historyQuery(req)
 	if err != nil {
@@ -167,7 +174,33 @@ func (l *Logic) history(ctx context.Context, data []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	msgs, more = fitPage(msgs, more, q.Ascending)
 	return rawReply(schema.AppendBatch(nil, req.Room, msgs, &more)), nil
+}
+
+// maxPageBytes bounds a history page's entries, far inside NATS's 1 MiB payload: 200
+// messages of large bodies would not fit in one reply.
+const maxPageBytes = 512 << 10
+
+// fitPage trims a page to maxPageBytes (never below one message), keeping the end
+// the page grows from: the oldest of an ascending page, the newest of one below
+// before. A trimmed page says more.
+func fitPage(msgs []schema.Message, more, ascending bool) ([]schema.Message, bool) {
+	size := 0
+	for i := range msgs {
+		j := i
+		if !ascending {
+			j = len(msgs) - 1 - i
+		}
+		size += schema.EntrySize(msgs[j])
+		if i > 0 && size > maxPageBytes {
+			if ascending {
+				return msgs[:i], true
+			}
+			return msgs[j+1:], true
+		}
+	}
+	return msgs, more
 }
 
 // historyQuery maps docs/protocol.md's history parameters onto a store query: with after,
@@ -195,15 +228,15 @@ func historyQuery(req schema.HistoryReq) (store.Query, error) {
 	return q, nil
 }
 
-func (l *Logic) roomState(ctx context.Context, data []byte) (any, error) {
+func (l *Logic) roomState(ctx context.Context, caller string, data []byte) (any, error) {
 	var req schema.RoomStateReq
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
-	if err := checkIDs(req.Room, req.User); err != nil {
+	if err := checkIDs(req.Room); err != nil {
 		return nil, err
 	}
-	member, err := l.meta.IsMember(ctx, req.Room, req.User)
+	member, err := l.meta.IsMember(ctx, req.Room, caller)
 	if err != nil || !member {
 		return schema.RoomStateReply{}, err
 	}
@@ -214,7 +247,7 @@ func (l *Logic) roomState(ctx context.Context, data []byte) (any, error) {
 	return schema.RoomStateReply{Member: true, Seq: seq}, nil
 }
 
-func (l *Logic) roomCreate(ctx context.Context, data []byte) (any, error) {
+func (l *Logic) roomCreate(ctx context.Context, caller string, data []byte) (any, error) {
 	var req schema.RoomCreateReq
 	if err := decode(data, &req); err != nil {
 		return nil, err
@@ -222,32 +255,32 @@ func (l *Logic) roomCreate(ctx context.Context, data []byte) (any, error) {
 	if req.Room == "" {
 		req.Room = newRoomID()
 	}
-	if err := checkIDs(req.Room, req.User); err != nil {
+	if err := checkIDs(req.Room); err != nil {
 		return nil, err
 	}
-	if len(req.Name) > 200 {
-		return nil, schema.Errorf(schema.CodeBadRequest, "name is longer than 200 bytes")
+	if len(req.Name) > schema.MaxRoomNameBytes {
+		return nil, schema.Errorf(schema.CodeBadRequest, "name is longer than %d bytes", schema.MaxRoomNameBytes)
 	}
 	if req.Name == "" {
 		req.Name = req.Room
 	}
-	room := store.Room{ID: req.Room, Name: req.Name, Owner: req.User, Public: req.Public}
-	if err := l.meta.CreateRoom(ctx, room); err != nil {
-		return nil, err
+	room := store.Room{ID: req.Room, Name: req.Name, Owner: caller, Public: req.Public}
+	if err := l.meta.CreateRoom(ctx, room, l.caps); err != nil {
+		return nil, refusal(err)
 	}
-	l.publishMember(room.ID, req.User, schema.ActionJoin)
+	l.publishMember(room.ID, caller, schema.ActionJoin)
 	return schema.RoomReply{Room: roomInfo(room)}, nil
 }
 
-func (l *Logic) roomGet(ctx context.Context, data []byte) (any, error) {
+func (l *Logic) roomGet(ctx context.Context, caller string, data []byte) (any, error) {
 	var req schema.RoomGetReq
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
-	if err := checkIDs(req.Room, req.User); err != nil {
+	if err := checkIDs(req.Room); err != nil {
 		return nil, err
 	}
-	room, err := l.viewRoom(ctx, req.Room, req.User)
+	room, err := l.viewRoom(ctx, req.Room, caller)
 	if err != nil {
 		return nil, err
 	}
@@ -270,24 +303,27 @@ func roomInfo(r store.Room) schema.RoomInfo {
 
 // memberAdd: a user may add itself to a public room; only the owner adds anyone else,
 // and anyone at all to a private room.
-func (l *Logic) memberAdd(ctx context.Context, data []byte) (any, error) {
+func (l *Logic) memberAdd(ctx context.Context, caller string, data []byte) (any, error) {
 	var req schema.MemberReq
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
-	if err := checkIDs(req.Room, req.User, req.Target); err != nil {
+	if err := checkIDs(req.Room, req.Target); err != nil {
 		return nil, err
 	}
-	room, err := l.viewRoom(ctx, req.Room, req.User)
+	room, err := l.viewRoom(ctx, req.Room, caller)
 	if err != nil {
 		return nil, err
 	}
-	if req.User != room.Owner && !(room.Public && req.Target == req.User) {
+	if caller != room.Owner && !(room.Public && req.Target == caller) {
 		return nil, schema.Errorf(schema.CodeForbidden, "only the owner adds members to room %s", req.Room)
 	}
-	added, err := l.meta.AddMember(ctx, req.Room, req.Target)
-	if err != nil {
+	if err := l.checkAdder(ctx, caller, req.Target); err != nil {
 		return nil, err
+	}
+	added, err := l.meta.AddMember(ctx, req.Room, req.Target, l.caps)
+	if err != nil {
+		return nil, refusal(err)
 	}
 	if added {
 		l.publishMember(req.Room, req.Target, schema.ActionJoin)
@@ -296,19 +332,19 @@ func (l *Logic) memberAdd(ctx context.Context, data []byte) (any, error) {
 }
 
 // memberRemove: a user may remove itself; the owner may remove anyone.
-func (l *Logic) memberRemove(ctx context.Context, data []byte) (any, error) {
+func (l *Logic) memberRemove(ctx context.Context, caller string, data []byte) (any, error) {
 	var req schema.MemberReq
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
-	if err := checkIDs(req.Room, req.User, req.Target); err != nil {
+	if err := checkIDs(req.Room, req.Target); err != nil {
 		return nil, err
 	}
-	room, err := l.viewRoom(ctx, req.Room, req.User)
+	room, err := l.viewRoom(ctx, req.Room, caller)
 	if err != nil {
 		return nil, err
 	}
-	if req.User != room.Owner && req.User != req.Target {
+	if caller != room.Owner && caller != req.Target {
 		return nil, schema.Errorf(schema.CodeForbidden, "only the owner removes other members of room %s", req.Room)
 	}
 	removed, err := l.meta.RemoveMember(ctx, req.Room, req.Target)
@@ -323,12 +359,12 @@ func (l *Logic) memberRemove(ctx context.Context, data []byte) (any, error) {
 	return schema.Reply{}, nil
 }
 
-func (l *Logic) memberList(ctx context.Context, data []byte) (any, error) {
+func (l *Logic) memberList(ctx context.Context, caller string, data []byte) (any, error) {
 	var req schema.MemberListReq
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
-	if err := checkIDs(req.Room, req.User); err != nil {
+	if err := checkIDs(req.Room); err != nil {
 		return nil, err
 	}
 	switch {
@@ -337,7 +373,7 @@ func (l *Logic) memberList(ctx context.Context, data []byte) (any, error) {
 	case req.Limit < 0 || req.Limit > schema.MaxMemberLimit:
 		return nil, schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxMemberLimit)
 	}
-	if _, err := l.viewRoom(ctx, req.Room, req.User); err != nil {
+	if _, err := l.viewRoom(ctx, req.Room, caller); err != nil {
 		return nil, err
 	}
 	members, more, err := l.meta.ListMembers(ctx, req.Room, req.After, req.Limit)
@@ -350,44 +386,55 @@ func (l *Logic) memberList(ctx context.Context, data []byte) (any, error) {
 	return schema.MemberListReply{Members: members, More: more}, nil
 }
 
-func (l *Logic) readSet(ctx context.Context, data []byte) (any, error) {
+func (l *Logic) readSet(ctx context.Context, caller string, data []byte) (any, error) {
 	var req schema.ReadSetReq
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
-	if err := checkIDs(req.Room, req.User); err != nil {
+	if err := checkIDs(req.Room); err != nil {
 		return nil, err
 	}
 	if req.Seq < 0 {
 		return nil, schema.Errorf(schema.CodeBadRequest, "seq must not be negative")
 	}
-	if err := l.requireMember(ctx, req.Room, req.User); err != nil {
+	if err := l.requireMember(ctx, req.Room, caller); err != nil {
 		return nil, err
 	}
 	last, err := l.msgs.LastSeq(ctx, req.Room)
 	if err != nil {
 		return nil, err
 	}
-	readSeq, err := l.meta.SetRead(ctx, req.User, req.Room, min(req.Seq, last))
+	readSeq, err := l.meta.SetRead(ctx, caller, req.Room, min(req.Seq, last))
 	if err != nil {
 		return nil, err
 	}
-	l.publishRead(req.User, req.Session, req.Room, readSeq)
+	l.publishRead(caller, req.Session, req.Room, readSeq)
 	return schema.Reply{}, nil
 }
 
-func (l *Logic) userRooms(ctx context.Context, data []byte) (any, error) {
+// userRooms answers a page of the caller's rooms: a whole list would pass NATS's 1 MiB
+// payload limit for a user in a few thousand rooms of long names.
+func (l *Logic) userRooms(ctx context.Context, caller string, data []byte) (any, error) {
 	var req schema.UserRoomsReq
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
-	if err := checkIDs(req.User); err != nil {
-		return nil, err
+	if req.After != "" {
+		if err := checkIDs(req.After); err != nil {
+			return nil, err
+		}
 	}
-	rooms, err := l.meta.UserRooms(ctx, req.User)
+	switch {
+	case req.Limit == 0:
+		req.Limit = schema.DefaultUserRoomsLimit
+	case req.Limit < 0 || req.Limit > schema.MaxUserRoomsLimit:
+		return nil, schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxUserRoomsLimit)
+	}
+	rooms, more, err := l.meta.UserRooms(ctx, caller, req.After, req.Limit)
 	if err != nil {
 		return nil, err
 	}
+	rooms, trimmed := fitUserRooms(rooms)
 	ids := make([]string, len(rooms))
 	for i, r := range rooms {
 		ids[i] = r.Room
@@ -400,18 +447,18 @@ func (l *Logic) userRooms(ctx context.Context, data []byte) (any, error) {
 	for i, r := range rooms {
 		out[i] = schema.UserRoom{Room: r.Room, Name: r.Name, Seq: seqs[r.Room], ReadSeq: r.ReadSeq}
 	}
-	return schema.UserRoomsReply{Rooms: out}, nil
+	return schema.UserRoomsReply{Rooms: out, More: more || trimmed}, nil
 }
 
-func (l *Logic) nonceLookup(ctx context.Context, data []byte) (any, error) {
+func (l *Logic) nonceLookup(ctx context.Context, caller string, data []byte) (any, error) {
 	var req schema.NonceLookupReq
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
-	if err := checkIDs(req.Room, req.User); err != nil {
+	if err := checkIDs(req.Room); err != nil {
 		return nil, err
 	}
-	m, found, err := l.msgs.LookupNonce(ctx, req.Room, req.User, req.Nonce)
+	m, found, err := l.msgs.LookupNonce(ctx, req.Room, caller, req.Nonce)
 	if err != nil {
 		return nil, err
 	}

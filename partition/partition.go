@@ -180,8 +180,14 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, handle Handler
 		for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 			err := handle(ctx, batch)
 			if err == nil {
+				// The last message's metadata says how many more wait behind it: the
+				// partition's backlog, without a consumer-info request.
+				if md, err := batch[len(batch)-1].Metadata(); err == nil {
+					metricPending.WithLabelValues(cfg.Durable).Set(float64(md.NumPending))
+				}
 				break
 			}
+			metricBatchFailures.WithLabelValues(cfg.Durable).Inc()
 			cfg.Logger.Error().Err(err).Str("consumer", cfg.Durable).Int("batch", len(batch)).
 				Dur("retry_in", backoff).Msg("batch failed; retrying it")
 			select {

@@ -106,6 +106,7 @@ const (
 	CloseHeartbeatTimeout = 4002
 	CloseKicked           = 4003
 	CloseTooSlow          = 4008
+	CloseTooManyConns     = 4030
 	CloseRateLimited      = 4029
 	CloseTooLarge         = 1009
 	CloseGoingAway        = 1001

@@ -16,6 +16,7 @@ const (
 	OpHistory     = "history"
 	OpRead        = "read"
 	OpRefresh     = "refresh"
+	OpRooms       = "rooms" // also the reply op
 )
 
 // Server ops.
@@ -109,6 +110,11 @@ type (
 		Room string `json:"room"`
 		Seq  int64  `json:"seq"`
 	}
+	// RoomsD asks for a page of the user's rooms after the room id After.
+	RoomsD struct {
+		After string `json:"after,omitempty"`
+		Limit *int   `json:"limit,omitempty"`
+	}
 )
 
 // Server frame payloads.
@@ -126,6 +132,15 @@ type (
 		// unless a refresh replaces the token; 0 (absent) for a token without exp.
 		ExpiresAt int64       `json:"expires_at,omitempty"`
 		Rooms     []ReadyRoom `json:"rooms"`
+		// More says that Rooms is the first page of the user's rooms only: the
+		// client asks for the rest with the rooms op or GET /v1/me/rooms.
+		More bool `json:"more,omitempty"`
+	}
+	// RoomsPage is a page of the user's rooms: the rooms op's reply and
+	// GET /v1/me/rooms's answer.
+	RoomsPage struct {
+		Rooms []UserRoom `json:"rooms"`
+		More  bool       `json:"more"`
 	}
 	// RefreshedD answers refresh: the new expiry (Unix ms, 0 for none).
 	RefreshedD struct {

@@ -1,8 +1,14 @@
 package schema
 
 // Internal wire types: the requests and replies of logic's NATS services and the ack
-// logic sends a gateway. They are JSON, so `nats req im.svc.room.get '{...}'` works
-// for an operator. Every reply embeds Err; a nil Err means success.
+// logic sends a gateway. They are JSON, so `nats req` works for an operator. Every
+// reply embeds Err; a nil Err means success.
+//
+// No request names the user it acts for: every request carries the user's own token
+// in the Laneim-Token header (subjects.HeaderToken), and logic verifies it and acts as
+// its subject, so that holding a NATS credential is not enough to act as anyone:
+//
+//	nats req im.svc.room.get '{"room":"general"}' -H "Laneim-Token:$(laneim token alice)"
 
 // Reply is embedded in every service reply.
 type Reply struct {
@@ -17,12 +23,10 @@ func (r Reply) Failed() error {
 	return r.Err
 }
 
-// HistoryReq asks for a page of a room's messages. User is checked for membership;
-// an empty User is a trusted internal read (a gateway filling a gap for a room it
-// already delivers). With After set the page ascends from After; otherwise it holds
-// the newest messages below Before (or the newest of all).
+// HistoryReq asks for a page of a room's messages, of which the caller must be a
+// member. With After set the page ascends from After; otherwise it holds the newest
+// messages below Before (or the newest of all).
 type HistoryReq struct {
-	User   string `json:"user,omitempty"`
 	Room   string `json:"room"`
 	Before *int64 `json:"before,omitempty"`
 	After  *int64 `json:"after,omitempty"`
@@ -46,9 +50,8 @@ func (h *HistoryReply) Page() ([]Message, bool, error) {
 	return msgs, h.More != nil && *h.More, err
 }
 
-// RoomStateReq asks whether User is a member of Room and the room's last seq.
+// RoomStateReq asks whether the caller is a member of Room and the room's last seq.
 type RoomStateReq struct {
-	User string `json:"user"`
 	Room string `json:"room"`
 }
 
@@ -69,14 +72,12 @@ type RoomInfo struct {
 }
 
 type RoomCreateReq struct {
-	User   string `json:"user"`
 	Room   string `json:"room,omitempty"`
 	Name   string `json:"name,omitempty"`
 	Public bool   `json:"public,omitempty"`
 }
 
 type RoomGetReq struct {
-	User string `json:"user"`
 	Room string `json:"room"`
 }
 
@@ -85,15 +86,13 @@ type RoomReply struct {
 	Room RoomInfo `json:"room"`
 }
 
-// MemberReq adds or removes Target in Room on behalf of User.
+// MemberReq adds or removes Target in Room on behalf of the caller.
 type MemberReq struct {
-	User   string `json:"user"`
 	Room   string `json:"room"`
 	Target string `json:"target"`
 }
 
 type MemberListReq struct {
-	User  string `json:"user"`
 	Room  string `json:"room"`
 	After string `json:"after,omitempty"`
 	Limit int    `json:"limit,omitempty"`
@@ -105,17 +104,19 @@ type MemberListReply struct {
 	More    bool     `json:"more"`
 }
 
-// ReadSetReq marks Room read up to Seq for User; Session is the origin session, which
-// the read event skips.
+// ReadSetReq marks Room read up to Seq for the caller; Session is the origin session,
+// which the read event skips.
 type ReadSetReq struct {
-	User    string `json:"user"`
 	Session string `json:"session,omitempty"`
 	Room    string `json:"room"`
 	Seq     int64  `json:"seq"`
 }
 
+// UserRoomsReq asks for a page of the caller's rooms, ordered by room id, after the
+// room id After; Limit 0 means DefaultUserRoomsLimit.
 type UserRoomsReq struct {
-	User string `json:"user"`
+	After string `json:"after,omitempty"`
+	Limit int    `json:"limit,omitempty"`
 }
 
 type UserRoom struct {
@@ -128,11 +129,12 @@ type UserRoom struct {
 type UserRoomsReply struct {
 	Reply
 	Rooms []UserRoom `json:"rooms"`
+	More  bool       `json:"more"`
 }
 
+// NonceLookupReq asks for the seq the caller's nonce got in Room.
 type NonceLookupReq struct {
 	Room  string `json:"room"`
-	User  string `json:"user"`
 	Nonce string `json:"nonce"`
 }
 

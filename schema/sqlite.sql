@@ -37,3 +37,46 @@ CREATE TABLE IF NOT EXISTS members (
 -- The rooms of a user. read_seq is deliberately not in the index: it changes on every
 -- read receipt, and keeping it out means SetRead rewrites the table row only.
 CREATE INDEX IF NOT EXISTS members_user ON members (user, room);
+
+-- Blocks: user refuses to be added to rooms by blocked (docs/protocol.md). A user's
+-- own list is read by user, so the primary key serves it.
+CREATE TABLE IF NOT EXISTS blocks (
+	user    TEXT    NOT NULL,
+	blocked TEXT    NOT NULL,
+	created INTEGER NOT NULL, -- Unix ms
+	PRIMARY KEY (user, blocked)
+) WITHOUT ROWID;
+
+-- What each user holds, for the caps of docs/protocol.md's Limits. The triggers below
+-- keep it, in the transaction of the change, so that a cap costs one lookup rather
+-- than counting up to 10,000 index entries (about a millisecond on the single
+-- writer) on every add. The store fills it once for a database from before it
+-- (user_version < 1).
+CREATE TABLE IF NOT EXISTS user_counts (
+	user    TEXT    NOT NULL PRIMARY KEY,
+	rooms   INTEGER NOT NULL DEFAULT 0, -- rows of members
+	created INTEGER NOT NULL DEFAULT 0, -- rows of rooms it owns
+	blocks  INTEGER NOT NULL DEFAULT 0  -- rows of blocks
+) WITHOUT ROWID;
+
+CREATE TRIGGER IF NOT EXISTS user_counts_member_in AFTER INSERT ON members BEGIN
+	INSERT INTO user_counts (user, rooms) VALUES (NEW.user, 1)
+		ON CONFLICT (user) DO UPDATE SET rooms = rooms + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS user_counts_member_out AFTER DELETE ON members BEGIN
+	UPDATE user_counts SET rooms = rooms - 1 WHERE user = OLD.user;
+END;
+CREATE TRIGGER IF NOT EXISTS user_counts_room_in AFTER INSERT ON rooms BEGIN
+	INSERT INTO user_counts (user, created) VALUES (NEW.owner, 1)
+		ON CONFLICT (user) DO UPDATE SET created = created + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS user_counts_room_out AFTER DELETE ON rooms BEGIN
+	UPDATE user_counts SET created = created - 1 WHERE user = OLD.owner;
+END;
+CREATE TRIGGER IF NOT EXISTS user_counts_block_in AFTER INSERT ON blocks BEGIN
+	INSERT INTO user_counts (user, blocks) VALUES (NEW.user, 1)
+		ON CONFLICT (user) DO UPDATE SET blocks = blocks + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS user_counts_block_out AFTER DELETE ON blocks BEGIN
+	UPDATE user_counts SET blocks = blocks - 1 WHERE user = OLD.user;
+END;

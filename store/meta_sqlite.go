@@ -13,16 +13,28 @@ import (
 // defaultMembersLimit is the page size of ListMembers with limit <= 0.
 const defaultMembersLimit = 100
 
+// defaultUserRoomsLimit is the page size of UserRooms with limit <= 0: 500 rooms with
+// 64-byte ids and 200-byte names are at most about 700 KB even as JSON that escapes
+// every byte of every name, under NATS's 1 MiB payload limit.
+const defaultUserRoomsLimit = 500
+
 // The MetaStore methods below answer for a room that does not exist as for a room
 // without members (IsMember false, CountMembers 0, RemoveMember false): GetRoom is the
 // way to tell a missing room apart. AddMember and SetRead fail with not_found.
 
 // CreateRoom implements MetaStore. A zero Created is set to the current time.
-func (s *SQLite) CreateRoom(ctx context.Context, room Room) error {
+func (s *SQLite) CreateRoom(ctx context.Context, room Room, caps Caps) error {
 	if room.Created == 0 {
 		room.Created = time.Now().UnixMilli()
 	}
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		counts, err := userCounts(ctx, tx, room.Owner)
+		if err != nil {
+			return err
+		}
+		if err := counts.check(room.Owner, caps, CapCreated, CapRooms); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO rooms (id, name, owner, public, created)
 			VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 			room.ID, room.Name, room.Owner, room.Public, room.Created)
@@ -59,7 +71,7 @@ func (s *SQLite) GetRoom(ctx context.Context, id string) (Room, error) {
 }
 
 // AddMember implements MetaStore.
-func (s *SQLite) AddMember(ctx context.Context, room, user string) (bool, error) {
+func (s *SQLite) AddMember(ctx context.Context, room, user string, caps Caps) (bool, error) {
 	var added bool
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		// Checked explicitly rather than through the foreign key, whose violation
@@ -72,13 +84,25 @@ func (s *SQLite) AddMember(ctx context.Context, room, user string) (bool, error)
 		if err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO members (room, user, joined) VALUES (?, ?, ?)
-			ON CONFLICT (room, user) DO NOTHING`, room, user, time.Now().UnixMilli())
+		// A member already is not refused by a cap it may be over (a cap lowered
+		// since): re-adding changes nothing.
+		err = tx.QueryRowContext(ctx, `SELECT 1 FROM members WHERE room = ? AND user = ?`, room, user).Scan(&exists)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		counts, err := userCounts(ctx, tx, user)
 		if err != nil {
 			return err
 		}
-		n, err := res.RowsAffected()
-		added = n == 1
+		if err := counts.check(user, caps, CapRooms); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO members (room, user, joined) VALUES (?, ?, ?)`,
+			room, user, time.Now().UnixMilli())
+		added = err == nil
 		return err
 	})
 	if err != nil {
@@ -98,6 +122,36 @@ func (s *SQLite) RemoveMember(ctx context.Context, room, user string) (bool, err
 		return false, fmt.Errorf("remove %s from room %s: %w", user, room, err)
 	}
 	return n == 1, nil
+}
+
+// LeaveRooms implements MetaStore. At most a few hundred rooms a call are expected
+// (logic allows 500): one transaction, one statement per room.
+func (s *SQLite) LeaveRooms(ctx context.Context, user string, rooms []string) ([]string, error) {
+	var left []string
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		left = left[:0]
+		seen := make(map[string]bool, len(rooms))
+		for _, room := range rooms {
+			if seen[room] {
+				continue
+			}
+			seen[room] = true
+			res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE room = ? AND user = ?`, room, user)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 1 {
+				left = append(left, room)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s leaves %d rooms: %w", user, len(rooms), err)
+	}
+	return left, nil
 }
 
 // IsMember implements MetaStore.
@@ -152,25 +206,32 @@ func (s *SQLite) ListMembers(ctx context.Context, room, after string, limit int)
 	return users, more, nil
 }
 
-// UserRooms implements MetaStore. Rooms come ordered by id.
-func (s *SQLite) UserRooms(ctx context.Context, user string) ([]UserRoom, error) {
-	rows, err := s.userRooms.QueryContext(ctx, user)
+// UserRooms implements MetaStore. A limit <= 0 means 500.
+func (s *SQLite) UserRooms(ctx context.Context, user, after string, limit int) ([]UserRoom, bool, error) {
+	if limit <= 0 {
+		limit = defaultUserRoomsLimit
+	}
+	rows, err := s.userRooms.QueryContext(ctx, user, after, limit+1)
 	if err != nil {
-		return nil, fmt.Errorf("rooms of %s: %w", user, err)
+		return nil, false, fmt.Errorf("rooms of %s: %w", user, err)
 	}
 	defer rows.Close()
-	var rooms []UserRoom
+	rooms := make([]UserRoom, 0, min(limit, 1024)+1)
 	for rows.Next() {
 		var r UserRoom
 		if err := rows.Scan(&r.Room, &r.Name, &r.ReadSeq); err != nil {
-			return nil, fmt.Errorf("rooms of %s: %w", user, err)
+			return nil, false, fmt.Errorf("rooms of %s: %w", user, err)
 		}
 		rooms = append(rooms, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("rooms of %s: %w", user, err)
+		return nil, false, fmt.Errorf("rooms of %s: %w", user, err)
 	}
-	return rooms, nil
+	more := len(rooms) > limit
+	if more {
+		rooms = rooms[:limit]
+	}
+	return rooms, more, nil
 }
 
 // SetRead implements MetaStore. It fails with not_found when user is not a member of
@@ -194,4 +255,38 @@ func (s *SQLite) SetRead(ctx context.Context, user, room string, seq int64) (int
 		return 0, fmt.Errorf("set read of %s in room %s: %w", user, room, err)
 	}
 	return readSeq, nil
+}
+
+// counts is a user's row of user_counts.
+type counts struct{ rooms, created, blocks int }
+
+// userCounts reads user's counts inside a write transaction, so that a cap checked on
+// them holds until the write commits. A user without a row holds nothing.
+func userCounts(ctx context.Context, tx *sql.Tx, user string) (counts, error) {
+	var c counts
+	err := tx.QueryRowContext(ctx, `SELECT rooms, created, blocks FROM user_counts WHERE user = ?`, user).
+		Scan(&c.rooms, &c.created, &c.blocks)
+	if errors.Is(err, sql.ErrNoRows) {
+		return counts{}, nil
+	}
+	return c, err
+}
+
+// check fails with a *CapError when one more of each of which would pass its cap.
+func (c counts) check(user string, caps Caps, which ...string) error {
+	for _, name := range which {
+		var have, limit int
+		switch name {
+		case CapRooms:
+			have, limit = c.rooms, caps.Rooms
+		case CapCreated:
+			have, limit = c.created, caps.Created
+		case CapBlocks:
+			have, limit = c.blocks, caps.Blocks
+		}
+		if limit > 0 && have >= limit {
+			return &CapError{Cap: name, User: user, Max: limit}
+		}
+	}
+	return nil
 }

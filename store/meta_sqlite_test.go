@@ -15,12 +15,12 @@ func TestSQLiteRooms(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTestSQLite(t)
 	general := Room{ID: "general", Name: "General", Owner: "alice", Public: true, Created: 1764064800123}
-	if err := s.CreateRoom(ctx, general); err != nil {
+	if err := s.CreateRoom(ctx, general, Caps{}); err != nil {
 		t.Fatal(err)
 	}
 
 	t.Run("create duplicate", func(t *testing.T) {
-		err := s.CreateRoom(ctx, Room{ID: "general", Name: "Other", Owner: "bob"})
+		err := s.CreateRoom(ctx, Room{ID: "general", Name: "Other", Owner: "bob"}, Caps{})
 		var se *schema.Error
 		if !errors.As(err, &se) || se.HTTPStatus() != 409 || se.Code != schema.CodeConflict {
 			t.Fatalf("duplicate CreateRoom: %v", err)
@@ -47,7 +47,7 @@ func TestSQLiteRooms(t *testing.T) {
 	})
 	t.Run("created defaults to now", func(t *testing.T) {
 		before := time.Now().UnixMilli()
-		if err := s.CreateRoom(ctx, Room{ID: "private", Owner: "bob"}); err != nil {
+		if err := s.CreateRoom(ctx, Room{ID: "private", Owner: "bob"}, Caps{}); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.GetRoom(ctx, "private")
@@ -68,7 +68,7 @@ func TestSQLiteRooms(t *testing.T) {
 func TestSQLiteMembers(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTestSQLite(t)
-	if err := s.CreateRoom(ctx, Room{ID: "r", Name: "R", Owner: "owner"}); err != nil {
+	if err := s.CreateRoom(ctx, Room{ID: "r", Name: "R", Owner: "owner"}, Caps{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -87,7 +87,7 @@ func TestSQLiteMembers(t *testing.T) {
 	}
 	for _, tt := range addTests {
 		t.Run("add "+tt.name, func(t *testing.T) {
-			added, err := s.AddMember(ctx, tt.room, tt.user)
+			added, err := s.AddMember(ctx, tt.room, tt.user, Caps{})
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("AddMember error %v, want %v", err, tt.wantErr)
@@ -142,10 +142,10 @@ func TestSQLiteMembers(t *testing.T) {
 			t.Error("carol still a member")
 		}
 		// Rejoining starts from a fresh read state.
-		if _, err := s.AddMember(ctx, "r", "carol"); err != nil {
+		if _, err := s.AddMember(ctx, "r", "carol", Caps{}); err != nil {
 			t.Fatal(err)
 		}
-		rooms, err := s.UserRooms(ctx, "carol")
+		rooms, _, err := s.UserRooms(ctx, "carol", "", 0)
 		if err != nil || len(rooms) != 1 || rooms[0].ReadSeq != 0 {
 			t.Fatalf("UserRooms after rejoin = %+v, %v", rooms, err)
 		}
@@ -155,7 +155,7 @@ func TestSQLiteMembers(t *testing.T) {
 func TestSQLiteListMembers(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTestSQLite(t)
-	if err := s.CreateRoom(ctx, Room{ID: "r", Owner: "u00"}); err != nil {
+	if err := s.CreateRoom(ctx, Room{ID: "r", Owner: "u00"}, Caps{}); err != nil {
 		t.Fatal(err)
 	}
 	var all []string
@@ -163,7 +163,7 @@ func TestSQLiteListMembers(t *testing.T) {
 		user := fmt.Sprintf("u%02d", i)
 		all = append(all, user)
 		if i > 0 {
-			if _, err := s.AddMember(ctx, "r", user); err != nil {
+			if _, err := s.AddMember(ctx, "r", user, Caps{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -222,11 +222,11 @@ func TestSQLiteUserRoomsAndRead(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTestSQLite(t)
 	for _, r := range []Room{{ID: "b", Name: "Bee", Owner: "alice"}, {ID: "a", Name: "Ay", Owner: "bob"}, {ID: "c", Name: "Sea", Owner: "bob"}} {
-		if err := s.CreateRoom(ctx, r); err != nil {
+		if err := s.CreateRoom(ctx, r, Caps{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.AddMember(ctx, "a", "alice"); err != nil {
+	if _, err := s.AddMember(ctx, "a", "alice", Caps{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -272,10 +272,118 @@ func TestSQLiteUserRoomsAndRead(t *testing.T) {
 	}
 	for _, tt := range userTests {
 		t.Run("user rooms "+tt.user, func(t *testing.T) {
-			got, err := s.UserRooms(ctx, tt.user)
-			if err != nil || !slices.Equal(got, tt.want) {
-				t.Fatalf("UserRooms = %+v, %v; want %+v", got, err, tt.want)
+			got, more, err := s.UserRooms(ctx, tt.user, "", 0)
+			if err != nil || more || !slices.Equal(got, tt.want) {
+				t.Fatalf("UserRooms = %+v, %v, %v; want %+v", got, more, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestSQLiteUserRoomsPages(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTestSQLite(t)
+	var all []string
+	for i := range 250 {
+		room := fmt.Sprintf("r%d", i)
+		all = append(all, room)
+		if err := s.CreateRoom(ctx, Room{ID: room, Name: "N" + room, Owner: "owner"}, Caps{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.AddMember(ctx, room, "u", Caps{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(all) // "r100" sorts before "r11"
+	ids := func(rooms []UserRoom) []string {
+		var out []string
+		for _, r := range rooms {
+			if r.Name != "N"+r.Room {
+				t.Errorf("room %s named %q", r.Room, r.Name)
+			}
+			out = append(out, r.Room)
+		}
+		return out
+	}
+	tests := []struct {
+		name     string
+		user     string
+		after    string
+		limit    int
+		want     []string
+		wantMore bool
+	}{
+		{"first page", "u", "", 3, all[:3], true},
+		{"next page", "u", all[2], 3, all[3:6], true},
+		{"last page exact", "u", all[246], 3, all[247:], false},
+		{"last page short", "u", all[247], 5, all[248:], false},
+		{"after the last", "u", all[249], 5, nil, false},
+		{"after a room it is not in", "u", "r105x", 2, all[slices.Index(all, "r105")+1 : slices.Index(all, "r105")+3], true},
+		{"default limit covers all 250", "u", "", 0, all, false},
+		{"exactly all", "u", "", 250, all, false},
+		{"nobody", "nobody", "", 10, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, more, err := s.UserRooms(ctx, tt.user, tt.after, tt.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(ids(got), tt.want) || more != tt.wantMore {
+				t.Errorf("got %v more %v, want %v more %v", ids(got), more, tt.want, tt.wantMore)
+			}
+		})
+	}
+	t.Run("default limit is 500", func(t *testing.T) {
+		for i := range 260 {
+			room := fmt.Sprintf("s%d", i)
+			if err := s.CreateRoom(ctx, Room{ID: room, Name: "N" + room, Owner: "u"}, Caps{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, more, err := s.UserRooms(ctx, "u", "", 0)
+		if err != nil || len(got) != 500 || !more {
+			t.Fatalf("default page: %d rooms, more %v, %v", len(got), more, err)
+		}
+	})
+}
+
+func TestSQLiteLeaveRooms(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTestSQLite(t)
+	for _, id := range []string{"a", "b", "c", "d"} {
+		if err := s.CreateRoom(ctx, Room{ID: id, Owner: "owner"}, Caps{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		if _, err := s.AddMember(ctx, id, "u", Caps{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.SetRead(ctx, "u", "b", 4); err != nil {
+		t.Fatal(err)
+	}
+	// In the order given, each once; rooms it is not in, or that do not exist, skipped.
+	left, err := s.LeaveRooms(ctx, "u", []string{"c", "d", "nosuch", "a", "c"})
+	if err != nil || !slices.Equal(left, []string{"c", "a"}) {
+		t.Fatalf("LeaveRooms = %v, %v; want [c a]", left, err)
+	}
+	rooms, _, err := s.UserRooms(ctx, "u", "", 0)
+	if err != nil || len(rooms) != 1 || rooms[0].Room != "b" || rooms[0].ReadSeq != 4 {
+		t.Fatalf("rooms left: %+v, %v", rooms, err)
+	}
+	if got := heldBy(t, s, "u"); got != [3]int{1, 0, 0} {
+		t.Fatalf("u holds %v, want 1 room", got)
+	}
+	if left, err := s.LeaveRooms(ctx, "u", nil); err != nil || len(left) != 0 {
+		t.Fatalf("LeaveRooms(nil) = %v, %v", left, err)
+	}
+	// The owner may leave its own room too; the room stays.
+	if left, err := s.LeaveRooms(ctx, "owner", []string{"d"}); err != nil || !slices.Equal(left, []string{"d"}) {
+		t.Fatalf("owner leaves: %v, %v", left, err)
+	}
+	if _, err := s.GetRoom(ctx, "d"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -8,6 +8,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 
 	"github.com/laneim/laneim/schema"
 )
@@ -77,26 +78,72 @@ type UserRoom struct {
 	ReadSeq int64
 }
 
-// MetaStore holds rooms, members and read states. Errors carry schema codes:
-// schema.ErrNotFound for a missing room, schema.ErrExists (409) for a duplicate room.
+// Caps bound what one user accumulates (docs/protocol.md's Limits). A write that would
+// take a user past one fails with a *CapError and changes nothing; a zero field is no
+// cap.
+type Caps struct {
+	Rooms   int // rooms the user belongs to
+	Created int // rooms the user created (and owns)
+	Blocks  int // users the user blocks
+}
+
+// Names of the caps in CapError.Cap.
+const (
+	CapRooms   = "rooms"
+	CapCreated = "created"
+	CapBlocks  = "blocks"
+)
+
+// CapError refuses a write that would take User past the cap Cap (CapRooms, ...) of
+// Max. Callers map it onto the protocol's answer, naming their own setting.
+type CapError struct {
+	Cap  string
+	User string
+	Max  int
+}
+
+func (e *CapError) Error() string {
+	return fmt.Sprintf("%s has reached its cap of %d %s", e.User, e.Max, e.Cap)
+}
+
+// MetaStore holds rooms, members, read states and blocks. Errors carry schema codes:
+// schema.ErrNotFound for a missing room, schema.ErrExists (409) for a duplicate room;
+// a write past a cap fails with *CapError.
 type MetaStore interface {
-	// CreateRoom creates room and makes its owner a member, atomically.
-	CreateRoom(ctx context.Context, room Room) error
+	// CreateRoom creates room and makes its owner a member, atomically, unless the
+	// owner is at caps.Created rooms created or caps.Rooms rooms.
+	CreateRoom(ctx context.Context, room Room, caps Caps) error
 	GetRoom(ctx context.Context, id string) (Room, error)
-	// AddMember adds user to room; added is false when it already was a member.
-	AddMember(ctx context.Context, room, user string) (added bool, err error)
+	// AddMember adds user to room unless user is at caps.Rooms rooms; added is false
+	// when it already was a member (which no cap refuses).
+	AddMember(ctx context.Context, room, user string, caps Caps) (added bool, err error)
 	// RemoveMember removes user from room (and its read state); removed is false when
 	// it was not a member.
 	RemoveMember(ctx context.Context, room, user string) (removed bool, err error)
+	// LeaveRooms removes user from each of rooms in one write and returns the rooms it
+	// was a member of, in the order given, each once.
+	LeaveRooms(ctx context.Context, user string, rooms []string) (left []string, err error)
 	IsMember(ctx context.Context, room, user string) (bool, error)
 	CountMembers(ctx context.Context, room string) (int, error)
 	// ListMembers returns up to limit members of room ordered by user id, starting
 	// after the user id after, and whether more follow.
 	ListMembers(ctx context.Context, room, after string, limit int) ([]string, bool, error)
-	// UserRooms returns every room user belongs to, with its read state.
-	UserRooms(ctx context.Context, user string) ([]UserRoom, error)
+	// UserRooms returns up to limit rooms user belongs to, ordered by room id,
+	// starting after the room id after, with the user's read state, and whether more
+	// follow.
+	UserRooms(ctx context.Context, user, after string, limit int) ([]UserRoom, bool, error)
 	// SetRead raises user's read seq in room to seq (never lowers it) and returns the
 	// resulting read seq.
 	SetRead(ctx context.Context, user, room string, seq int64) (int64, error)
+	// Block records that user refuses adds by blocked, unless user is at caps.Blocks
+	// blocks; added is false when it already did.
+	Block(ctx context.Context, user, blocked string, caps Caps) (added bool, err error)
+	// Unblock lifts a block; removed is false when there was none.
+	Unblock(ctx context.Context, user, blocked string) (removed bool, err error)
+	// IsBlocked reports whether user blocks blocked.
+	IsBlocked(ctx context.Context, user, blocked string) (bool, error)
+	// ListBlocks returns up to limit users user blocks, ordered by id, starting after
+	// the id after, and whether more follow.
+	ListBlocks(ctx context.Context, user, after string, limit int) ([]string, bool, error)
 	Close() error
 }

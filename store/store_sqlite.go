@@ -57,6 +57,8 @@ type SQLite struct {
 	userRooms     *sql.Stmt // reader
 	setRead       *sql.Stmt // writer
 	readSeq       *sql.Stmt // reader
+	isBlocked     *sql.Stmt // reader
+	listBlocks    *sql.Stmt // reader
 
 	checkpoints     *sql.DB       // set once at construction: one connection for checkpoints
 	stopCheckpoints chan struct{} // closed by Close
@@ -144,6 +146,10 @@ func OpenSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
 	if _, err := s.writer.Exec(schema.SQLiteSchema); err != nil {
 		s.writer.Close()
 		return nil, fmt.Errorf("open sqlite %s: apply schema: %w", path, err)
+	}
+	if err := s.migrate(context.Background()); err != nil {
+		s.writer.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 
 	s.reader, err = sql.Open("sqlite", path+"?"+readerQuery.Encode())
@@ -251,10 +257,13 @@ func (s *SQLite) prepare() error {
 			WHERE room = ? AND user > ? ORDER BY user LIMIT ?`},
 		{s.reader, &s.userRooms, `SELECT m.room, r.name, m.read_seq
 			FROM members m JOIN rooms r ON r.id = m.room
-			WHERE m.user = ? ORDER BY m.room`},
+			WHERE m.user = ? AND m.room > ? ORDER BY m.room LIMIT ?`},
 		{s.writer, &s.setRead, `UPDATE members SET read_seq = ?
 			WHERE room = ? AND user = ? AND read_seq < ? RETURNING read_seq`},
 		{s.reader, &s.readSeq, `SELECT read_seq FROM members WHERE room = ? AND user = ?`},
+		{s.reader, &s.isBlocked, `SELECT 1 FROM blocks WHERE user = ? AND blocked = ?`},
+		{s.reader, &s.listBlocks, `SELECT blocked FROM blocks
+			WHERE user = ? AND blocked > ? ORDER BY blocked LIMIT ?`},
 	}
 	for _, st := range statements {
 		stmt, err := st.db.Prepare(st.query)
@@ -279,7 +288,7 @@ func (s *SQLite) Close() error {
 		for _, stmt := range []*sql.Stmt{
 			s.insertMessage, s.lookupNonceW, s.maxSeqW, s.lastSeq, s.lookupNonceR,
 			s.rangeAsc, s.rangeDesc, s.isMember, s.listMembers, s.userRooms,
-			s.setRead, s.readSeq,
+			s.setRead, s.readSeq, s.isBlocked, s.listBlocks,
 		} {
 			if stmt != nil {
 				errs = append(errs, stmt.Close())
@@ -298,6 +307,41 @@ func (s *SQLite) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// countsVersion is the user_version from which user_counts is kept by its triggers.
+const countsVersion = 1
+
+// migrate brings a database written by an older laneim up to the schema: one from
+// before user_counts gets it computed from what the user holds, once, in the same
+// transaction that records the version. Nothing else writes while the store opens.
+func (s *SQLite) migrate(ctx context.Context) error {
+	var version int
+	if err := s.writer.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return fmt.Errorf("read user_version: %w", err)
+	}
+	if version >= countsVersion {
+		return nil
+	}
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM user_counts`); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO user_counts (user, rooms, created, blocks)
+			SELECT user, SUM(rooms), SUM(created), SUM(blocks) FROM (
+				SELECT user, 1 AS rooms, 0 AS created, 0 AS blocks FROM members
+				UNION ALL SELECT owner, 0, 1, 0 FROM rooms
+				UNION ALL SELECT user, 0, 0, 1 FROM blocks)
+			GROUP BY user`); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, countsVersion))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("count what each user holds: %w", err)
+	}
+	return nil
 }
 
 // writeTx runs fn in an immediate transaction on the writer and commits it.

@@ -50,7 +50,7 @@ func TestSQLiteAppendPersists(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendRoom(t, s, "r", "n", 3)
-	if err := s.CreateRoom(ctx, Room{ID: "r", Name: "R", Owner: "alice"}); err != nil {
+	if err := s.CreateRoom(ctx, Room{ID: "r", Name: "R", Owner: "alice"}, Caps{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -221,7 +221,7 @@ func TestSQLiteReadsDoNotWaitForWriter(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTestSQLite(t)
 	appendRoom(t, s, "r", "n", 3)
-	if err := s.CreateRoom(ctx, Room{ID: "r", Owner: "alice"}); err != nil {
+	if err := s.CreateRoom(ctx, Room{ID: "r", Owner: "alice"}, Caps{}); err != nil {
 		t.Fatal(err)
 	}
 	tx, err := s.writer.BeginTx(ctx, nil)

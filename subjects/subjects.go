@@ -148,6 +148,17 @@ const (
 	SvcReadSet      = "im.svc.read.set"
 	SvcUserRooms    = "im.svc.user.rooms"
 	SvcNonceLookup  = "im.svc.nonce.lookup"
+	// LogicPing is nats.go/micro's ping of logic's service: any node answers.
+	LogicPing = "$SRV.PING." + LogicService
+)
+
+// Logic's services of what a user accepts: leaving rooms in bulk, and blocking the
+// adds of other users (docs/protocol.md).
+const (
+	SvcUserLeave   = "im.svc.user.leave"
+	SvcBlockAdd    = "im.svc.block.add"
+	SvcBlockRemove = "im.svc.block.remove"
+	SvcBlockList   = "im.svc.block.list"
 )
 
 // Headers carried on ingest, outbound and fanout messages.
@@ -160,6 +171,10 @@ const (
 	HeaderLast    = "Laneim-Last"
 	HeaderTs      = "Laneim-Ts"
 	HeaderSession = "Laneim-Session"
+	// HeaderToken carries the client's own token on every request a gateway makes
+	// for it and on its sends: logic acts only as the subject of a token it has
+	// verified.
+	HeaderToken = "Laneim-Token"
 )
 
 // MsgIDT is the JetStream dedupe id of a send: nonces are scoped to a user in a room.

@@ -69,7 +69,12 @@ func chat(ctx context.Context, args []string, in io.Reader, out io.Writer) error
 		Token:     *token,
 		Reconnect: true,
 		OnClose: func(code int, reason string) {
-			if code != 1000 {
+			switch code {
+			case 1000:
+			case schema.CloseKicked:
+				// The client stops for good on a kick: say so, not "reconnecting".
+				p.printf("* kicked by an operator (%s): leaving", reason)
+			default:
 				p.printf("* disconnected (%d %s), reconnecting", code, reason)
 			}
 		},

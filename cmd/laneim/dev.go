@@ -73,7 +73,10 @@ func printBanner(cfg configs.Config, stack *devstack.Stack) {
 		fmt.Fprintf(&b, "  gateway %d   %s   (WebSocket %s/v1/ws)\n", i, u, strings.Replace(u, "http", "ws", 1))
 	}
 	if url := stack.NATS.ClientURL(); url != "" {
-		fmt.Fprintf(&b, "  NATS        %s   (try: nats -s %s sub 'im.room.*.msgs')\n", url, url)
+		fmt.Fprintf(&b, "  NATS        %s   (credentials required: the operator's context is %s)\n", url, stack.OperatorContext)
+		fmt.Fprintf(&b, "              nats context add laneim-dev --server %s --user operator --password %s\n",
+			url, stack.OperatorPassword())
+		fmt.Fprintf(&b, "              nats --context laneim-dev sub 'im.room.*.msgs'\n")
 	}
 	fmt.Fprintf(&b, "  metrics     %s/metrics\n\n", base)
 	fmt.Fprintf(&b, "Get a token:   curl -s -X POST %s/v1/dev/token -d '{\"user\":\"alice\"}'\n", base)

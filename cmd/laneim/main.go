@@ -5,6 +5,8 @@
 //	laneim token USER   print a client JWT signed with the configured secret
 //	laneim chat ROOM    a small terminal chat client
 //	laneim bench ...    load tests against running gateways or an embedded stack
+//	laneim nodes        the live nodes from the im_nodes KV bucket
+//	laneim version      the build: module version, commit, Go version
 package main
 
 import (
@@ -21,6 +23,8 @@ usage:
   laneim token [flags] USER    print a client token signed with the configured secret
   laneim chat [flags] ROOM     chat in ROOM from the terminal
   laneim bench SCENARIO        load-test a laneIM on this machine (fanout, ack, ingest, conns)
+  laneim nodes [flags]         list the live nodes (role, id, address, connections, uptime)
+  laneim version               print the build's version, commit and Go version
 
 Run "laneim COMMAND -h" for a command's flags.
 `
@@ -41,6 +45,11 @@ func main() {
 		err = runChat(args)
 	case "bench":
 		err = runBench(args)
+	case "nodes":
+		err = runNodes(args)
+	case "version", "--version":
+		fmt.Println(versionText())
+		return
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

@@ -1,0 +1,274 @@
+// Wire frames of docs/protocol.md and their decoding into the package's types.
+// Everything a server sends is checked before use: a frame of the wrong shape is a
+// LaneError with code bad_frame, never a crash or a half-filled object.
+
+import { LaneError } from "./errors.js";
+
+/** A message, as applications see it: one entry of a batch, expanded. */
+export interface Message<Body = unknown> {
+  room: string;
+  seq: number;
+  /** When the server stored it, Unix milliseconds. */
+  ts: number;
+  user: string;
+  /** Any JSON value, as the sender wrote it. */
+  body: Body;
+}
+
+/** One entry of a batch on the wire: [user, ts offset from the batch's ts, body]. */
+export type Entry = [user: string, dt: number, body: unknown];
+
+/** Consecutive messages of one room in seq order: entry i has seq `seq + i`. */
+export interface Batch {
+  room: string;
+  seq: number;
+  ts: number;
+  msgs: Entry[];
+  /** Only on history pages: whether more messages lie beyond the page. */
+  more?: boolean;
+}
+
+/** A room of the user as ready lists it. */
+export interface ReadyRoom {
+  room: string;
+  /** The room's last seq (0 without messages). */
+  seq: number;
+  /** The user's read mark in the room. */
+  readSeq: number;
+}
+
+/** The answer to identify. */
+export interface Ready {
+  user: string;
+  /** This connection's id (24 hex characters). */
+  session: string;
+  heartbeatMs: number;
+  /** When the token, and with it the session, expires (Unix ms); absent without exp. */
+  expiresAt?: number;
+  /** The user's rooms, ordered by room id: all of them, or the first page when more. */
+  rooms: ReadyRoom[];
+  /** Whether more rooms follow (the rooms op pages them; the Client does it itself). */
+  more: boolean;
+}
+
+/** A room of the user as a room list page (the rooms op, GET /v1/me/rooms) has it. */
+export interface MyRoom {
+  room: string;
+  name: string;
+  /** The room's last seq. */
+  seq: number;
+  /** The user's read mark. */
+  readSeq: number;
+}
+
+/** A page of the user's rooms, ordered by room id. */
+export interface RoomsPage {
+  rooms: MyRoom[];
+  /** Whether more rooms follow: ask again after the last room of this page. */
+  more: boolean;
+}
+
+/** The latest seq of a room this connection is passive in. */
+export interface Tick {
+  room: string;
+  seq: number;
+}
+
+/** Someone joined or left a room of the user (the user itself included). */
+export interface MemberChange {
+  room: string;
+  user: string;
+  action: "join" | "leave";
+}
+
+/** Another session of the user marked a room read; seq is the resulting read mark. */
+export interface ReadMark {
+  room: string;
+  seq: number;
+}
+
+/** The answer to send: the message's seq and the time it was stored. */
+export interface Ack {
+  room: string;
+  nonce: string;
+  seq: number;
+  ts: number;
+}
+
+/** A frame from the server: {"op","rid"?,"d"}. */
+export interface ServerFrame {
+  op: string;
+  rid?: number;
+  d: unknown;
+}
+
+const idPattern = /^[A-Za-z0-9_-]{1,64}$/;
+const noncePattern = /^[\x20-\x7e]{1,64}$/;
+
+/** Whether s is a valid user or room id: 1 to 64 of A-Z a-z 0-9 _ -. */
+export function validId(s: string): boolean {
+  return idPattern.test(s);
+}
+
+/** Whether s is a valid nonce: 1 to 64 printable ASCII characters. */
+export function validNonce(s: string): boolean {
+  return noncePattern.test(s);
+}
+
+/** Encodes a client frame; rid and d are left out when undefined. */
+export function encodeFrame(op: string, rid: number | undefined, d: unknown): string {
+  return JSON.stringify({ op, rid, d });
+}
+
+function bad(message: string): LaneError {
+  return new LaneError("bad_frame", message);
+}
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function obj(v: unknown, what: string): Obj {
+  if (!isObj(v)) throw bad(`${what} is not an object`);
+  return v;
+}
+
+function str(o: Obj, key: string, what: string): string {
+  const v = o[key];
+  if (typeof v !== "string") throw bad(`${what}.${key} is not a string`);
+  return v;
+}
+
+function int(o: Obj, key: string, what: string, min = 0): number {
+  const v = o[key];
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) {
+    throw bad(`${what}.${key} is not an integer >= ${min}`);
+  }
+  return v;
+}
+
+function room(o: Obj, what: string): string {
+  const r = str(o, "room", what);
+  if (!validId(r)) throw bad(`${what}.room ${JSON.stringify(r)} is not a valid id`);
+  return r;
+}
+
+/** Decodes the envelope of a server frame. */
+export function parseFrame(data: unknown): ServerFrame {
+  if (typeof data !== "string") throw bad("binary frame");
+  let v: unknown;
+  try {
+    v = JSON.parse(data);
+  } catch (err) {
+    throw bad(`frame is not JSON: ${(err as Error).message}`);
+  }
+  const o = obj(v, "frame");
+  const op = o["op"];
+  if (typeof op !== "string" || op === "") throw bad("frame has no op");
+  const f: ServerFrame = { op, d: o["d"] ?? {} };
+  if (o["rid"] !== undefined && o["rid"] !== null) f.rid = int(o, "rid", "frame");
+  return f;
+}
+
+/** Decodes a batch (a msgs event's d, or a history page). */
+export function decodeBatch(d: unknown): Batch {
+  const o = obj(d, "batch");
+  const b: Batch = {
+    room: room(o, "batch"),
+    seq: int(o, "seq", "batch"),
+    ts: int(o, "ts", "batch"),
+    msgs: [],
+  };
+  const msgs = o["msgs"];
+  if (!Array.isArray(msgs)) throw bad("batch.msgs is not an array");
+  for (const [i, e] of msgs.entries()) {
+    if (!Array.isArray(e) || e.length !== 3 || typeof e[0] !== "string" || !Number.isSafeInteger(e[1])) {
+      throw bad(`batch entry ${i} is not [user, dt, body]`);
+    }
+    b.msgs.push([e[0], e[1] as number, e[2]]);
+  }
+  if (b.msgs.length > 0 && b.seq < 1) throw bad(`batch of room ${b.room} starts at seq ${b.seq}`);
+  if (o["more"] !== undefined) {
+    if (typeof o["more"] !== "boolean") throw bad("batch.more is not a boolean");
+    b.more = o["more"];
+  }
+  return b;
+}
+
+/** Turns the entries of a batch into messages. */
+export function batchMessages(b: Batch): Message[] {
+  return b.msgs.map(([user, dt, body], i) => ({ room: b.room, seq: b.seq + i, ts: b.ts + dt, user, body }));
+}
+
+/** The last seq of a batch with entries, or 0. */
+export function batchEnd(b: Batch): number {
+  return b.msgs.length === 0 ? 0 : b.seq + b.msgs.length - 1;
+}
+
+export function decodeReady(d: unknown): Ready {
+  const o = obj(d, "ready");
+  const rooms = o["rooms"] ?? [];
+  if (!Array.isArray(rooms)) throw bad("ready.rooms is not an array");
+  const r: Ready = {
+    user: str(o, "user", "ready"),
+    session: str(o, "session", "ready"),
+    heartbeatMs: int(o, "heartbeat_ms", "ready"),
+    rooms: rooms.map((v: unknown) => {
+      const ro = obj(v, "ready.rooms[]");
+      return { room: room(ro, "ready.rooms[]"), seq: int(ro, "seq", "ready.rooms[]"), readSeq: int(ro, "read_seq", "ready.rooms[]") };
+    }),
+    more: o["more"] === true,
+  };
+  if (o["expires_at"] !== undefined && o["expires_at"] !== 0) r.expiresAt = int(o, "expires_at", "ready");
+  return r;
+}
+
+/** Decodes a page of the user's rooms: the rooms op's reply, GET /v1/me/rooms's answer. */
+export function decodeRoomsPage(d: unknown): RoomsPage {
+  const o = obj(d, "rooms page");
+  const rooms = o["rooms"] ?? [];
+  if (!Array.isArray(rooms)) throw bad("rooms page.rooms is not an array");
+  return {
+    rooms: rooms.map((v: unknown) => {
+      const ro = obj(v, "rooms[]");
+      return { room: room(ro, "rooms[]"), name: str(ro, "name", "rooms[]"), seq: int(ro, "seq", "rooms[]"), readSeq: int(ro, "read_seq", "rooms[]") };
+    }),
+    more: o["more"] === true,
+  };
+}
+
+/** Decodes {room, seq}: a tick, a read event, a subscribed reply. */
+export function decodeRoomSeq(d: unknown, what: string): { room: string; seq: number } {
+  const o = obj(d, what);
+  return { room: room(o, what), seq: int(o, "seq", what) };
+}
+
+export function decodeMember(d: unknown): MemberChange {
+  const o = obj(d, "member");
+  const action = str(o, "action", "member");
+  if (action !== "join" && action !== "leave") throw bad(`member.action ${JSON.stringify(action)} is unknown`);
+  return { room: room(o, "member"), user: str(o, "user", "member"), action };
+}
+
+export function decodeAck(d: unknown): Ack {
+  const o = obj(d, "ack");
+  return { room: room(o, "ack"), nonce: str(o, "nonce", "ack"), seq: int(o, "seq", "ack", 1), ts: int(o, "ts", "ack") };
+}
+
+/** Decodes refresh's answer: the new expiry, undefined for a token without exp. */
+export function decodeRefreshed(d: unknown): number | undefined {
+  const o = obj(d, "refresh answer");
+  const at = o["expires_at"] === undefined ? 0 : int(o, "expires_at", "refresh answer");
+  return at === 0 ? undefined : at;
+}
+
+/** Turns an error frame's d ({code, message}) into a LaneError. */
+export function decodeError(d: unknown, room?: string): LaneError {
+  if (!isObj(d) || typeof d["code"] !== "string" || d["code"] === "") {
+    return bad(`undecodable error: ${JSON.stringify(d)}`);
+  }
+  const message = typeof d["message"] === "string" ? d["message"] : "";
+  return new LaneError(d["code"], message, room === undefined ? {} : { room });
+}

@@ -1,0 +1,31 @@
+// @laneim/client: a TypeScript client of laneIM's protocol (docs/protocol.md).
+export { Client } from "./client.js";
+export type {
+  ClientEvents,
+  ClientOptions,
+  ClientStats,
+  CloseInfo,
+  ReconnectInfo,
+  SendOptions,
+  SendResult,
+  WebSocketConstructor,
+  WebSocketLike,
+} from "./client.js";
+export { Emitter, type Listener } from "./emitter.js";
+export { CloseCode, LaneError, type ClientErrorCode, type ErrorCode, type LaneErrorDetails, type ServerErrorCode } from "./errors.js";
+export type { Ack, MemberChange, Message, MyRoom, ReadMark, Ready, ReadyRoom, RoomsPage, Tick } from "./frames.js";
+export {
+  LaneHttp,
+  tokenUser,
+  wsUrl,
+  type FetchLike,
+  type FetchResponseLike,
+  type HttpOptions,
+  type Page,
+  type PageOptions,
+  type RoomDetails,
+  type RoomInfo,
+  type TokenSource,
+} from "./http.js";
+export { newNonce } from "./nonce.js";
+export type { RoomUnread } from "./unread.js";

@@ -1,0 +1,73 @@
+package subjects
+
+// Roles of laneIM processes on NATS. Each role connects with a credential of its own
+// and may publish and subscribe only to what its part of the message path needs, so
+// that a leaked pusher credential cannot send messages, a gateway's cannot forge
+// member events, and none but logic's can serve or answer logic's services. Acting
+// for a user needs that user's token besides (HeaderToken): no role credential alone
+// reads a private room or sends as someone.
+const (
+	RoleGateway  = "gateway"
+	RoleLogic    = "logic"
+	RolePusher   = "pusher"
+	RoleOperator = "operator" // people and tools: everything
+)
+
+// Roles lists the process roles (the operator aside).
+var Roles = []string{RoleGateway, RoleLogic, RolePusher}
+
+// InboxPrefixT is the prefix of a role's reply subjects. Each role subscribes only to
+// its own, so one role cannot read the replies another role's requests get (history
+// pages, a user's rooms).
+func InboxPrefixT(role string) string { return "_INBOX_" + role }
+
+// Permissions are the subjects a role may publish and subscribe to (nats-server
+// wildcards), and whether it may answer requests it received on their reply
+// subjects. A nil list allows everything.
+type Permissions struct {
+	Publish   []string
+	Subscribe []string
+	Responses bool
+}
+
+const (
+	jsAPI     = "$JS.API."
+	jsAck     = "$JS.ACK."
+	kvPrefix  = "$KV."
+	srvPrefix = "$SRV."
+)
+
+// RolePermissions returns what role may do on NATS; the operator may do everything.
+func RolePermissions(role string) Permissions {
+	inbox := InboxPrefixT(role) + ".>"
+	switch role {
+	case RoleGateway:
+		return Permissions{
+			// Sends into IM_IN (JetStream answers on the inbox), requests to logic and
+			// its ping (healthz).
+			Publish: []string{In, ServicePrefix + ".>", LogicPing},
+			// Room frames, ticks and events, user events, its acks.
+			Subscribe: []string{RoomMsgs, RoomTicks, RoomEvents, UserEvents, GatewayAcks, inbox},
+		}
+	case RoleLogic:
+		return Permissions{
+			// Logic owns the streams and consumers (any JetStream API), acks IM_IN,
+			// publishes stored messages to IM_OUT, acks to gateways, member and read
+			// events, and the dev stack's discovery entries.
+			Publish: []string{jsAPI + ">", jsAck + StreamIn + ".>", Out, GatewayAcks, RoomEvents, UserEvents,
+				kvPrefix + BucketNodes + ".>"},
+			// Its services (and micro's discovery subjects).
+			Subscribe: []string{ServicePrefix + ".>", srvPrefix + ">", inbox},
+			Responses: true,
+		}
+	case RolePusher:
+		return Permissions{
+			// IM_OUT's consumers and acks, and the frames it builds.
+			Publish: []string{jsAPI + "INFO", jsAPI + "STREAM.INFO." + StreamOut,
+				jsAPI + "CONSUMER.*." + StreamOut + ".>", jsAPI + "CONSUMER.MSG.NEXT." + StreamOut + ".>",
+				jsAck + StreamOut + ".>", RoomMsgs, RoomTicks},
+			Subscribe: []string{inbox},
+		}
+	}
+	return Permissions{}
+}
