@@ -186,8 +186,11 @@ export class LaneHttp {
     const timer = setTimeout(() => abort.abort(), this.#timeoutMs);
     let status: number;
     let answer: string;
+    // Called as a plain function, not as a method of this: a browser's fetch throws
+    // "Illegal invocation" when its this is anything but the window (or undefined).
+    const fetch = this.#fetch;
     try {
-      const res = await this.#fetch(this.baseUrl + path, init);
+      const res = await fetch(this.baseUrl + path, init);
       status = res.status;
       answer = await res.text();
     } catch (err) {

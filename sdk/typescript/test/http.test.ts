@@ -23,6 +23,23 @@ function fakeFetch(status: number, body: string, calls: Call[]): FetchLike {
 const aliceToken = `e30.${Buffer.from(JSON.stringify({ sub: "alice", exp: 1 })).toString("base64url")}.sig`;
 
 describe("LaneHttp", () => {
+  it("calls the global fetch as a plain function, as browsers require", async () => {
+    const saved = globalThis.fetch;
+    let self: unknown = "not called";
+    // A browser's fetch throws "Illegal invocation" unless this is the window or undefined.
+    globalThis.fetch = function (this: unknown) {
+      self = this;
+      if (this !== undefined && this !== globalThis) return Promise.reject(new TypeError("Illegal invocation"));
+      return Promise.resolve(new Response('{"token":"t","expires_at":1}', { status: 200 }));
+    } as typeof fetch;
+    try {
+      assert.deepEqual(await LaneHttp.devToken("http://h", "alice"), { token: "t", expiresAt: 1 });
+    } finally {
+      globalThis.fetch = saved;
+    }
+    assert.equal(self, undefined);
+  });
+
   it("sends JSON with the bearer token and decodes the answer", async () => {
     const calls: Call[] = [];
     const h = new LaneHttp({
