@@ -1,6 +1,7 @@
 // Package devstack runs every laneIM role in one process on embedded defaults: an
 // embedded nats-server with JetStream on file storage, SQLite for messages and
-// metadata, logic, pusher and one or more gateways with their HTTP listeners. It is
+// metadata, logic, pusher and one or more gateways with their HTTP listeners (serving
+// the browser demo of package web at /). It is
 // `laneim dev`, and the stack the end-to-end tests and `laneim bench --embedded` run
 // against, so all three exercise the same code paths as a cluster.
 package devstack
@@ -30,6 +31,7 @@ import (
 	"github.com/laneim/laneim/pusher"
 	"github.com/laneim/laneim/store"
 	"github.com/laneim/laneim/subjects"
+	"github.com/laneim/laneim/web"
 )
 
 // Stack is a running all-in-one laneIM.
@@ -157,6 +159,7 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 			Secret:      s.Secret,
 			Dev:         true,
 			DevTokenTTL: cfg.TokenTTL,
+			Web:         web.Handler(),
 			// The status page lists the live nodes through logic's connection,
 			// which may read the im_nodes bucket.
 			Nodes:                   func(ctx context.Context) ([]nodes.Info, error) { return nodes.List(ctx, logicJS) },

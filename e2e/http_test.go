@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -180,4 +181,30 @@ func TestStatus(t *testing.T) {
 	if st.Rates.Messages == nil || *st.Rates.Messages <= 0 || st.Rates.Deliveries == nil || st.Rates.Frames == nil {
 		t.Fatalf("rates %+v after a message", st.Rates)
 	}
+}
+
+// TestBrowserDemo: a dev gateway serves the browser demo at / and its modules under
+// /web/, while the API's paths keep answering JSON.
+func TestBrowserDemo(t *testing.T) {
+	s := startStack(t, t.TempDir(), nil)
+	for _, tc := range []struct{ path, contentType, contains string }{
+		{"/", "text/html", "/web/app.js"},
+		{"/web/status.html", "text/html", "/web/status.js"},
+		{"/web/sdk/index.js", "text/javascript", "export { Client }"},
+	} {
+		resp, err := http.Get(s.URL(0) + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), tc.contentType) ||
+			!strings.Contains(string(body), tc.contains) {
+			t.Fatalf("GET %s: %d %s, body has %q: %v", tc.path, resp.StatusCode, resp.Header.Get("Content-Type"),
+				tc.contains, strings.Contains(string(body), tc.contains))
+		}
+	}
+	mustHTTP(t, s, "", "GET", "/web/nope.js", nil, http.StatusNotFound)
+	mustHTTP(t, s, "", "GET", "/nope", nil, http.StatusNotFound)
+	mustHTTP(t, s, "", "GET", "/v1/status", nil, http.StatusOK)
 }
