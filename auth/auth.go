@@ -50,6 +50,11 @@ func Parse(secret []byte, token string) (Claims, error) {
 	var claims jwt.RegisteredClaims
 	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return secret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithLeeway(Leeway))
+	return claimsOf(claims, err)
+}
+
+// claimsOf turns a parse's result into Claims, or an unauthorized *schema.Error.
+func claimsOf(claims jwt.RegisteredClaims, err error) (Claims, error) {
 	if err != nil {
 		return Claims{}, schema.Errorf(schema.CodeUnauthorized, "invalid token: %v", err)
 	}

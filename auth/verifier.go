@@ -71,15 +71,5 @@ func parseSigned(secret []byte, token string) (Claims, error) {
 	var claims jwt.RegisteredClaims
 	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return secret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithoutClaimsValidation())
-	if err != nil {
-		return Claims{}, schema.Errorf(schema.CodeUnauthorized, "invalid token: %v", err)
-	}
-	if !schema.ValidID(claims.Subject) {
-		return Claims{}, schema.Errorf(schema.CodeUnauthorized, "token subject is not a valid user id")
-	}
-	out := Claims{User: claims.Subject}
-	if claims.ExpiresAt != nil {
-		out.Expires = claims.ExpiresAt.Time
-	}
-	return out, nil
+	return claimsOf(claims, err)
 }

@@ -107,6 +107,23 @@ func decode(data []byte, v any) error {
 	return nil
 }
 
+// pageLimit checks a page request: after, when given, is an id, and limit is 1 to max
+// (0 means def). It returns the limit to use.
+func pageLimit(after string, limit, def, max int) (int, error) {
+	if after != "" {
+		if err := checkIDs(after); err != nil {
+			return 0, err
+		}
+	}
+	switch {
+	case limit == 0:
+		return def, nil
+	case limit < 0 || limit > max:
+		return 0, schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", max)
+	}
+	return limit, nil
+}
+
 func checkIDs(ids ...string) error {
 	for _, id := range ids {
 		if !schema.ValidID(id) {
@@ -367,11 +384,9 @@ func (l *Logic) memberList(ctx context.Context, caller string, data []byte) (any
 	if err := checkIDs(req.Room); err != nil {
 		return nil, err
 	}
-	switch {
-	case req.Limit == 0:
-		req.Limit = schema.DefaultMemberLimit
-	case req.Limit < 0 || req.Limit > schema.MaxMemberLimit:
-		return nil, schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxMemberLimit)
+	var err error
+	if req.Limit, err = pageLimit(req.After, req.Limit, schema.DefaultMemberLimit, schema.MaxMemberLimit); err != nil {
+		return nil, err
 	}
 	if _, err := l.viewRoom(ctx, req.Room, caller); err != nil {
 		return nil, err
@@ -419,16 +434,9 @@ func (l *Logic) userRooms(ctx context.Context, caller string, data []byte) (any,
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
-	if req.After != "" {
-		if err := checkIDs(req.After); err != nil {
-			return nil, err
-		}
-	}
-	switch {
-	case req.Limit == 0:
-		req.Limit = schema.DefaultUserRoomsLimit
-	case req.Limit < 0 || req.Limit > schema.MaxUserRoomsLimit:
-		return nil, schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxUserRoomsLimit)
+	var err error
+	if req.Limit, err = pageLimit(req.After, req.Limit, schema.DefaultUserRoomsLimit, schema.MaxUserRoomsLimit); err != nil {
+		return nil, err
 	}
 	rooms, more, err := l.meta.UserRooms(ctx, caller, req.After, req.Limit)
 	if err != nil {

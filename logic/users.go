@@ -92,16 +92,9 @@ func (l *Logic) blockList(ctx context.Context, caller string, data []byte) (any,
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
-	if req.After != "" {
-		if err := checkIDs(req.After); err != nil {
-			return nil, err
-		}
-	}
-	switch {
-	case req.Limit == 0:
-		req.Limit = schema.DefaultBlockLimit
-	case req.Limit < 0 || req.Limit > schema.MaxBlockLimit:
-		return nil, schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxBlockLimit)
+	var err error
+	if req.Limit, err = pageLimit(req.After, req.Limit, schema.DefaultBlockLimit, schema.MaxBlockLimit); err != nil {
+		return nil, err
 	}
 	users, more, err := l.meta.ListBlocks(ctx, caller, req.After, req.Limit)
 	if err != nil {

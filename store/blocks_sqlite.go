@@ -43,15 +43,11 @@ func (s *SQLite) Block(ctx context.Context, user, blocked string, caps Caps) (bo
 
 // Unblock implements MetaStore.
 func (s *SQLite) Unblock(ctx context.Context, user, blocked string) (bool, error) {
-	res, err := s.writer.ExecContext(ctx, `DELETE FROM blocks WHERE user = ? AND blocked = ?`, user, blocked)
+	removed, err := s.deleteOne(ctx, `DELETE FROM blocks WHERE user = ? AND blocked = ?`, user, blocked)
 	if err != nil {
 		return false, fmt.Errorf("%s unblocks %s: %w", user, blocked, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("%s unblocks %s: %w", user, blocked, err)
-	}
-	return n == 1, nil
+	return removed, nil
 }
 
 // IsBlocked implements MetaStore.

@@ -113,15 +113,21 @@ func (s *SQLite) AddMember(ctx context.Context, room, user string, caps Caps) (b
 
 // RemoveMember implements MetaStore.
 func (s *SQLite) RemoveMember(ctx context.Context, room, user string) (bool, error) {
-	res, err := s.writer.ExecContext(ctx, `DELETE FROM members WHERE room = ? AND user = ?`, room, user)
+	removed, err := s.deleteOne(ctx, `DELETE FROM members WHERE room = ? AND user = ?`, room, user)
 	if err != nil {
 		return false, fmt.Errorf("remove %s from room %s: %w", user, room, err)
+	}
+	return removed, nil
+}
+
+// deleteOne runs a DELETE of at most one row and reports whether it deleted one.
+func (s *SQLite) deleteOne(ctx context.Context, query string, args ...any) (bool, error) {
+	res, err := s.writer.ExecContext(ctx, query, args...)
+	if err != nil {
+		return false, err
 	}
 	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("remove %s from room %s: %w", user, room, err)
-	}
-	return n == 1, nil
+	return n == 1, err
 }
 
 // LeaveRooms implements MetaStore. At most a few hundred rooms a call are expected
