@@ -87,3 +87,54 @@ func TestKick(t *testing.T) {
 	}
 	other.mustCall("heartbeat", map[string]any{}, "heartbeat_ack")
 }
+
+// TestErrorsCostMore: a request the client got wrong costs errorCost frames of its
+// rate limit, so a client sending only bad requests is refused far sooner than one
+// sending as many good ones; and repeated requests for a room the user is not in
+// cost logic no round trip each.
+func TestErrorsCostMore(t *testing.T) {
+	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.RateLimit = 50 }) // bursts of 100
+	room(t, s, "r", "alice", false)
+	room(t, s, "secret", "carol", false)
+	count := func(c *wsClient, n int) map[string]int {
+		t.Helper()
+		codes := map[string]int{}
+		for range n {
+			f, ok := c.next(func(f frame) bool { return len(f.Rid) > 0 }, 5*time.Second)
+			if !ok {
+				t.Fatalf("replies missing: %v", codes)
+			}
+			codes[f.Op+" "+f.errCode()]++
+		}
+		return codes
+	}
+	good := connect(t, s, "alice")
+	for range 40 {
+		good.write("unsubscribe", map[string]any{"room": "r"})
+	}
+	if codes := count(good, 40); codes["unsubscribed "] != 40 {
+		t.Fatalf("40 good requests within the burst: %v", codes)
+	}
+
+	observer, err := s.Connect(subjects.RoleOperator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer observer.Close()
+	asked, err := observer.SubscribeSync(subjects.SvcRoomState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = observer.Flush()
+	bad := connect(t, s, "eve")
+	for i := range 40 {
+		bad.write("send", sendD("secret", fmt.Sprint(i), "x"))
+	}
+	codes := count(bad, 40)
+	if codes["error forbidden"] == 0 || codes["error rate_limited"] == 0 || codes["error forbidden"] > 15 {
+		t.Fatalf("40 refused sends: %v, want about 10 forbidden, then rate_limited", codes)
+	}
+	if n, _, _ := asked.Pending(); n > 2 {
+		t.Fatalf("logic was asked about the room %d times for %d refused sends", n, codes["error forbidden"])
+	}
+}

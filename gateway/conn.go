@@ -67,6 +67,11 @@ type conn struct {
 	joins     uint64              // guarded by memberMu: counts joins, to spot one during a repair (resync.go)
 	ready     bool                // guarded by memberMu: identify has joined the user's rooms and answers ready
 	tornDown  bool                // guarded by memberMu: no more joins
+	// notMember remembers, for notMemberFor, the rooms logic said the user is not a
+	// member of, so that a client repeating requests for such a room costs no logic
+	// round trip each. Guarded by memberMu; nil until the first refusal, at most
+	// maxNotMember entries; a join of the room forgets it.
+	notMember map[string]time.Time
 	histories historyBudget       // history reads in flight, catch-ups included
 	// subscriptions counts the rooms whose roomConn is subscribed; it changes with
 	// that flag, under the room's mu, and is checked by subscribe, which frames run
@@ -474,6 +479,7 @@ func (c *conn) joinLocked(room string) {
 	if c.tornDown {
 		return
 	}
+	delete(c.notMember, room)
 	if _, already := c.rooms[room]; !already {
 		c.joins++
 		c.rooms[room] = struct{}{}
@@ -527,5 +533,55 @@ func (c *conn) reply(op string, rid json.RawMessage, d any) {
 
 func (c *conn) replyError(rid json.RawMessage, e *schema.Error) {
 	metricErrors.WithLabelValues(e.Code).Inc()
+	c.chargeError(e.Code)
 	c.enqueue(schema.EncodeError(rid, e))
+}
+
+// errorCost is what a request the client got wrong costs in its rate limit, in
+// frames: a refused request costs the server as much as a good one (a parse, often a
+// logic round trip), and a client whose requests keep failing is flooding, not
+// chatting. With the default limit a client may err 100 times a second.
+const errorCost = 10
+
+// chargeError draws errorCost frames from the connection's rate limit for an error
+// the client caused, into debt if need be: its next frames are then refused with
+// rate_limited, and 4029 follows if it goes on. Errors of the server's own making
+// (unavailable, internal) and the rate_limited refusals themselves cost nothing more.
+func (c *conn) chargeError(code string) {
+	if c.limiter == nil {
+		return
+	}
+	switch code {
+	case schema.CodeBadRequest, schema.CodeForbidden, schema.CodeNotFound, schema.CodeTooLarge, schema.CodeConflict:
+		c.limiter.ReserveN(time.Now(), errorCost)
+	}
+}
+
+// maxNotMember bounds the refusals a connection remembers; notMemberFor is how long.
+const (
+	maxNotMember = 32
+	notMemberFor = 2 * time.Second
+)
+
+// refusedLately reports whether logic said, within notMemberFor, that the user is not
+// a member of room.
+func (c *conn) refusedLately(room string) bool {
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
+	at, ok := c.notMember[room]
+	return ok && time.Since(at) < notMemberFor
+}
+
+// refused remembers logic's answer that the user is not a member of room, unless the
+// connection joined the room since.
+func (c *conn) refused(room string) {
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
+	if _, member := c.rooms[room]; member {
+		return // joined meanwhile
+	}
+	if c.notMember == nil || len(c.notMember) >= maxNotMember {
+		c.notMember = make(map[string]time.Time, 4)
+	}
+	c.notMember[room] = time.Now()
 }

@@ -427,8 +427,13 @@ func (g *Gateway) devToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, schema.AsError(err))
 		return
 	}
-	expires := time.Now().Add(g.cfg.DevTokenTTL).UnixMilli()
-	writeJSON(w, http.StatusOK, map[string]any{"token": token, "expires_at": expires})
+	// The token's own exp (whole seconds), the instant the session it opens ends.
+	claims, err := auth.Parse(g.cfg.Secret, token)
+	if err != nil {
+		writeError(w, schema.AsError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"token": token, "expires_at": claims.Expires.UnixMilli()})
 }
 
 // healthz answers 200 while the gateway can reach NATS and logic answers.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"unicode/utf8"
 
 	"github.com/laneim/laneim/schema"
@@ -138,6 +139,9 @@ func (c *conn) subscribe(f schema.Frame) {
 // lag a join by a moment) and registers the membership here. A leave processed while
 // logic was answering makes the answer stale, so the question is asked again.
 func (c *conn) checkMember(ctx context.Context, room string) (schema.RoomStateReply, error) {
+	if c.refusedLately(room) {
+		return schema.RoomStateReply{}, schema.Errorf(schema.CodeForbidden, "not a member of room %s", room)
+	}
 	for range 3 {
 		leaves := c.leaveCount()
 		var state schema.RoomStateReply
@@ -145,6 +149,7 @@ func (c *conn) checkMember(ctx context.Context, room string) (schema.RoomStateRe
 			return state, err
 		}
 		if !state.Member {
+			c.refused(room)
 			return state, schema.Errorf(schema.CodeForbidden, "not a member of room %s", room)
 		}
 		if c.joinIfNoLeave(room, leaves) {
@@ -234,6 +239,10 @@ func (c *conn) history(f schema.Frame) {
 		}
 		req.Limit = *d.Limit
 	}
+	if !c.isMember(d.Room) && c.refusedLately(d.Room) {
+		c.replyError(f.Rid, schema.Errorf(schema.CodeForbidden, "not a member of room %s", d.Room))
+		return
+	}
 	if !c.histories.tryAcquire() {
 		c.replyError(f.Rid, schema.Errorf(schema.CodeRateLimited, "at most %d history reads at a time, catch-ups included", maxHistoriesInFlight))
 		return
@@ -247,6 +256,9 @@ func (c *conn) history(f schema.Frame) {
 		defer cancel()
 		var reply schema.HistoryReply
 		if err := c.gw.call(ctx, subjects.SvcHistory, req, &reply); err != nil {
+			if errors.Is(err, schema.ErrForbidden) {
+				c.refused(d.Room)
+			}
 			c.replyError(rid, schema.AsError(err))
 			return
 		}
