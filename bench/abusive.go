@@ -16,15 +16,20 @@ import (
 // Abusive clients share the server with a fanout's members for the whole run, so that
 // the report shows what they cost everyone else. They are not members of the room.
 // Client i behaves as abuseKinds[i % 3]:
-//   - flood: sends malformed frames and requests for the room it may not see as fast
-//     as the socket takes them (each refused request costs the server a membership
-//     check), reading every answer, until the server closes it (4029), then again;
+//   - flood: sends malformed frames and requests for the room it may not see at
+//     floodRate frames a second, twice the server's default limit, reading every
+//     answer, until the server closes it (4029), then again;
 //   - oversized: sends one frame of twice the frame limit (closed with 1009), then
 //     again;
 //   - storm: connects, identifies and hangs up, at most stormRate times a second.
 //
 // Stalled readers are --stalled.
 var abuseKinds = [...]string{"flood", "oversized", "storm"}
+
+// floodRate is one flood client's frames a second: twice the default rate limit, so
+// that it is refused and closed, yet bounded, as the bench's own CPU is the members'
+// too on one machine (unbounded, ten flooders took more of it than the server).
+const floodRate = 2000
 
 // stormRate caps one storm client's connections a second: each leaves a port in
 // TIME_WAIT for a minute, and one source address has about 28,000.
@@ -140,14 +145,19 @@ func (a *abusers) flood(ctx context.Context, ws *websocket.Conn, done <-chan str
 		[]byte(`{"op":`),
 		[]byte(`{"op":"nosuch"}`),
 	}
+	// Paced in bursts of floodRate/100 every 10ms.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for i := 0; ; i++ {
-		select {
-		case <-done:
-			return
-		case <-ctx.Done():
-			_ = ws.Close()
-			return
-		default:
+		if i%(floodRate/100) == 0 {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				_ = ws.Close()
+				return
+			case <-tick.C:
+			}
 		}
 		_ = ws.SetWriteDeadline(time.Now().Add(time.Second))
 		if writeFrame(ws, frames[i%len(frames)]) != nil {
