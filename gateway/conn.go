@@ -61,18 +61,18 @@ type conn struct {
 
 	// memberMu serializes the connection's membership changes, including their hub
 	// registration, so that the hub never holds a room the connection has left.
-	memberMu  sync.Mutex
-	rooms     map[string]struct{} // guarded by memberMu: rooms the user belongs to, as this gateway knows
-	leaves    uint64              // guarded by memberMu: counts leaves, to spot one during a logic call
-	joins     uint64              // guarded by memberMu: counts joins, to spot one during a repair (resync.go)
-	ready     bool                // guarded by memberMu: identify has joined the user's rooms and answers ready
-	tornDown  bool                // guarded by memberMu: no more joins
+	memberMu sync.Mutex
+	rooms    map[string]struct{} // guarded by memberMu: rooms the user belongs to, as this gateway knows
+	leaves   uint64              // guarded by memberMu: counts leaves, to spot one during a logic call
+	joins    uint64              // guarded by memberMu: counts joins, to spot one during a repair (resync.go)
+	ready    bool                // guarded by memberMu: identify has joined the user's rooms and answers ready
+	tornDown bool                // guarded by memberMu: no more joins
 	// notMember remembers, for notMemberFor, the rooms logic said the user is not a
 	// member of, so that a client repeating requests for such a room costs no logic
 	// round trip each. Guarded by memberMu; nil until the first refusal, at most
 	// maxNotMember entries; a join of the room forgets it.
 	notMember map[string]time.Time
-	histories historyBudget       // history reads in flight, catch-ups included
+	histories historyBudget // history reads in flight, catch-ups included
 	// subscriptions counts the rooms whose roomConn is subscribed; it changes with
 	// that flag, under the room's mu, and is checked by subscribe, which frames run
 	// one at a time.
