@@ -15,24 +15,10 @@ const defaultBlocksLimit = 100
 func (s *SQLite) Block(ctx context.Context, user, blocked string, caps Caps) (bool, error) {
 	var added bool
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		var one int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM blocks WHERE user = ? AND blocked = ?`, user, blocked).Scan(&one)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		counts, err := userCounts(ctx, tx, user)
-		if err != nil {
-			return err
-		}
-		if err := counts.check(user, caps, CapBlocks); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO blocks (user, blocked, created) VALUES (?, ?, ?)`,
-			user, blocked, time.Now().UnixMilli())
-		added = err == nil
+		var err error
+		added, err = insertCapped(ctx, tx, user, caps, CapBlocks,
+			`SELECT 1 FROM blocks WHERE user = ? AND blocked = ?`,
+			`INSERT INTO blocks (user, blocked, created) VALUES (?, ?, ?)`, user, blocked, time.Now().UnixMilli())
 		return err
 	})
 	if err != nil {

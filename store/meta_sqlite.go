@@ -86,29 +86,40 @@ func (s *SQLite) AddMember(ctx context.Context, room, user string, caps Caps) (b
 		}
 		// A member already is not refused by a cap it may be over (a cap lowered
 		// since): re-adding changes nothing.
-		err = tx.QueryRowContext(ctx, `SELECT 1 FROM members WHERE room = ? AND user = ?`, room, user).Scan(&exists)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		counts, err := userCounts(ctx, tx, user)
-		if err != nil {
-			return err
-		}
-		if err := counts.check(user, caps, CapRooms); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO members (room, user, joined) VALUES (?, ?, ?)`,
-			room, user, time.Now().UnixMilli())
-		added = err == nil
+		added, err = insertCapped(ctx, tx, user, caps, CapRooms,
+			`SELECT 1 FROM members WHERE room = ? AND user = ?`,
+			`INSERT INTO members (room, user, joined) VALUES (?, ?, ?)`, room, user, time.Now().UnixMilli())
 		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("add %s to room %s: %w", user, room, err)
 	}
 	return added, nil
+}
+
+// insertCapped inserts a row of user's unless exists (a query on the insert's first
+// two arguments) finds it, after checking the user's cap on such rows; it reports
+// whether it inserted. A row already there passes whatever the cap says now.
+func insertCapped(ctx context.Context, tx *sql.Tx, user string, caps Caps, capName, exists, insert string, args ...any) (bool, error) {
+	var one int
+	err := tx.QueryRowContext(ctx, exists, args[0], args[1]).Scan(&one)
+	if err == nil {
+		return false, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return false, err
+	}
+	counts, err := userCounts(ctx, tx, user)
+	if err != nil {
+		return false, err
+	}
+	if err := counts.check(user, caps, capName); err != nil {
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, insert, args...); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // RemoveMember implements MetaStore.
