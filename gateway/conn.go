@@ -54,9 +54,9 @@ type conn struct {
 	inlineBufs [2][]byte
 
 	limiter *rate.Limiter // set once at construction; nil without a rate limit
-	// refusals bounds the rate_limited replies themselves: a client refused faster than
-	// it is allowed to send is not slowing down, and is closed with 4029. Set once at
-	// construction; nil without a rate limit.
+	// refusals bounds the rate_limited replies themselves (newRefusalLimiter): a client
+	// refused faster than that is not slowing down, and is closed with 4029. Set once
+	// at construction; nil without a rate limit.
 	refusals *rate.Limiter
 
 	// memberMu serializes the connection's membership changes, including their hub
@@ -110,7 +110,7 @@ func (g *Gateway) ServeWS(w http.ResponseWriter, r *http.Request) {
 		raw:        newRawWriter(ws.UnderlyingConn()),
 		reader:     frameReader{src: newSockReader(ws.UnderlyingConn())},
 		limiter:    newLimiter(g.cfg.RateLimit),
-		refusals:   newLimiter(g.cfg.RateLimit),
+		refusals:   newRefusalLimiter(g.cfg.RateLimit),
 	}
 	if !g.addConn(c) {
 		_ = ws.WriteControl(websocket.CloseMessage,
