@@ -16,7 +16,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/laneim/laneim/auth"
-	"github.com/laneim/laneim/embednats"
 	"github.com/laneim/laneim/schema"
 )
 
@@ -24,21 +23,7 @@ import (
 // cfg's timeouts, and returns its address. No logic runs behind it.
 func serveTestGateway(t *testing.T, cfg Config) (string, *Gateway) {
 	t.Helper()
-	srv, err := embednats.Start(embednats.Options{Memory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	cfg.Secret = []byte(strings.Repeat("s", 32))
-	g, err := New(cfg, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := newTestGateway(t, cfg)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if err := g.Start(ctx); err != nil {
@@ -183,20 +168,7 @@ func TestWebSocketOutlivesHTTPTimeouts(t *testing.T) {
 // protocol lists and, from the JSON API, the error shape; nothing panics. No logic
 // runs, so a request that passes every check gets unavailable.
 func FuzzHTTPHandler(f *testing.F) {
-	srv, err := embednats.Start(embednats.Options{Memory: true})
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect()
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer nc.Close()
-	g, err := New(Config{Secret: []byte(strings.Repeat("s", 32)), Dev: true, RequestTimeout: 100 * time.Millisecond, SendTimeout: 200 * time.Millisecond}, nc)
-	if err != nil {
-		f.Fatal(err)
-	}
+	g := newTestGateway(f, Config{Dev: true, RequestTimeout: 100 * time.Millisecond, SendTimeout: 200 * time.Millisecond})
 	h := g.Handler()
 	good, _ := auth.Sign(g.cfg.Secret, "alice", time.Hour)
 	for _, seed := range []struct{ method, path, auth, body string }{

@@ -27,7 +27,7 @@ func testConn(g *Gateway, user string) *conn {
 // thousands of members) holds up joins of that room only, not joins and lookups of
 // the other rooms of its shard.
 func TestShardNotHeldForRoomLock(t *testing.T) {
-	g := newTestGateway(t)
+	g := newTestGateway(t, Config{})
 	busy, other := sameShard()
 	r, _ := subscribedRoom(g, busy, 1)
 
@@ -72,7 +72,7 @@ func TestShardNotHeldForRoomLock(t *testing.T) {
 // TestLeaveAndJoinRace: joins and leaves of one room racing each other leave the hub
 // with exactly the rooms that have connections, subscribed as they should be.
 func TestLeaveAndJoinRace(t *testing.T) {
-	g := newTestGateway(t)
+	g := newTestGateway(t, Config{})
 	conns := make([]*conn, 8)
 	for i := range conns {
 		conns[i] = testConn(g, fmt.Sprint("u", i))

@@ -47,7 +47,7 @@ func socketPair(tb testing.TB, g *Gateway) (*conn, *websocket.Conn) {
 // fill the socket; what it refuses goes to the write loop, begun frames first, and the
 // client finally reads every frame whole and in order.
 func TestInlineWriteFillsSocket(t *testing.T) {
-	g := newTestGateway(t)
+	g := newTestGateway(t, Config{})
 	g.cfg.MaxQueueBytes = 64 << 20
 	g.cfg.WriteTimeout = 10 * time.Second
 	c, client := socketPair(t, g)
@@ -82,7 +82,7 @@ func TestInlineWriteFillsSocket(t *testing.T) {
 // TestInlineWriteIdleConnection: on an idle connection a frame is written by the
 // caller, with no write loop started.
 func TestInlineWriteIdleConnection(t *testing.T) {
-	g := newTestGateway(t)
+	g := newTestGateway(t, Config{})
 	c, client := socketPair(t, g)
 	c.enqueue([]byte(`{"op":"x"}`))
 	c.writeMu.Lock()
@@ -101,7 +101,7 @@ func TestInlineWriteIdleConnection(t *testing.T) {
 // whose client reads everything: the per-subscriber cost of a fanout to idle
 // connections. It must not allocate.
 func BenchmarkInlineWrite(b *testing.B) {
-	g := newTestGateway(b)
+	g := newTestGateway(b, Config{})
 	c, client := socketPair(b, g)
 	go func() {
 		buf := make([]byte, 64<<10)
@@ -122,7 +122,7 @@ func BenchmarkInlineWrite(b *testing.B) {
 // TestInlineWriteAfterWriteLoopDeadline: the write loop's last deadline, long past,
 // must not fail the next inline write.
 func TestInlineWriteAfterWriteLoopDeadline(t *testing.T) {
-	g := newTestGateway(t)
+	g := newTestGateway(t, Config{})
 	g.cfg.WriteTimeout = 10 * time.Millisecond
 	c, client := socketPair(t, g)
 	_ = c.queuePong("p") // runs a write loop, which sets a deadline
@@ -151,7 +151,7 @@ func TestInlineWriteAfterWriteLoopDeadline(t *testing.T) {
 
 // TestInlineWriteManyFrames: a run of more frames than one writev takes arrives whole.
 func TestInlineWriteManyFrames(t *testing.T) {
-	g := newTestGateway(t)
+	g := newTestGateway(t, Config{})
 	c, client := socketPair(t, g)
 	frames := make([][]byte, 600)
 	for i := range frames {
@@ -170,7 +170,7 @@ func TestInlineWriteManyFrames(t *testing.T) {
 // TestInlineWriteFailureClosesOnce: inline writes failing on a dead socket while a
 // close starts leave the connection torn down, never closing with no writer.
 func TestInlineWriteFailureClosesOnce(t *testing.T) {
-	g := newTestGateway(t)
+	g := newTestGateway(t, Config{})
 	for range 30 {
 		c, client := socketPair(t, g)
 		_ = client.UnderlyingConn().(*net.TCPConn).SetLinger(0)

@@ -58,7 +58,7 @@ func newTestStack(tb testing.TB, mutate func(*Config), setup ...func(*Gateway)) 
 	}
 	tb.Cleanup(logicConn.Close)
 	l := &fakeLogic{nc: logicConn, rooms: map[string]map[string]bool{}, msgs: map[string][]schema.Message{}}
-	secret := []byte(strings.Repeat("s", 32))
+	secret := testSecret
 	for subject, handle := range map[string]func(string, []byte) any{
 		subjects.SvcRoomState: l.roomState,
 		subjects.SvcUserRooms: l.userRooms,

@@ -10,8 +10,12 @@ import (
 	"github.com/laneim/laneim/schema"
 )
 
-// newTestGateway runs a gateway on an embedded nats-server without any listener.
-func newTestGateway(tb testing.TB) *Gateway {
+// testSecret is the JWT secret of the test gateways.
+var testSecret = []byte(strings.Repeat("s", 32))
+
+// newTestGateway runs a gateway with cfg (and testSecret) on an embedded nats-server
+// without any listener; it is not started.
+func newTestGateway(tb testing.TB, cfg Config) *Gateway {
 	tb.Helper()
 	srv, err := embednats.Start(embednats.Options{Memory: true})
 	if err != nil {
@@ -23,7 +27,8 @@ func newTestGateway(tb testing.TB) *Gateway {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(nc.Close)
-	g, err := New(Config{Secret: []byte(strings.Repeat("s", 32))}, nc)
+	cfg.Secret = testSecret
+	g, err := New(cfg, nc)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -63,7 +68,7 @@ func subscribedRoom(g *Gateway, id string, n int) (*room, []*conn) {
 // BenchmarkRelay measures handing one pre-encoded frame to every subscriber of a
 // room: the per-delivery work of the fanout hot path. It must not allocate.
 func BenchmarkRelay(b *testing.B) {
-	g := newTestGateway(b)
+	g := newTestGateway(b, Config{})
 	const members = 1000
 	r, conns := subscribedRoom(g, "bench", members)
 	frame := schema.AppendMsgsFrame(nil, "bench", []schema.Message{{Room: "bench", Seq: 1, Ts: 1, User: "alice", Body: []byte(`"hi"`)}})
@@ -96,7 +101,7 @@ func BenchmarkRelay(b *testing.B) {
 // TestRelayDeliversInOrderOnce: relay's per-connection bookkeeping hands each
 // connection every frame once, skipping what it already has.
 func TestRelayDeliversInOrderOnce(t *testing.T) {
-	g := newTestGateway(t)
+	g := newTestGateway(t, Config{})
 	r, conns := subscribedRoom(g, "r", 3)
 	frame := func(seq int64) []byte {
 		return schema.AppendMsgsFrame(nil, "r", []schema.Message{{Room: "r", Seq: seq, Ts: 1, User: "u", Body: []byte("1")}})
@@ -119,7 +124,7 @@ func TestRelayDeliversInOrderOnce(t *testing.T) {
 // TestRelayRun: a run of frames goes to each connection as one batch of what it has
 // not seen, in order.
 func TestRelayRun(t *testing.T) {
-	g := newTestGateway(t)
+	g := newTestGateway(t, Config{})
 	r, conns := subscribedRoom(g, "r", 2)
 	frame := func(seq int64) []byte {
 		return schema.AppendMsgsFrame(nil, "r", []schema.Message{{Room: "r", Seq: seq, Ts: 1, User: "u", Body: []byte("1")}})
