@@ -1,0 +1,186 @@
+// Package testsvc starts the real servers laneIM's tests talk to (MariaDB with its
+// binlog on, Redis) on private loopback ports and temporary data dirs, and stops them.
+//
+// A test that needs one calls MySQL or Redis (a fresh database on a server shared by
+// the test binary) or StartMariaDB / StartRedis (a server of its own, which it may stop
+// and start again). When the server's program is not installed the test is skipped
+// with a message naming the Debian package, or fails instead when
+// LANEIM_REQUIRE_SERVICES=1 (CI sets it), so nothing is silently skipped there.
+//
+// A package whose tests use the shared servers runs them through Main, which stops the
+// servers when the tests end; the servers also die with the test binary (Pdeathsig).
+package testsvc
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RequireEnv is the environment variable that turns a missing server from a skip into
+// a failure.
+const RequireEnv = "LANEIM_REQUIRE_SERVICES"
+
+// Required reports whether missing servers fail tests instead of skipping them.
+func Required() bool { return os.Getenv(RequireEnv) == "1" }
+
+// Unavailable skips tb (or fails it when Required) because a server cannot be had.
+func Unavailable(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if Required() {
+		tb.Fatalf("%s (%s=1: required)", msg, RequireEnv)
+	}
+	tb.Skipf("%s; skipped (set %s=1 to make this a failure)", msg, RequireEnv)
+}
+
+// Main runs the tests of a package and then stops the shared servers they started.
+// Use it from TestMain: func TestMain(m *testing.M) { testsvc.Main(m) }.
+func Main(m *testing.M) {
+	code := m.Run()
+	stopShared()
+	os.Exit(code)
+}
+
+var (
+	sharedMu   sync.Mutex
+	sharedStop []func()
+)
+
+func onStopShared(f func()) {
+	sharedMu.Lock()
+	sharedStop = append(sharedStop, f)
+	sharedMu.Unlock()
+}
+
+func stopShared() {
+	sharedMu.Lock()
+	stops := sharedStop
+	sharedStop = nil
+	sharedMu.Unlock()
+	for i := len(stops) - 1; i >= 0; i-- {
+		stops[i]()
+	}
+}
+
+// lookPath finds the first of names on PATH or in the sbin directories, where Debian
+// puts server programs.
+func lookPath(names ...string) (string, bool) {
+	for _, name := range names {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, true
+		}
+		for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
+			p := dir + "/" + name
+			if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+				return p, true
+			}
+		}
+	}
+	return "", false
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// process is a server program run in the background with its output kept for the
+// error message of a failed start.
+type process struct {
+	cmd    *exec.Cmd
+	out    *lockedBuffer
+	exited chan struct{}
+}
+
+func startProcess(path string, args ...string) (*process, error) {
+	cmd := exec.Command(path, args...)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	// The server dies with the test binary even when no cleanup runs (a panic, a
+	// timeout, a package without TestMain).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &process{cmd: cmd, out: out, exited: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// stop ends the process with SIGTERM, then SIGKILL after grace.
+func (p *process) stop(grace time.Duration) {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(grace):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.exited
+	}
+}
+
+func (p *process) done() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitTCP waits until addr accepts connections or the process exits.
+func (p *process) waitTCP(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if p.done() {
+			return fmt.Errorf("exited: %s", p.out.String())
+		}
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no listener on %s after %v: %s", addr, timeout, p.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.buf.String()
+	if len(s) > 4000 {
+		s = "..." + s[len(s)-4000:]
+	}
+	return s
+}
+
+func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
