@@ -82,6 +82,26 @@ type Config struct {
 	MaxConnsPerUser int `yaml:"max_conns_per_user"`
 	// MaxSubscriptionsPerConn caps the rooms one connection is subscribed to.
 	MaxSubscriptionsPerConn int `yaml:"max_subscriptions_per_conn"`
+	// MySQLDSN puts users, rooms, members and read states in MySQL (or MariaDB)
+	// instead of the SQLite file in Data: a Go MySQL DSN such as
+	// "laneim:pw@tcp(db:3306)/laneim"; laneIM adds the driver parameters it needs. CDC
+	// reads the binlog with the same address and user. Empty: SQLite.
+	MySQLDSN string `yaml:"mysql_dsn"`
+	// RedisURL is the shared second cache level ("redis://host:6379/0"). Empty: the
+	// in-process first level alone.
+	RedisURL string `yaml:"redis_url"`
+	// CQLHosts puts message history in ScyllaDB or Cassandra (comma-separated
+	// host[:port]) instead of the SQLite file in Data. Empty: SQLite.
+	CQLHosts string `yaml:"cql_hosts"`
+	// CQLKeyspace is the keyspace of laneIM's tables, created when missing.
+	CQLKeyspace string `yaml:"cql_keyspace"`
+	// CQLConsistency is the consistency of reads and writes (LOCAL_QUORUM, QUORUM,
+	// ONE, ...).
+	CQLConsistency string `yaml:"cql_consistency"`
+	// CQLReplication is the replication of a keyspace laneIM creates, as CQL
+	// ("{'class': 'NetworkTopologyStrategy', 'dc1': 3}"). Empty: SimpleStrategy with
+	// one replica, which a single node needs.
+	CQLReplication string `yaml:"cql_replication"`
 	// Log configures logging.
 	Log LogConfig `yaml:"log"`
 }
@@ -127,6 +147,8 @@ func Default() Config {
 		MaxBlocksPerUser:        1000,
 		MaxConnsPerUser:         64,
 		MaxSubscriptionsPerConn: 256,
+		CQLKeyspace:             "laneim",
+		CQLConsistency:          "LOCAL_QUORUM",
 		Log: LogConfig{
 			Level:      "info",
 			MaxSizeMB:  100,
@@ -209,6 +231,8 @@ func (c Config) Heartbeat() time.Duration {
 
 // Redacted returns c with the secret hidden, for logging the effective configuration.
 func (c Config) Redacted() Config {
+	c.MySQLDSN = redactDSN(c.MySQLDSN)
+	c.RedisURL = redactURL(c.RedisURL)
 	if c.Secret != "" {
 		c.Secret = "REDACTED"
 	}
@@ -349,4 +373,29 @@ func checkNATSURLs(list string) error {
 		}
 	}
 	return nil
+}
+
+// redactDSN hides the password of a Go MySQL DSN (user:password@...).
+func redactDSN(dsn string) string {
+	at := strings.LastIndexByte(dsn, '@')
+	if at < 0 {
+		return dsn
+	}
+	cred := dsn[:at]
+	if i := strings.IndexByte(cred, ':'); i >= 0 {
+		return cred[:i] + ":REDACTED" + dsn[at:]
+	}
+	return dsn
+}
+
+// redactURL hides the password of a URL (redis://user:password@host).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	}
+	return u.String()
 }

@@ -411,3 +411,18 @@ func TestDevPublicFlagAndEnv(t *testing.T) {
 		t.Fatalf("--dev-public=false over the environment: %v, DevPublic %v", err, cfg.DevPublic)
 	}
 }
+
+func TestRedactedHidesStorePasswords(t *testing.T) {
+	c := Default()
+	c.MySQLDSN = "laneim:hunter2@tcp(db:3306)/laneim"
+	c.RedisURL = "redis://:hunter3@cache:6379/0"
+	r := c.Redacted()
+	for _, s := range []string{r.MySQLDSN, r.RedisURL} {
+		if strings.Contains(s, "hunter") {
+			t.Errorf("redacted config shows a password: %s", s)
+		}
+	}
+	if r.MySQLDSN != "laneim:REDACTED@tcp(db:3306)/laneim" {
+		t.Errorf("MySQLDSN redacted to %q", r.MySQLDSN)
+	}
+}
