@@ -35,6 +35,7 @@ type options struct {
 	senders    int
 	rooms      int
 	conns      int
+	mysqlDSN   string
 
 	// Connections.
 	workers        int
@@ -68,6 +69,7 @@ var scenarios = []struct{ name, summary string }{
 	{"ack", "one sender, one message at a time: ack latency, and how long until every member has everything"},
 	{"ingest", "many senders over many rooms, pipelined: durable messages a second and ack latency"},
 	{"conns", "many idle identified connections: server memory per connection"},
+	{"cdc", "membership rows changed straight in MySQL: time until every gateway acts on it"},
 }
 
 // internalFlags are set by a parent for its worker processes, not by people.
@@ -121,6 +123,16 @@ before and after, per connection. For --embedded the server is this process; unl
 the connections are in --workers processes, the figure includes the clients. For a
 server in its own process give --server-pid.
 `,
+	"cdc": `usage: laneim bench cdc [flags]
+
+Needs a laneIM on MySQL with CDC running (laneim dev with LANEIM_MYSQL_DSN, or the
+cluster roles with laneim cdc). --members users join one fresh public room, each
+connected to every gateway. Then, behind laneIM's back, their membership rows are
+deleted and re-inserted straight in MySQL (--mysql, the DSN laneIM uses), --count
+changes at --rate a second in total. Each change is timed from the start of its SQL
+statement until the user's connection on every gateway has the member event (leave,
+then join) that the change causes: binlog, CDC, invalidation and gateway together.
+`,
 }
 
 // newFlagSet returns the flags of scenario bound to o, with its defaults.
@@ -173,6 +185,11 @@ func newFlagSet(scenario string, o *options, output io.Writer) (*flag.FlagSet, e
 		fs.IntVar(&o.inflight, "inflight", 100, "unacked sends per sender at most")
 		fs.Float64Var(&o.rate, "rate", 0, "messages a second, all senders together (0: as fast as --inflight allows)")
 		fs.DurationVar(&o.duration, "duration", 30*time.Second, "how long to send")
+	case "cdc":
+		fs.StringVar(&o.mysqlDSN, "mysql", os.Getenv("LANEIM_MYSQL_DSN"), "the server's MySQL `DSN` (default $LANEIM_MYSQL_DSN)")
+		fs.IntVar(&o.members, "members", 10, "users whose membership is changed, each connected to every gateway")
+		fs.IntVar(&o.count, "count", 1000, "membership changes (alternately a delete and an insert of a user's row)")
+		fs.Float64Var(&o.rate, "rate", 50, "changes a second, all users together")
 	case "conns":
 		fs.IntVar(&o.conns, "conns", 10000, "idle identified connections")
 		fs.DurationVar(&o.duration, "duration", 5*time.Second, "how long to hold the connections before measuring")
@@ -275,6 +292,16 @@ func (o *options) validate() error {
 	case "conns":
 		if o.conns < 1 {
 			bad("--conns must be at least 1")
+		}
+	case "cdc":
+		if o.mysqlDSN == "" {
+			bad("--mysql (or LANEIM_MYSQL_DSN) is needed: the DSN of the server's MySQL")
+		}
+		if o.embedded {
+			bad("--embedded runs on SQLite, which has no binlog: run laneim dev with LANEIM_MYSQL_DSN and give --url")
+		}
+		if o.members < 1 || o.count < 1 || o.rate <= 0 {
+			bad("--members and --count must be at least 1 and --rate positive")
 		}
 	}
 	if o.inflight < 0 {

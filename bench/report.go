@@ -23,6 +23,7 @@ type Report struct {
 	Ack      *ackStats    `json:"ack,omitempty"`
 	Ingest   *ingestStats `json:"ingest,omitempty"`
 	Conns    *connsStats  `json:"conns,omitempty"`
+	CDC      *cdcStats    `json:"cdc,omitempty"`
 	// Server is the server process's CPU and memory over the run (--server-pid, or
 	// this process for --embedded).
 	Server *processUsage `json:"server,omitempty"`
@@ -187,6 +188,8 @@ func (r *Report) writeTable(w io.Writer) error {
 		r.Ingest.rows(row)
 	case r.Conns != nil:
 		r.Conns.rows(row)
+	case r.CDC != nil:
+		r.CDC.rows(row)
 	}
 
 	if r.CostFrom == "load" {

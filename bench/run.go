@@ -155,6 +155,8 @@ func (r *run) execute(ctx context.Context) (err error) {
 		err = r.ingest(ctx)
 	case "conns":
 		err = r.conns(ctx)
+	case "cdc":
+		err = r.cdc(ctx)
 	}
 	if err != nil {
 		return err
