@@ -251,3 +251,74 @@ func TestMySQLUnreachable(t *testing.T) {
 		t.Errorf("took %v to fail", took)
 	}
 }
+
+// TestMySQLLockHeld: a write that waits for a row lock another session holds (an
+// operator's open transaction) gives up at its deadline, or at the lock wait when that
+// comes first, with unavailable; it succeeds once the lock is released.
+func TestMySQLLockHeld(t *testing.T) {
+	ctx := context.Background()
+	dsn := testsvc.MySQL(t)
+	s, err := OpenMySQL(ctx, dsn, MySQLOptions{LockWaitSeconds: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateRoom(ctx, Room{ID: "r", Owner: "alice"}, Caps{Rooms: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddMember(ctx, "r", "bob", Caps{Rooms: 10}); err != nil {
+		t.Fatal(err)
+	}
+	operator, err := rawMySQL(t, dsn).BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer operator.Rollback()
+	if _, err := operator.Exec("SELECT * FROM user_locks WHERE `user` = 'carol' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := operator.Exec("UPDATE members SET read_seq = 7 WHERE room = 'r' AND `user` = 'bob'"); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name     string
+		deadline time.Duration
+		call     func(ctx context.Context) error
+	}{
+		{"deadline first", 300 * time.Millisecond, func(ctx context.Context) error {
+			_, err := s.AddMember(ctx, "r", "carol", Caps{Rooms: 10})
+			return err
+		}},
+		{"lock wait first", 10 * time.Second, func(ctx context.Context) error {
+			_, err := s.SetRead(ctx, "bob", "r", 9)
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			callCtx, cancel := context.WithTimeout(ctx, tt.deadline)
+			defer cancel()
+			start := time.Now()
+			err := tt.call(callCtx)
+			took := time.Since(start)
+			if !errors.Is(err, schema.ErrUnavailable) {
+				t.Fatalf("write behind a held lock: %v, want unavailable", err)
+			}
+			if limit := min(tt.deadline, time.Second) + 2*time.Second; took > limit {
+				t.Errorf("took %v to give up, want under %v", took, limit)
+			}
+			t.Logf("gave up after %v: %v", took.Round(time.Millisecond), err)
+		})
+	}
+
+	if err := operator.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if added, err := s.AddMember(ctx, "r", "carol", Caps{Rooms: 10}); err != nil || !added {
+		t.Fatalf("add once the lock is released: %v, %v", added, err)
+	}
+	if seq, err := s.SetRead(ctx, "bob", "r", 9); err != nil || seq != 9 {
+		t.Fatalf("SetRead once the lock is released: %d, %v", seq, err)
+	}
+}
