@@ -1,9 +1,9 @@
 // Package devstack runs every laneIM role in one process on embedded defaults: an
 // embedded nats-server with JetStream on file storage, SQLite for messages and
-// metadata, logic, pusher and one or more gateways with their HTTP listeners (serving
-// the browser demo of package web at /). It is
-// `laneim dev`, and the stack the end-to-end tests and `laneim bench --embedded` run
-// against, so all three exercise the same code paths as a cluster.
+// metadata (metadata in MySQL instead when cfg.MySQLDSN is set), logic, pusher and one
+// or more gateways with their HTTP listeners (serving the browser demo of package web
+// at /). It is `laneim dev`, and the stack the end-to-end tests and `laneim bench
+// --embedded` run against, so all three exercise the same code paths as a cluster.
 package devstack
 
 import (
@@ -36,8 +36,11 @@ import (
 
 // Stack is a running all-in-one laneIM.
 type Stack struct {
-	NATS     *embednats.Server
-	Store    *store.SQLite
+	NATS *embednats.Server
+	// Messages is the message log, Meta the rooms, members, read states and blocks:
+	// both the SQLite file in the data dir, or Meta in MySQL with cfg.MySQLDSN.
+	Messages store.MessageStore
+	Meta     store.MetaStore
 	Logic    *logic.Logic
 	Pusher   *pusher.Pusher
 	Gateways []*gateway.Gateway
@@ -103,9 +106,17 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 			return nil, err
 		}
 	}
-	s.Store, err = store.OpenSQLite(filepath.Join(cfg.Data, "laneim.db"), store.SQLiteOptions{Synchronous: cfg.Sync})
+	sqlite, err := store.OpenSQLite(filepath.Join(cfg.Data, "laneim.db"), store.SQLiteOptions{Synchronous: cfg.Sync})
 	if err != nil {
 		return nil, err
+	}
+	s.Messages, s.Meta = sqlite, sqlite
+	if cfg.MySQLDSN != "" {
+		mysql, err := store.OpenMySQL(ctx, cfg.MySQLDSN, store.MySQLOptions{Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		s.Meta = mysql
 	}
 
 	logicConn, err := s.connect("logic", subjects.RoleLogic)
@@ -123,7 +134,7 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 		MaxRoomsCreatedPerUser: cfg.MaxRoomsCreatedPerUser,
 		MaxBlocksPerUser:       cfg.MaxBlocksPerUser,
 		Logger:                 log.With().Str("role", "logic").Logger(),
-	}, logicConn, s.Store, s.Store)
+	}, logicConn, s.Messages, s.Meta)
 	if err != nil {
 		return nil, err
 	}
@@ -311,9 +322,14 @@ func (s *Stack) close(ctx context.Context) {
 	if s.NATS != nil {
 		s.NATS.Shutdown()
 	}
-	if s.Store != nil {
-		if err := s.Store.Close(); err != nil {
-			s.log.Warn().Err(err).Msg("close store")
+	if s.Meta != nil && any(s.Meta) != any(s.Messages) {
+		if err := s.Meta.Close(); err != nil {
+			s.log.Warn().Err(err).Msg("close metadata store")
+		}
+	}
+	if s.Messages != nil {
+		if err := s.Messages.Close(); err != nil {
+			s.log.Warn().Err(err).Msg("close message store")
 		}
 	}
 	if s.unlock != nil {

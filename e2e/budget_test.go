@@ -74,7 +74,7 @@ func TestCatchUpsWithinHistoryBudget(t *testing.T) {
 		for j := range batch {
 			batch[j] = store.NewMessage{Room: id, User: "alice", Nonce: fmt.Sprint(j), Ts: 1, Body: json.RawMessage(`"` + fmt.Sprint(j) + `"`)}
 		}
-		if _, err := s.Store.Append(ctx, batch); err != nil {
+		if _, err := s.Messages.Append(ctx, batch); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -51,10 +51,10 @@ func TestLostLeaveRepairedAfterReconnect(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if removed, err := s.Store.RemoveMember(ctx, "r", "bob"); err != nil || !removed {
+	if removed, err := s.Meta.RemoveMember(ctx, "r", "bob"); err != nil || !removed {
 		t.Fatalf("remove bob in the store: %v, %v", removed, err)
 	}
-	if added, err := s.Store.AddMember(ctx, "joined", "bob", store.Caps{Rooms: 100}); err != nil || !added {
+	if added, err := s.Meta.AddMember(ctx, "joined", "bob", store.Caps{Rooms: 100}); err != nil || !added {
 		t.Fatalf("add bob in the store: %v, %v", added, err)
 	}
 	// The gateway has not heard of it: bob still receives the room.

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
-
-	"github.com/laneim/laneim/schema"
 )
 
 // heldBy reads user's row of user_counts: rooms, created, blocks.
@@ -21,75 +19,51 @@ func heldBy(t *testing.T, s *SQLite, user string) [3]int {
 	return c
 }
 
-// wantCap fails unless err is a *CapError of the cap name for user, at limit.
-func wantCap(t *testing.T, err error, name, user string, limit int) {
-	t.Helper()
-	var ce *CapError
-	if !errors.As(err, &ce) || *ce != (CapError{Cap: name, User: user, Max: limit}) {
-		t.Fatalf("got %v, want the %s cap of %d on %s", err, name, limit, user)
-	}
-}
-
-func TestSQLiteCaps(t *testing.T) {
+// TestSQLiteUserCounts: the triggers keep user_counts equal to what each user holds
+// through every kind of write.
+func TestSQLiteUserCounts(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTestSQLite(t)
-	caps := Caps{Rooms: 3, Created: 2}
-
-	// Creating counts against both caps of the owner.
-	for _, id := range []string{"a", "b"} {
+	caps := Caps{Rooms: 10, Created: 10, Blocks: 10}
+	for _, id := range []string{"a", "b", "c"} {
 		if err := s.CreateRoom(ctx, Room{ID: id, Owner: "alice"}, caps); err != nil {
 			t.Fatal(err)
 		}
 	}
-	err := s.CreateRoom(ctx, Room{ID: "c", Owner: "alice"}, caps)
-	wantCap(t, err, CapCreated, "alice", 2)
-	if _, err := s.GetRoom(ctx, "c"); !errors.Is(err, schema.ErrNotFound) {
-		t.Fatalf("a refused create made the room: %v", err)
+	if err := s.CreateRoom(ctx, Room{ID: "x", Owner: "bob"}, caps); err != nil {
+		t.Fatal(err)
 	}
-	if got := heldBy(t, s, "alice"); got != [3]int{2, 2, 0} {
-		t.Fatalf("alice holds %v, want 2 rooms, 2 created", got)
-	}
-
-	// Bob creates rooms of his own and adds alice to them up to her rooms cap.
-	for _, id := range []string{"x", "y"} {
-		if err := s.CreateRoom(ctx, Room{ID: id, Owner: "bob"}, Caps{}); err != nil {
+	for _, id := range []string{"a", "b", "c"} {
+		if _, err := s.AddMember(ctx, id, "bob", caps); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if added, err := s.AddMember(ctx, "x", "alice", caps); err != nil || !added {
-		t.Fatalf("add to x: %v, %v", added, err)
-	}
-	_, err = s.AddMember(ctx, "y", "alice", caps)
-	wantCap(t, err, CapRooms, "alice", 3)
-	if ok, _ := s.IsMember(ctx, "y", "alice"); ok {
-		t.Fatal("a refused add made alice a member")
-	}
-	// Adding a member again is no new membership: never refused.
-	if added, err := s.AddMember(ctx, "x", "alice", caps); err != nil || added {
-		t.Fatalf("re-add at the cap: %v, %v", added, err)
-	}
-	// At her rooms cap, alice may not create a room either, whatever Created allows.
-	err = s.CreateRoom(ctx, Room{ID: "d", Owner: "alice"}, Caps{Rooms: 3, Created: 10})
-	wantCap(t, err, CapRooms, "alice", 3)
-	// A zero cap is none.
-	if added, err := s.AddMember(ctx, "y", "alice", Caps{}); err != nil || !added {
-		t.Fatalf("add without caps: %v, %v", added, err)
-	}
-	// Leaving frees a place under a cap.
-	if _, err := s.RemoveMember(ctx, "x", "alice"); err != nil {
+	if _, err := s.AddMember(ctx, "x", "alice", caps); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RemoveMember(ctx, "y", "alice"); err != nil {
+	if _, err := s.RemoveMember(ctx, "a", "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if added, err := s.AddMember(ctx, "y", "alice", caps); err != nil || !added {
-		t.Fatalf("add after leaving: %v, %v", added, err)
+	if _, err := s.LeaveRooms(ctx, "bob", []string{"b", "c", "nosuch"}); err != nil {
+		t.Fatal(err)
 	}
-	if got := heldBy(t, s, "alice"); got != [3]int{3, 2, 0} {
-		t.Fatalf("alice holds %v, want 3 rooms, 2 created", got)
+	for _, blocked := range []string{"m1", "m2", "m3"} {
+		if _, err := s.Block(ctx, "bob", blocked, caps); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if got := heldBy(t, s, "bob"); got != [3]int{2, 2, 0} {
-		t.Fatalf("bob holds %v, want 2 rooms, 2 created", got)
+	if _, err := s.Unblock(ctx, "bob", "m2"); err != nil {
+		t.Fatal(err)
+	}
+	// A refused write changes no count.
+	_, err := s.AddMember(ctx, "a", "alice", Caps{Rooms: 1})
+	if err == nil {
+		t.Fatal("add past a cap of 1 passed")
+	}
+	for user, want := range map[string][3]int{"alice": {3, 3, 0}, "bob": {2, 1, 2}} {
+		if got := heldBy(t, s, user); got != want {
+			t.Errorf("%s holds %v in user_counts, want %v", user, got, want)
+		}
 	}
 }
 

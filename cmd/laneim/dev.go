@@ -13,6 +13,7 @@ import (
 	"github.com/laneim/laneim/configs"
 	"github.com/laneim/laneim/devstack"
 	"github.com/laneim/laneim/logging"
+	"github.com/laneim/laneim/store"
 )
 
 // runDev runs `laneim dev`: the whole stack in one process until SIGINT or SIGTERM,
@@ -77,6 +78,9 @@ func printBanner(cfg configs.Config, stack *devstack.Stack) {
 		fmt.Fprintf(&b, "              nats context add laneim-dev --server %s --user operator --password %s\n",
 			url, stack.OperatorPassword())
 		fmt.Fprintf(&b, "              nats --context laneim-dev sub 'im.room.*.msgs'\n")
+	}
+	if mysql, err := store.MySQLConfig(cfg.MySQLDSN, store.MySQLOptions{}); err == nil {
+		fmt.Fprintf(&b, "  metadata    MySQL %s, database %s\n", mysql.Addr, mysql.DBName)
 	}
 	fmt.Fprintf(&b, "  metrics     %s/metrics\n\n", base)
 	fmt.Fprintf(&b, "Get a token:   curl -s -X POST %s/v1/dev/token -d '{\"user\":\"alice\"}'\n", base)
