@@ -36,6 +36,8 @@ type options struct {
 	rooms      int
 	conns      int
 	mysqlDSN   string
+	users      int
+	perUser    int // rooms per user
 
 	// Connections.
 	workers        int
@@ -69,6 +71,7 @@ var scenarios = []struct{ name, summary string }{
 	{"ack", "one sender, one message at a time: ack latency, and how long until every member has everything"},
 	{"ingest", "many senders over many rooms, pipelined: durable messages a second and ack latency"},
 	{"conns", "many idle identified connections: server memory per connection"},
+	{"rooms", "many users in many rooms, one on screen: body latency, tick frames per connection, exact unread counts"},
 	{"cdc", "membership rows changed straight in MySQL: time until every gateway acts on it"},
 }
 
@@ -122,6 +125,16 @@ messages a second (acks a second) and ack latency. Nobody is subscribed.
 before and after, per connection. For --embedded the server is this process; unless
 the connections are in --workers processes, the figure includes the clients. For a
 server in its own process give --server-pid.
+`,
+	"rooms": `usage: laneim bench rooms [flags]
+
+--users users, each in --rooms-per-user of --rooms rooms (every room gets
+users x rooms-per-user / rooms members), each connected once and subscribed to one of
+its rooms (its screen); the others are passive and get unread counts (ticks), not
+bodies. One sender per room sends, --rate messages a second over all rooms, for
+--duration. Reported: the latency of the bodies on screen, the tick frames each
+connection got a second, identify time with that many rooms, and whether every
+(user, room) unread count is exact at the end (after --drain).
 `,
 	"cdc": `usage: laneim bench cdc [flags]
 
@@ -185,6 +198,13 @@ func newFlagSet(scenario string, o *options, output io.Writer) (*flag.FlagSet, e
 		fs.IntVar(&o.inflight, "inflight", 100, "unacked sends per sender at most")
 		fs.Float64Var(&o.rate, "rate", 0, "messages a second, all senders together (0: as fast as --inflight allows)")
 		fs.DurationVar(&o.duration, "duration", 30*time.Second, "how long to send")
+	case "rooms":
+		fs.IntVar(&o.users, "users", 10000, "users, each one connection")
+		fs.IntVar(&o.rooms, "rooms", 1000, "rooms")
+		fs.IntVar(&o.perUser, "rooms-per-user", 50, "rooms each user is in (one on screen)")
+		fs.Float64Var(&o.rate, "rate", 200, "messages a second over all rooms")
+		fs.DurationVar(&o.duration, "duration", 30*time.Second, "how long to send")
+		fs.DurationVar(&o.drain, "drain", 3*time.Second, "how long to wait after the sends for the last ticks")
 	case "cdc":
 		fs.StringVar(&o.mysqlDSN, "mysql", os.Getenv("LANEIM_MYSQL_DSN"), "the server's MySQL `DSN` (default $LANEIM_MYSQL_DSN)")
 		fs.IntVar(&o.members, "members", 10, "users whose membership is changed, each connected to every gateway")
@@ -293,6 +313,13 @@ func (o *options) validate() error {
 		if o.conns < 1 {
 			bad("--conns must be at least 1")
 		}
+	case "rooms":
+		if o.users < 1 || o.rooms < 1 || o.perUser < 1 || o.perUser > o.rooms {
+			bad("--users and --rooms must be at least 1, --rooms-per-user 1 to --rooms")
+		}
+		if o.rate <= 0 || o.duration <= 0 {
+			bad("--rate and --duration must be positive")
+		}
 	case "cdc":
 		if o.mysqlDSN == "" {
 			bad("--mysql (or LANEIM_MYSQL_DSN) is needed: the DSN of the server's MySQL")
@@ -340,6 +367,8 @@ func (o *options) connections() int {
 		return o.members
 	case "conns":
 		return o.conns
+	case "rooms":
+		return o.users
 	}
 	return 0
 }
@@ -353,6 +382,8 @@ func (o *options) senderCount() int {
 		return 1
 	case "ingest":
 		return o.senders
+	case "rooms":
+		return o.rooms
 	}
 	return 0
 }

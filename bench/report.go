@@ -24,6 +24,7 @@ type Report struct {
 	Ingest   *ingestStats `json:"ingest,omitempty"`
 	Conns    *connsStats  `json:"conns,omitempty"`
 	CDC      *cdcStats    `json:"cdc,omitempty"`
+	Rooms    *roomsStats  `json:"rooms,omitempty"`
 	// Server is the server process's CPU and memory over the run (--server-pid, or
 	// this process for --embedded).
 	Server *processUsage `json:"server,omitempty"`
@@ -190,6 +191,8 @@ func (r *Report) writeTable(w io.Writer) error {
 		r.Conns.rows(row)
 	case r.CDC != nil:
 		r.CDC.rows(row)
+	case r.Rooms != nil:
+		r.Rooms.rows(row)
 	}
 
 	if r.CostFrom == "load" {

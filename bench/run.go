@@ -157,6 +157,8 @@ func (r *run) execute(ctx context.Context) (err error) {
 		err = r.conns(ctx)
 	case "cdc":
 		err = r.cdc(ctx)
+	case "rooms":
+		err = r.rooms(ctx)
 	}
 	if err != nil {
 		return err

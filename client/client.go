@@ -57,6 +57,10 @@ type Config struct {
 	// once a connection has lasted BackoffMax.
 	BackoffMin time.Duration
 	BackoffMax time.Duration
+	// SingleTicks asks for one tick event per passive room (Event.Tick, at most every
+	// 250 ms a room) instead of the default ticks events (Event.Ticks), which name
+	// every passive room that changed, at most about once a second.
+	SingleTicks bool
 }
 
 func (cfg Config) withDefaults() Config {

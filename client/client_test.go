@@ -192,6 +192,7 @@ func TestEvents(t *testing.T) {
 	}
 	frames := []string{
 		`{"op":"tick","d":{"room":"r2","seq":7}}`,
+		`{"op":"ticks","d":{"rooms":[{"room":"r2","seq":8},{"room":"r3","seq":1}]}}`,
 		`{"op":"member","d":{"room":"r2","user":"bob","action":"join"}}`,
 		`{"op":"read","d":{"room":"r2","seq":5}}`,
 		`not json`,
@@ -209,6 +210,9 @@ func TestEvents(t *testing.T) {
 
 	if ev := next(t, c); ev.Tick == nil || *ev.Tick != (schema.TickD{Room: "r2", Seq: 7}) {
 		t.Fatalf("tick: %+v", ev)
+	}
+	if ev := next(t, c); len(ev.Ticks) != 2 || ev.Ticks[1] != (schema.TickD{Room: "r3", Seq: 1}) {
+		t.Fatalf("ticks: %+v", ev)
 	}
 	if ev := next(t, c); ev.Member == nil || ev.Member.User != "bob" || ev.Member.Action != schema.ActionJoin {
 		t.Fatalf("member: %+v", ev)

@@ -263,7 +263,11 @@ func (c *Client) identify(ctx context.Context, ws *websocket.Conn, token string)
 	deadline, _ := ctx.Deadline()
 	_ = ws.SetReadDeadline(deadline)
 	_ = ws.SetWriteDeadline(deadline)
-	d, err := json.Marshal(schema.IdentifyD{Token: token})
+	id := schema.IdentifyD{Token: token}
+	if c.cfg.SingleTicks {
+		id.Ticks = schema.TicksSingle
+	}
+	d, err := json.Marshal(id)
 	if err != nil {
 		return schema.ReadyD{}, err
 	}

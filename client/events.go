@@ -24,13 +24,17 @@ const (
 // Event is something the server pushed without being asked: messages of subscribed
 // rooms, ticks, membership changes, read marks, errors. Op says which field is set.
 type Event struct {
-	// Op is the server's op (msgs, tick, member, read, error), ready after a
+	// Op is the server's op (msgs, ticks, tick, member, read, error), ready after a
 	// reconnect, or an op this version does not know, in which case only Raw is set.
 	Op string
 	// Batch (op msgs): new messages of a subscribed room, with entries already
 	// delivered removed. Batch.Messages() turns entries into messages.
 	Batch *schema.Batch
-	// Tick (op tick): the latest seq of a room this connection is passive in.
+	// Ticks (op ticks, the default): the latest seqs of rooms this connection is
+	// passive in that changed since the previous ticks event, each room once.
+	Ticks []schema.TickD
+	// Tick (op tick, with Options.SingleTicks): the latest seq of a room this
+	// connection is passive in.
 	Tick *schema.TickD
 	// Member (op member): someone joined or left a room of the user.
 	Member *schema.MemberD
@@ -123,6 +127,17 @@ func decodeEvent(f inFrame, raw []byte) (ev Event, ok bool, err error) {
 			return Event{}, false, err
 		}
 		ev.Batch = &b
+	case schema.OpTicks:
+		var d schema.TicksD
+		if err = json.Unmarshal(f.D, &d); err == nil {
+			for _, t := range d.Rooms {
+				if !schema.ValidID(t.Room) {
+					err = fmt.Errorf("room %q is not a valid id", t.Room)
+					break
+				}
+			}
+		}
+		ev.Ticks = d.Rooms
 	case schema.OpTick:
 		ev.Tick = new(schema.TickD)
 		err = decodeRoomD(f.D, ev.Tick, &ev.Tick.Room)

@@ -49,6 +49,7 @@ func TestDecodeEvent(t *testing.T) {
 		`{"op":"msgs","d":{"room":"general","seq":1001,"ts":1764064800123,"msgs":[["alice",0,"hello"],["bob",2,{"text":"hi","reply_to":1000}]]}}`,
 		`{"op":"msgs","d":{"room":"general","seq":0,"ts":0,"msgs":[]}}`,
 		`{"op":"tick","d":{"room":"general","seq":5}}`,
+		`{"op":"ticks","d":{"rooms":[{"room":"general","seq":5},{"room":"random","seq":9}]}}`,
 		`{"op":"member","d":{"room":"general","user":"bob","action":"leave"}}`,
 		`{"op":"read","d":{"room":"general","seq":5}}`,
 		`{"op":"error","d":{"code":"unavailable","message":"bye"}}`,
@@ -66,6 +67,10 @@ func TestDecodeEvent(t *testing.T) {
 		msgs[1].User != "bob" || string(msgs[1].Body) != `{"text":"hi","reply_to":1000}` {
 		t.Fatalf("messages %+v %v", msgs, err)
 	}
+	ev, _, _ = decode(good[3])
+	if want := []schema.TickD{{Room: "general", Seq: 5}, {Room: "random", Seq: 9}}; !reflect.DeepEqual(ev.Ticks, want) {
+		t.Fatalf("ticks %+v, want %+v", ev.Ticks, want)
+	}
 	if _, ok, err := decode(`{"op":"heartbeat_ack","d":{}}`); ok || err != nil {
 		t.Fatalf("heartbeat_ack is not an event: %v %v", ok, err)
 	}
@@ -76,6 +81,9 @@ func TestDecodeEvent(t *testing.T) {
 		`{"op":"msgs"}`,
 		`{"op":"tick","d":{"room":"","seq":1}}`,
 		`{"op":"tick","d":[]}`,
+		`{"op":"ticks","d":{"rooms":[{"room":"ok","seq":1},{"room":"not ok","seq":2}]}}`,
+		`{"op":"ticks","d":{"rooms":{}}}`,
+		`{"op":"ticks"}`,
 		`{"op":"member","d":{"room":7}}`,
 		`{"op":"read"}`,
 		`{"op":"error","d":{"message":"no code"}}`,

@@ -163,8 +163,15 @@ func connect(t *testing.T, s *devstack.Stack, user string) *wsClient {
 
 func connectTo(t *testing.T, s *devstack.Stack, gateway int, user string) *wsClient {
 	t.Helper()
+	return connectWith(t, s, gateway, map[string]string{"token": token(t, s, user)})
+}
+
+// connectWith identifies with the given d.
+func connectWith(t *testing.T, s *devstack.Stack, gateway int, identify map[string]string) *wsClient {
+	t.Helper()
+	user := identify["token"]
 	c := dial(t, s, gateway)
-	rid := c.write("identify", map[string]string{"token": token(t, s, user)})
+	rid := c.write("identify", identify)
 	f := c.reply(rid)
 	if f.Op != "ready" {
 		t.Fatalf("identify as %s: got %s", user, f.raw)
@@ -306,6 +313,36 @@ func (c *wsClient) collect(room string, from, last int64, timeout time.Duration)
 			}
 		case <-deadline:
 			c.t.Fatalf("room %s: timed out at seq %d of %d", room, next, last)
+		}
+	}
+	return out
+}
+
+// isTick reports whether f tells a passive room's newest seq: a ticks frame (the
+// default) or a tick (identify with ticks "single").
+func isTick(f frame) bool { return f.Op == "tick" || f.Op == "ticks" }
+
+// tickSeqs returns the rooms and seqs a tick or ticks frame names.
+func tickSeqs(t *testing.T, f frame) map[string]int64 {
+	t.Helper()
+	out := make(map[string]int64)
+	switch f.Op {
+	case "tick":
+		var d schema.TickD
+		if err := json.Unmarshal(f.D, &d); err != nil {
+			t.Fatalf("bad tick %s: %v", f.raw, err)
+		}
+		out[d.Room] = d.Seq
+	case "ticks":
+		var d schema.TicksD
+		if err := json.Unmarshal(f.D, &d); err != nil || len(d.Rooms) == 0 {
+			t.Fatalf("bad ticks %s: %v", f.raw, err)
+		}
+		for _, r := range d.Rooms {
+			if _, twice := out[r.Room]; twice {
+				t.Fatalf("ticks names %s twice: %s", r.Room, f.raw)
+			}
+			out[r.Room] = r.Seq
 		}
 	}
 	return out

@@ -76,12 +76,12 @@ func TestLostLeaveRepairedAfterReconnect(t *testing.T) {
 		t.Fatalf("bob's member events after the gateway reconnected: %v", events)
 	}
 	alice.call("send", sendD("joined", "j", "to the joined room"))
-	if _, ok := bob.next(func(f frame) bool { return f.Op == "tick" && strings.Contains(string(f.D), `"joined"`) }, 5*time.Second); !ok {
+	if _, ok := bob.next(func(f frame) bool { return isTick(f) && strings.Contains(string(f.D), `"joined"`) }, 5*time.Second); !ok {
 		t.Fatal("no tick of the joined room")
 	}
 	alice.call("send", sendD("r", "3", "after"))
 	if f, ok := bob.next(func(f frame) bool {
-		return (f.Op == "msgs" || f.Op == "tick") && strings.Contains(string(f.D), `"room":"r"`)
+		return (f.Op == "msgs" || isTick(f)) && strings.Contains(string(f.D), `"room":"r"`)
 	}, 500*time.Millisecond); ok {
 		t.Fatalf("removed member got %s", f.raw)
 	}

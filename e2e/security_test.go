@@ -366,7 +366,7 @@ func TestRemovedMemberAndForgedSender(t *testing.T) {
 	}
 	for _, c := range []*wsClient{before, after} {
 		if f, ok := c.next(func(f frame) bool {
-			return (f.Op == "msgs" || f.Op == "tick") && strings.Contains(string(f.D), `"secret"`) && !strings.Contains(string(f.D), `"seq":1,`)
+			return (f.Op == "msgs" || isTick(f)) && strings.Contains(string(f.D), `"secret"`) && !strings.Contains(string(f.D), `"seq":1,`)
 		}, 300*time.Millisecond); ok {
 			t.Fatalf("removed member got %s", f.raw)
 		}

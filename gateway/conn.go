@@ -53,6 +53,8 @@ type conn struct {
 	inlineHdr  [10]byte
 	inlineBufs [2][]byte
 
+	ticks connTicks // coalesced ticks of the passive rooms (ticks.go)
+
 	limiter *rate.Limiter // set once at construction; nil without a rate limit
 	// refusals bounds the rate_limited replies themselves (newRefusalLimiter): a client
 	// refused faster than that is not slowing down, and is closed with 4029. Set once
@@ -111,6 +113,7 @@ func (g *Gateway) ServeWS(w http.ResponseWriter, r *http.Request) {
 		reader:     frameReader{src: newSockReader(ws.UnderlyingConn())},
 		limiter:    newLimiter(g.cfg.RateLimit),
 		refusals:   newRefusalLimiter(g.cfg.RateLimit),
+		ticks:      connTicks{slot: g.ticker.slotFor()},
 	}
 	if !g.addConn(c) {
 		_ = ws.WriteControl(websocket.CloseMessage,
@@ -289,6 +292,14 @@ func (c *conn) identify(f schema.Frame) bool {
 	var d schema.IdentifyD
 	if err := schema.DecodeD(f.D, &d); err != nil {
 		c.close(schema.CloseNotIdentified, "bad identify")
+		return false
+	}
+	switch d.Ticks {
+	case "", schema.TicksCoalesced:
+	case schema.TicksSingle:
+		c.ticks.single = true
+	default:
+		c.close(schema.CloseNotIdentified, `bad identify: ticks must be "coalesced" or "single"`)
 		return false
 	}
 	claims, err := auth.Parse(c.gw.cfg.Secret, d.Token)
@@ -494,11 +505,21 @@ func (c *conn) leave(room string) {
 	c.leaveLocked(room)
 }
 
+// leaveAndTell drops room and then queues event (the member leave), under memberMu:
+// nothing of the room, msgs or ticks, follows the event.
+func (c *conn) leaveAndTell(room string, event []byte) {
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
+	c.leaveLocked(room)
+	c.enqueue(event)
+}
+
 func (c *conn) leaveLocked(room string) {
 	c.leaves++
 	if _, was := c.rooms[room]; was {
 		delete(c.rooms, room)
 		c.gw.hub.leave(room, c)
+		c.dropTickLocked(room)
 	}
 }
 

@@ -55,8 +55,7 @@ func (g *Gateway) onUserEvent(user string, m *nats.Msg) {
 				c.join(d.Room)
 				c.enqueue(m.Data)
 			} else {
-				c.enqueue(m.Data)
-				c.leave(d.Room)
+				c.leaveAndTell(d.Room, m.Data)
 			}
 		}
 	case opKick:

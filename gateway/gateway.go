@@ -101,7 +101,10 @@ type Config struct {
 	// MaxSubscriptionsPerConn caps the rooms one connection is subscribed to (gets
 	// msgs of); a subscribe past it is refused with forbidden. Default 256.
 	MaxSubscriptionsPerConn int
-	Logger                  zerolog.Logger
+	// TicksInterval is how often a connection gets a ticks frame at most: the newest
+	// seqs of its passive rooms that changed. Default 1s.
+	TicksInterval time.Duration
+	Logger        zerolog.Logger
 }
 
 func (c *Config) defaults() {
@@ -161,6 +164,9 @@ func (c *Config) defaults() {
 	if c.MaxSubscriptionsPerConn <= 0 {
 		c.MaxSubscriptionsPerConn = 256
 	}
+	if c.TicksInterval <= 0 {
+		c.TicksInterval = time.Second
+	}
 }
 
 // Gateway is one gateway node.
@@ -173,6 +179,7 @@ type Gateway struct {
 	users    *users              // user registry (user event subscriptions)
 	resync   *resync             // repairs of connections' rooms after lost events
 	sends    *sends              // sends waiting for their ack
+	ticker   *ticker             // flushes connections' coalesced ticks
 	httpRate *userLimits         // per-user HTTP rate limits
 	rates    statusRates         // GET /v1/status's counter samples
 	started  time.Time           // set once at construction
@@ -229,6 +236,7 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
 	g.hub = newHub(g)
+	g.ticker = newTicker(cfg.TicksInterval)
 	g.httpRate = newUserLimits(cfg.RateLimit)
 	g.users = newUsers(g)
 	g.resync = newResync(g)
@@ -290,6 +298,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		g.wg.Go(func() { g.deliverLoop(runCtx, ch) })
 	}
 	g.wg.Go(func() { g.resync.run(runCtx) })
+	g.wg.Go(func() { g.ticker.run(runCtx) })
 	return g.nc.FlushWithContext(ctx)
 }
 

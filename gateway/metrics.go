@@ -41,6 +41,12 @@ var (
 	metricNATSSlow = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_gateway_nats_slow_consumer_total", Help: "NATS reports of dropped messages: a delivery worker or the event channel fell behind (one report per subscription until it catches up).",
 	})
+	metricTicksFrames = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_gateway_ticks_frames_total", Help: "Coalesced ticks frames written to connections (at most one per connection per ticks interval, more for a connection with over 64 KiB of news).",
+	})
+	metricTicksRooms = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_gateway_ticks_rooms_total", Help: "Room entries in the ticks frames written: the passive rooms whose newest seq a connection was told.",
+	})
 	metricEventsDropped = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "laneim_gateway_events_dropped_total", Help: "Member, read and kick events lost, by reason: slow_consumer (a report for a user's or room's events subject; the user's membership is then repaired from logic), malformed.",
 	}, []string{"reason"})

@@ -194,13 +194,9 @@ func trimFrame(data []byte, from int64) ([]byte, int, error) {
 	return schema.AppendMsgsFrame(nil, frame.D.Room, msgs), len(msgs), nil
 }
 
-// onTick relays a tick frame to the room's passive connections.
+// onTick relays a tick frame to the room's passive connections (ticks.go).
 func (r *room) onTick(data []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for c, rc := range r.conns {
-		if !rc.subscribed {
-			c.enqueue(data)
-		}
-	}
+	r.onTickFrame(data)
 }

@@ -189,6 +189,7 @@ func (c *conn) markReady() {
 	c.memberMu.Lock()
 	defer c.memberMu.Unlock()
 	c.ready = true
+	c.requeueTicksLocked()
 }
 
 // memberMark is a count of the connection's membership changes: a room list asked

@@ -29,9 +29,19 @@ const (
 	OpOK           = "ok"
 	OpMsgs         = "msgs"
 	OpTick         = "tick"
+	OpTicks        = "ticks"
 	OpMember       = "member"
 	OpError        = "error"
 	// OpHistory doubles as the reply op of a history request.
+)
+
+// Tick modes of identify's d.ticks.
+const (
+	// TicksCoalesced: a connection gets one ticks frame naming every passive room
+	// that changed, at most about once a second.
+	TicksCoalesced = "coalesced"
+	// TicksSingle: a tick frame per room, at most one per room every 250 ms.
+	TicksSingle = "single"
 )
 
 // Frame is one client-to-server frame: {"op","rid","d"}. Rid is kept as the raw JSON
@@ -87,6 +97,9 @@ func DecodeD(d json.RawMessage, v any) error {
 type (
 	IdentifyD struct {
 		Token string `json:"token"`
+		// Ticks is how the connection learns of its passive rooms: TicksCoalesced
+		// (the default, "") or TicksSingle.
+		Ticks string `json:"ticks,omitempty"`
 	}
 	SubscribeD struct {
 		Room  string `json:"room"`
@@ -159,6 +172,10 @@ type (
 	TickD struct {
 		Room string `json:"room"`
 		Seq  int64  `json:"seq"`
+	}
+	// TicksD is a ticks frame's d: the newest seqs of passive rooms that changed.
+	TicksD struct {
+		Rooms []TickD `json:"rooms"`
 	}
 	MemberD struct {
 		Room   string `json:"room"`

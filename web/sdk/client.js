@@ -13,7 +13,7 @@
 import { backoffDelay } from "./backoff.js";
 import { Emitter } from "./emitter.js";
 import { CloseCode, LaneError } from "./errors.js";
-import { batchEnd, batchMessages, decodeAck, decodeBatch, decodeError, decodeMember, decodeReady, decodeRefreshed, decodeRoomSeq, decodeRoomsPage, encodeFrame, parseFrame, validId, validNonce, } from "./frames.js";
+import { batchEnd, batchMessages, decodeAck, decodeBatch, decodeError, decodeMember, decodeReady, decodeRefreshed, decodeRoomSeq, decodeTicks, decodeRoomsPage, encodeFrame, parseFrame, validId, validNonce, } from "./frames.js";
 import { wsUrl } from "./http.js";
 import { newNonce } from "./nonce.js";
 import { acceptBatch } from "./seqtrack.js";
@@ -812,6 +812,13 @@ export class Client extends Emitter {
             switch (f.op) {
                 case "msgs":
                     this.#onBatch(conn, decodeBatch(f.d));
+                    break;
+                case "ticks":
+                    // The server's default: one frame naming every passive room that changed.
+                    for (const t of decodeTicks(f.d)) {
+                        this.emit("tick", t);
+                        this.#noteSeq(t.room, t.seq);
+                    }
                     break;
                 case "tick": {
                     const t = decodeRoomSeq(f.d, "tick");

@@ -22,6 +22,7 @@ import {
   decodeReady,
   decodeRefreshed,
   decodeRoomSeq,
+  decodeTicks,
   decodeRoomsPage,
   encodeFrame,
   parseFrame,
@@ -112,7 +113,10 @@ export interface ClientEvents {
   ready: Ready;
   /** A new message of a subscribed room: in seq order, each exactly once. */
   message: Message;
-  /** The latest seq of a room the connection is passive in. */
+  /**
+   * The latest seq of a room the connection is passive in: one event per room of each
+   * ticks frame (the server coalesces them to about one frame a second).
+   */
   tick: Tick;
   /** Someone joined or left a room of the user. */
   member: MemberChange;
@@ -945,6 +949,13 @@ export class Client extends Emitter<ClientEvents> {
       switch (f.op) {
         case "msgs":
           this.#onBatch(conn, decodeBatch(f.d));
+          break;
+        case "ticks":
+          // The server's default: one frame naming every passive room that changed.
+          for (const t of decodeTicks(f.d)) {
+            this.emit("tick", t);
+            this.#noteSeq(t.room, t.seq);
+          }
           break;
         case "tick": {
           const t = decodeRoomSeq(f.d, "tick");

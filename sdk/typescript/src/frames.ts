@@ -245,6 +245,17 @@ export function decodeRoomSeq(d: unknown, what: string): { room: string; seq: nu
   return { room: room(o, what), seq: int(o, "seq", what) };
 }
 
+/**
+ * Decodes a ticks event's d: {"rooms":[{room, seq}...]}, the newest seqs of the passive
+ * rooms that changed since the previous ticks event.
+ */
+export function decodeTicks(d: unknown): { room: string; seq: number }[] {
+  const o = obj(d, "ticks");
+  const rooms = o["rooms"];
+  if (!Array.isArray(rooms)) throw bad("ticks.rooms is not an array");
+  return rooms.map((v: unknown) => decodeRoomSeq(v, "ticks.rooms[]"));
+}
+
 export function decodeMember(d: unknown): MemberChange {
   const o = obj(d, "member");
   const action = str(o, "action", "member");

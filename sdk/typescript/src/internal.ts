@@ -12,6 +12,7 @@ export {
   decodeRefreshed,
   decodeRoomSeq,
   decodeRoomsPage,
+  decodeTicks,
   encodeFrame,
   parseFrame,
   validId,

@@ -147,7 +147,7 @@ export class FakeServer {
       for (const s of this.sockets) {
         if (s.closed || !s.identified) continue;
         if (s.subscribed.has(room)) s.push({ op: "msgs", d: this.batch(room, seq, seq) });
-        else s.push({ op: "tick", d: { room, seq } });
+        else s.push({ op: "ticks", d: { rooms: [{ room, seq }] } });
       }
     }
     return seq;

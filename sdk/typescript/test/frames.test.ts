@@ -10,6 +10,7 @@ import {
   decodeError,
   decodeMember,
   decodeReady,
+  decodeTicks,
   decodeRefreshed,
   decodeRoomsPage,
   encodeFrame,
@@ -26,6 +27,18 @@ describe("parseFrame", () => {
   it("reads op, rid and d", () => {
     assert.deepEqual(parseFrame('{"op":"ack","rid":7,"d":{"seq":1}}'), { op: "ack", rid: 7, d: { seq: 1 } });
     assert.deepEqual(parseFrame('{"op":"tick","d":{"room":"r","seq":2}}'), { op: "tick", d: { room: "r", seq: 2 } });
+  });
+
+  it("decodes ticks and refuses malformed ones", () => {
+    assert.deepEqual(decodeTicks({ rooms: [{ room: "a", seq: 1 }, { room: "b", seq: 7 }] }), [
+      { room: "a", seq: 1 },
+      { room: "b", seq: 7 },
+    ]);
+    assert.deepEqual(decodeTicks({ rooms: [] }), []);
+    assert.throws(() => decodeTicks({ rooms: {} }));
+    assert.throws(() => decodeTicks({}));
+    assert.throws(() => decodeTicks({ rooms: [{ room: "", seq: 1 }] }));
+    assert.throws(() => decodeTicks({ rooms: [{ room: "a", seq: "1" }] }));
   });
   it("treats a missing or null d as {} and a null rid as none", () => {
     assert.deepEqual(parseFrame('{"op":"heartbeat_ack"}'), { op: "heartbeat_ack", d: {} });
