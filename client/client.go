@@ -117,6 +117,7 @@ type Client struct {
 
 	roomsMu sync.Mutex
 	rooms   map[string]*roomState // guarded by roomsMu: the rooms the application subscribed to
+	watched []byte                // guarded by roomsMu: the last Watch's payload, sent again after a reconnect
 }
 
 // Stats are counters of what the client hid or repaired.

@@ -243,6 +243,39 @@ func (c *Client) resubscribe(cn *conn) {
 	for _, s := range subs {
 		c.startSubscribe(c.lifetime, cn, s.room, s.since, s.a, true)
 	}
+	c.roomsMu.Lock()
+	watched := c.watched
+	c.roomsMu.Unlock()
+	if watched != nil {
+		// Best effort: should it fail, the rooms still tick, at the usual pace, and
+		// the next connection tries again.
+		c.wg.Go(func() { _, _ = c.roundTrip(c.lifetime, cn, schema.OpWatch, watched) })
+	}
+}
+
+// Watch names up to schema.MaxWatchedRooms passive rooms whose ticks the server sends
+// at once instead of at the connection's next ticks event (about once a second). It
+// replaces the previous set (none: clear it) and is restored after a reconnect.
+func (c *Client) Watch(ctx context.Context, rooms ...string) error {
+	if len(rooms) > schema.MaxWatchedRooms {
+		return schema.Errorf(schema.CodeBadRequest, "%d rooms to watch, at most %d", len(rooms), schema.MaxWatchedRooms)
+	}
+	for _, r := range rooms {
+		if !schema.ValidID(r) {
+			return schema.Errorf(schema.CodeBadRequest, "room %q is not a valid id", r)
+		}
+	}
+	payload, err := json.Marshal(schema.WatchD{Rooms: append([]string{}, rooms...)})
+	if err != nil {
+		return err
+	}
+	c.roomsMu.Lock()
+	c.watched = payload
+	if len(rooms) == 0 {
+		c.watched = nil
+	}
+	c.roomsMu.Unlock()
+	return c.call(ctx, schema.OpWatch, payload, schema.OpOK, nil)
 }
 
 // Unsubscribe makes the connection passive in room again and forgets the room's

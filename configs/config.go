@@ -82,6 +82,9 @@ type Config struct {
 	MaxConnsPerUser int `yaml:"max_conns_per_user"`
 	// MaxSubscriptionsPerConn caps the rooms one connection is subscribed to.
 	MaxSubscriptionsPerConn int `yaml:"max_subscriptions_per_conn"`
+	// TicksInterval is how often a connection gets a ticks frame at most (the newest
+	// seqs of its passive rooms that changed); watched rooms tick sooner.
+	TicksInterval time.Duration `yaml:"ticks_interval"`
 	// MySQLDSN puts users, rooms, members and read states in MySQL (or MariaDB)
 	// instead of the SQLite file in Data: a Go MySQL DSN such as
 	// "laneim:pw@tcp(db:3306)/laneim"; laneIM adds the driver parameters it needs. CDC
@@ -147,6 +150,7 @@ func Default() Config {
 		MaxBlocksPerUser:        1000,
 		MaxConnsPerUser:         64,
 		MaxSubscriptionsPerConn: 256,
+		TicksInterval:           time.Second,
 		CQLKeyspace:             "laneim",
 		CQLConsistency:          "LOCAL_QUORUM",
 		Log: LogConfig{
@@ -295,6 +299,9 @@ func (c Config) Validate() error {
 	}
 	if c.TokenTTL < time.Minute || c.TokenTTL > 365*24*time.Hour {
 		bad("token_ttl", "must be 1m to 8760h, got %s", c.TokenTTL)
+	}
+	if c.TicksInterval < 100*time.Millisecond || c.TicksInterval > time.Minute {
+		bad("ticks_interval", "must be 100ms to 1m, got %s", c.TicksInterval)
 	}
 	if c.DedupeWindow < time.Second || c.DedupeWindow > 24*time.Hour {
 		bad("dedupe_window", "must be 1s to 24h, got %s", c.DedupeWindow)

@@ -55,6 +55,7 @@ var settings = []setting{
 	{"max_blocks_per_user", "", "", func(c *Config) any { return &c.MaxBlocksPerUser }},
 	{"max_conns_per_user", "", "", func(c *Config) any { return &c.MaxConnsPerUser }},
 	{"max_subscriptions_per_conn", "", "", func(c *Config) any { return &c.MaxSubscriptionsPerConn }},
+	{"ticks_interval", "", "", func(c *Config) any { return &c.TicksInterval }},
 	{"mysql_dsn", "", "", func(c *Config) any { return &c.MySQLDSN }},
 	{"redis_url", "", "", func(c *Config) any { return &c.RedisURL }},
 	{"cql_hosts", "", "", func(c *Config) any { return &c.CQLHosts }},

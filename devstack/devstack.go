@@ -182,6 +182,7 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 			MaxRoomsPerUser:         cfg.MaxRoomsPerUser,
 			MaxConnsPerUser:         cfg.MaxConnsPerUser,
 			MaxSubscriptionsPerConn: cfg.MaxSubscriptionsPerConn,
+			TicksInterval:           cfg.TicksInterval,
 			Logger:                  log.With().Str("role", "gateway").Logger(),
 		}, nc)
 		if err != nil {

@@ -1,11 +1,16 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
+	"github.com/laneim/laneim/client"
+	"github.com/laneim/laneim/configs"
 	"github.com/laneim/laneim/schema"
 )
 
@@ -131,4 +136,87 @@ func TestNoTickAfterLeave(t *testing.T) {
 			return
 		}
 	}
+}
+
+// TestWatchTicksSooner: with a long ticks interval, a watched room's news comes at
+// once, while the other passive rooms wait for the connection's turn; watch refuses
+// more than schema.MaxWatchedRooms rooms.
+func TestWatchTicksSooner(t *testing.T) {
+	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.TicksInterval = 20 * time.Second })
+	room(t, s, "near", "alice", false, "carol")
+	alice, carol := connect(t, s, "alice"), connect(t, s, "carol")
+	carol.mustCall("watch", schema.WatchD{Rooms: []string{"near"}}, "ok")
+	for i := 1; i <= 3; i++ {
+		sent := time.Now()
+		alice.mustCall("send", sendD("near", fmt.Sprint(i), i), "ack")
+		f, ok := carol.next(func(f frame) bool { return f.Op == "ticks" && tickSeqs(t, f)["near"] == int64(i) }, 5*time.Second)
+		if !ok {
+			t.Fatalf("message %d of a watched room: no ticks within 5s (the interval is 20s)", i)
+		}
+		t.Logf("watched room's tick %v after the send: %s", time.Since(sent).Round(time.Millisecond), f.raw)
+	}
+
+	many := make([]string, schema.MaxWatchedRooms+1)
+	for i := range many {
+		many[i] = fmt.Sprint("r", i)
+	}
+	carol.expectError("watch", schema.WatchD{Rooms: many}, schema.CodeBadRequest)
+	carol.expectError("watch", schema.WatchD{Rooms: []string{"bad room"}}, schema.CodeBadRequest)
+	carol.mustCall("watch", schema.WatchD{}, "ok")
+}
+
+// TestClientWatchSurvivesReconnect: the Go client's Watch is restored on the next
+// connection, so a watched room keeps ticking at once after a cut.
+func TestClientWatchSurvivesReconnect(t *testing.T) {
+	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.TicksInterval = 20 * time.Second })
+	room(t, s, "near", "alice", false, "bob")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	net := &cuttable{}
+	bob, err := client.Dial(ctx, client.Config{
+		URL: "ws://" + s.Addrs[0] + "/v1/ws", Token: token(t, s, "bob"),
+		Reconnect: true, BackoffMin: 10 * time.Millisecond,
+		Dialer: &websocket.Dialer{NetDialContext: net.dial},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	if err := bob.Watch(ctx, "near"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.Watch(ctx, "bad room"); err == nil {
+		t.Fatal("Watch of an invalid id: no error")
+	}
+	alice := connect(t, s, "alice")
+	await := func(seq int64) {
+		t.Helper()
+		for {
+			select {
+			case ev, ok := <-bob.Events():
+				if !ok {
+					t.Fatal("events closed")
+				}
+				for _, tk := range ev.Ticks {
+					if tk.Room == "near" && tk.Seq == seq {
+						return
+					}
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("no tick of seq %d of the watched room within 5s (the interval is 20s)", seq)
+			}
+		}
+	}
+	alice.mustCall("send", sendD("near", "1", 1), "ack")
+	await(1)
+	net.cut()
+	for {
+		ev := <-bob.Events()
+		if ev.Op == schema.OpReady {
+			break
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the watch goes out after the resubscribes
+	alice.mustCall("send", sendD("near", "2", 2), "ack")
+	await(2)
 }

@@ -271,6 +271,8 @@ func (c *conn) handle(data []byte) bool {
 		c.refresh(f)
 	case schema.OpRooms:
 		c.listRooms(f)
+	case schema.OpWatch:
+		c.watch(f)
 	case schema.OpIdentify:
 		c.replyError(f.Rid, schema.Errorf(schema.CodeBadRequest, "already identified"))
 	default:

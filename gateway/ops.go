@@ -330,3 +330,25 @@ func (c *conn) read(f schema.Frame) {
 	}
 	c.reply(schema.OpOK, f.Rid, struct{}{})
 }
+
+// watch replaces the rooms whose ticks the connection gets as soon as they come
+// (ticks.go). Rooms it is not passive in are kept but tick nothing; no logic call is
+// made, so a watch reveals nothing about rooms.
+func (c *conn) watch(f schema.Frame) {
+	var d schema.WatchD
+	if !c.decode(f, &d, nil) {
+		return
+	}
+	if len(d.Rooms) > schema.MaxWatchedRooms {
+		c.replyError(f.Rid, schema.Errorf(schema.CodeBadRequest, "watch names %d rooms, at most %d", len(d.Rooms), schema.MaxWatchedRooms))
+		return
+	}
+	for _, r := range d.Rooms {
+		if e := badRoom(r); e != nil {
+			c.replyError(f.Rid, e)
+			return
+		}
+	}
+	c.setWatched(d.Rooms)
+	c.reply(schema.OpOK, f.Rid, struct{}{})
+}

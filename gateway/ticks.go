@@ -22,6 +22,10 @@ import (
 //     members, and a quiet room's last seq still arrives within one interval.
 //   - single: each tick frame as pusher made it, one per room every 250 ms at most.
 //
+// A connection may name up to schema.MaxWatchedRooms rooms to watch closely (the watch
+// op): their ticks go out within fastTurn (100 ms) instead of waiting for the
+// connection's slot, in the same ticks frame as whatever else is pending.
+//
 // Connections are spread over tickSlots flushed in turn, one slot every
 // TicksInterval/tickSlots, so that the frames of 10,000 connections do not all go out
 // in the same instant, ahead of the bodies of the rooms on screen.
@@ -36,6 +40,7 @@ type ticker struct {
 	interval time.Duration // set once at construction
 	next     atomic.Uint32 // the slot of the next connection
 	slots    [tickSlots]tickSlot
+	fast     tickSlot // connections with news of a watched room, flushed every turn
 }
 
 type tickSlot struct {
@@ -49,9 +54,11 @@ type connTicks struct {
 	single bool  // set once by identify, before the connection joins any room
 	slot   uint8 // set once at construction
 
-	mu      sync.Mutex
-	pending map[string]int64 // guarded by mu: newest seq per passive room since the last frame
-	queued  bool             // guarded by mu: the connection is in its slot's list
+	mu         sync.Mutex
+	pending    map[string]int64    // guarded by mu: newest seq per passive room since the last frame
+	queued     bool                // guarded by mu: the connection is in its slot's list
+	fastQueued bool                // guarded by mu: the connection is in the fast list
+	watched    map[string]struct{} // guarded by mu: rooms to tick at once (watch)
 }
 
 func newTicker(interval time.Duration) *ticker {
@@ -61,40 +68,58 @@ func newTicker(interval time.Duration) *ticker {
 // slotFor spreads connections over the slots round-robin.
 func (t *ticker) slotFor() uint8 { return uint8(t.next.Add(1) % tickSlots) }
 
-// add queues c for its slot's next flush.
-func (t *ticker) add(c *conn) {
+// add queues c for its slot's next flush, or for the next turn when fast.
+func (t *ticker) add(c *conn, fast bool) {
 	s := &t.slots[c.ticks.slot]
+	if fast {
+		s = &t.fast
+	}
 	s.mu.Lock()
 	s.conns = append(s.conns, c)
 	s.mu.Unlock()
 }
 
-// run flushes one slot every interval/tickSlots until ctx ends.
+// fastTurn is how often the watched rooms' ticks are flushed.
+const fastTurn = 100 * time.Millisecond
+
+// run flushes one slot every interval/tickSlots, and the fast list every fastTurn,
+// until ctx ends.
 func (t *ticker) run(ctx context.Context) {
-	tk := time.NewTicker(t.interval / tickSlots)
+	turn := min(fastTurn, t.interval/tickSlots)
+	perSlot := max(int(t.interval/tickSlots/turn), 1) // turns between two slots
+	tk := time.NewTicker(turn)
 	defer tk.Stop()
 	var buf []byte
-	for i := 0; ; i = (i + 1) % tickSlots {
+	for n, slot := 0, 0; ; n++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tk.C:
 		}
-		s := &t.slots[i]
-		s.mu.Lock()
-		conns := s.conns
-		s.conns, s.spare = s.spare[:0], nil
-		s.mu.Unlock()
-		for j, c := range conns {
-			buf = c.flushTicks(buf)
-			conns[j] = nil
+		buf = t.fast.flush(buf, true)
+		if n%perSlot == 0 {
+			buf = t.slots[slot].flush(buf, false)
+			slot = (slot + 1) % tickSlots
 		}
-		s.mu.Lock()
-		if s.spare == nil {
-			s.spare = conns[:0]
-		}
-		s.mu.Unlock()
 	}
+}
+
+// flush flushes every connection queued in s.
+func (s *tickSlot) flush(buf []byte, fast bool) []byte {
+	s.mu.Lock()
+	conns := s.conns
+	s.conns, s.spare = s.spare[:0], nil
+	s.mu.Unlock()
+	for j, c := range conns {
+		buf = c.flushTicks(buf, fast)
+		conns[j] = nil
+	}
+	s.mu.Lock()
+	if s.spare == nil {
+		s.spare = conns[:0]
+	}
+	s.mu.Unlock()
+	return buf
 }
 
 // onTickFrame relays one of pusher's tick frames for room r to its passive
@@ -135,9 +160,32 @@ func (c *conn) noteTick(room string, seq int64) {
 	}
 	queue := !t.queued
 	t.queued = true
+	_, watched := t.watched[room]
+	fast := watched && !t.fastQueued
+	t.fastQueued = t.fastQueued || fast
 	t.mu.Unlock()
 	if queue {
-		c.gw.ticker.add(c)
+		c.gw.ticker.add(c, false)
+	}
+	if fast {
+		c.gw.ticker.add(c, true)
+	}
+}
+
+// setWatched replaces the rooms whose ticks go out at once.
+func (c *conn) setWatched(rooms []string) {
+	t := &c.ticks
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	clear(t.watched)
+	if len(rooms) == 0 {
+		return
+	}
+	if t.watched == nil {
+		t.watched = make(map[string]struct{}, len(rooms))
+	}
+	for _, r := range rooms {
+		t.watched[r] = struct{}{}
 	}
 }
 
@@ -159,19 +207,24 @@ func (c *conn) requeueTicksLocked() {
 	t.queued = t.queued || queue
 	t.mu.Unlock()
 	if queue {
-		c.gw.ticker.add(c)
+		c.gw.ticker.add(c, false)
 	}
 }
 
 // flushTicks writes the connection's pending ticks as ticks frames, leaving out rooms
 // it has left since. memberMu is held throughout, so that a leave's member event is
-// never followed by a tick of the room. buf is scratch, returned for reuse.
-func (c *conn) flushTicks(buf []byte) []byte {
+// never followed by a tick of the room. fast says which list the connection was taken
+// from (a connection may be in both). buf is scratch, returned for reuse.
+func (c *conn) flushTicks(buf []byte, fast bool) []byte {
 	c.memberMu.Lock()
 	defer c.memberMu.Unlock()
 	t := &c.ticks
 	t.mu.Lock()
-	t.queued = false
+	if fast {
+		t.fastQueued = false
+	} else {
+		t.queued = false
+	}
 	if c.tornDown || !c.ready || len(t.pending) == 0 {
 		if c.tornDown {
 			t.pending = nil

@@ -17,6 +17,7 @@ const (
 	OpRead        = "read"
 	OpRefresh     = "refresh"
 	OpRooms       = "rooms" // also the reply op
+	OpWatch       = "watch"
 )
 
 // Server ops.
@@ -34,6 +35,9 @@ const (
 	OpError        = "error"
 	// OpHistory doubles as the reply op of a history request.
 )
+
+// MaxWatchedRooms bounds a watch op's rooms.
+const MaxWatchedRooms = 16
 
 // Tick modes of identify's d.ticks.
 const (
@@ -172,6 +176,11 @@ type (
 	TickD struct {
 		Room string `json:"room"`
 		Seq  int64  `json:"seq"`
+	}
+	// WatchD names the passive rooms whose ticks a connection wants as soon as they
+	// come (the rest: about once a second); it replaces the previous set.
+	WatchD struct {
+		Rooms []string `json:"rooms"`
 	}
 	// TicksD is a ticks frame's d: the newest seqs of passive rooms that changed.
 	TicksD struct {

@@ -79,6 +79,8 @@ export class Client extends Emitter {
     #reconnectTimer;
     #refreshTimer;
     #rooms = new Map();
+    /** The rooms of the last watch(), sent again on every new connection. */
+    #watched = [];
     #unread = new UnreadTracker();
     #stats = { reconnects: 0, duplicates: 0, gaps: 0, badFrames: 0 };
     constructor(options) {
@@ -294,6 +296,20 @@ export class Client extends Emitter {
      * Marks room read up to seq (default: the latest seq the client knows). The server
      * caps the mark at the room's last seq and never lowers it.
      */
+    /**
+     * Names up to 16 passive rooms whose ticks (unread counts) the server sends at once
+     * rather than with the connection's next ticks frame (about once a second). Replaces
+     * the previous set ([] clears it); restored after a reconnect.
+     */
+    async watch(rooms) {
+        if (rooms.length > 16)
+            throw new LaneError("bad_request", `${rooms.length} rooms to watch, at most 16`);
+        for (const r of rooms)
+            checkRoom(r);
+        this.#watched = [...rooms];
+        const conn = await this.#waitConn();
+        await this.#request(conn, "watch", { rooms: this.#watched }, "ok", this.#requestTimeout);
+    }
     async read(room, seq) {
         checkRoom(room);
         const upTo = seq ?? this.#unread.get(room)?.seq ?? 0;
@@ -465,6 +481,9 @@ export class Client extends Emitter {
             // Before any waiting call resumes, so that none interleaves a subscribe of its own.
             for (const [room, st] of this.#rooms)
                 this.#startSubscribe(conn, room, st, true);
+            // Best effort: should it fail, the rooms still tick at the usual pace.
+            if (this.#watched.length > 0)
+                void this.#request(conn, "watch", { rooms: this.#watched }, "ok", this.#requestTimeout).catch(() => { });
         }
         this.#scheduleRefresh();
         const waiters = this.#waiters;

@@ -91,6 +91,19 @@ describe("Client with a fake server", () => {
     assert.equal(c.stats.reconnects, 1);
   });
 
+  it("watches rooms, refuses bad sets, and watches again after a reconnect", async () => {
+    const server = new FakeServer();
+    const c = newClient(server);
+    await c.connect();
+    await c.watch(["room1", "room2"]);
+    assert.deepEqual(server.last.frames("watch").map((f) => f.d), [{ rooms: ["room1", "room2"] }]);
+    await assert.rejects(c.watch(["bad room"]), (e: unknown) => e instanceof LaneError && e.code === "bad_request");
+    await assert.rejects(c.watch(Array.from({ length: 17 }, (_, i) => `r${i}`)), (e: unknown) => e instanceof LaneError && e.code === "bad_request");
+    server.last.serverClose(1001, "server shutting down");
+    await until(() => c.connected && server.last.frames("watch").length === 1, "watch again on the new connection");
+    assert.deepEqual(server.last.frames("watch").map((f) => f.d), [{ rooms: ["room1", "room2"] }]);
+  });
+
   it("drops duplicate entries of overlapping batches", async () => {
     const server = new FakeServer();
     server.fanout = false;

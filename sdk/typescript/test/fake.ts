@@ -250,6 +250,9 @@ export class FakeServer {
         reply("ok", {});
         return;
       }
+      case "watch":
+        reply("ok", {});
+        return;
       case "rooms": {
         reply("rooms", this.roomsPage(f.d?.after as string | undefined, Math.min((f.d?.limit as number | undefined) ?? 500, this.roomsPageSize)));
         return;
