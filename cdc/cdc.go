@@ -98,9 +98,10 @@ type CDC struct {
 	positions jetstream.KeyValue // set by Start
 	lock      *lock              // set by Start
 
-	leader atomic.Bool
-	stop   context.CancelFunc
-	done   sync.WaitGroup
+	leader  atomic.Bool
+	reading atomic.Bool // leader and knows where it reads from
+	stop    context.CancelFunc
+	done    sync.WaitGroup
 }
 
 // New returns a CDC publishing on nc (which needs the cdc role's permissions).
@@ -163,6 +164,10 @@ func (c *CDC) Stop() {
 // Leader reports whether this CDC holds the lock and reads the binlog.
 func (c *CDC) Leader() bool { return c.leader.Load() }
 
+// Reading reports whether this CDC holds the lock and has found where to read
+// from: every change committed from then on will be announced.
+func (c *CDC) Reading() bool { return c.reading.Load() }
+
 // run takes the lock whenever it is free and reads while holding it.
 func (c *CDC) run(ctx context.Context) {
 	for ctx.Err() == nil {
@@ -199,6 +204,7 @@ func (c *CDC) lead(ctx context.Context) {
 	metricLeader.Set(1)
 	c.log.Info().Str("id", c.cfg.ID).Msg("cdc: holding the lock, reading the binlog")
 	c.read(leadCtx)
+	c.reading.Store(false)
 	c.leader.Store(false)
 	metricLeader.Set(0)
 	metricCheckpointAge.Set(0)

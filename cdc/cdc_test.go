@@ -11,7 +11,6 @@ import (
 
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/laneim/laneim/embednats"
 	"github.com/laneim/laneim/schema"
@@ -139,27 +138,18 @@ func (e *env) start(id string) (*CDC, *nats.Conn) {
 	return c, nc
 }
 
-// waitLeader waits until c holds the lock and has a start position checkpointed:
-// from then on no change is missed.
+// waitLeader waits until c holds the lock and knows its start position: from then
+// on no change is missed.
 func (e *env) waitLeader(c *CDC, within time.Duration) {
 	e.t.Helper()
-	js, _ := jetstream.New(e.connect(subjects.RoleOperator))
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		if c.Leader() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			kv, err := js.KeyValue(ctx, subjects.BucketCDC)
-			if err == nil {
-				_, err = kv.Get(ctx, subjects.CDCPositionKey)
-			}
-			cancel()
-			if err == nil {
-				return
-			}
+	for deadline := time.Now().Add(within); !c.Reading(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("CDC %s did not start reading within %v", c.cfg.ID, within)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	e.t.Fatalf("CDC %s did not start reading within %v", c.cfg.ID, within)
+	if !c.Leader() {
+		e.t.Fatalf("CDC %s reads without the lock", c.cfg.ID)
+	}
 }
 
 func (e *env) exec(stmts ...string) {

@@ -51,6 +51,7 @@ func (c *CDC) read(ctx context.Context) {
 	if !r.startPosition() {
 		return
 	}
+	c.reading.Store(true)
 	var background sync.WaitGroup
 	background.Go(r.checkpointLoop)
 	background.Go(r.statusLoop)

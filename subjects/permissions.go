@@ -10,7 +10,7 @@ const (
 	RoleGateway  = "gateway"
 	RoleLogic    = "logic"
 	RolePusher   = "pusher"
-	RoleCDC      = "cdc" // `laneim cdc`: binlog reader, cache invalidations
+	RoleCDC      = "cdc"      // `laneim cdc`: binlog reader, cache invalidations
 	RoleOperator = "operator" // people and tools: everything
 )
 
