@@ -207,7 +207,11 @@ func (c *CDC) lead(ctx context.Context) {
 	c.reading.Store(false)
 	c.leader.Store(false)
 	metricLeader.Set(0)
+	// A standby reports no lag: the holder does.
 	metricCheckpointAge.Set(0)
+	metricLagSeconds.Set(0)
+	metricBehindBytes.Set(0)
+	metricBehindEvents.Set(0)
 	cancel()
 	keeper.Wait()
 }

@@ -4,13 +4,17 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/laneim/laneim/embednats"
 	"github.com/laneim/laneim/schema"
@@ -48,7 +52,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	dsn := testsvc.MySQL(t)
+	return newEnvOn(t, testsvc.MySQL(t))
+}
+
+// newEnvOn is newEnv on the database of dsn.
+func newEnvOn(t *testing.T, dsn string) *env {
+	t.Helper()
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -124,8 +133,22 @@ func (e *env) connect(role string) *nats.Conn {
 // returns it with that connection.
 func (e *env) start(id string) (*CDC, *nats.Conn) {
 	e.t.Helper()
+	return e.startWith(Config{ID: id})
+}
+
+// startWith is start with cfg (DSN, LockTTL and CheckpointEvery set for the test
+// unless cfg sets them).
+func (e *env) startWith(cfg Config) (*CDC, *nats.Conn) {
+	e.t.Helper()
 	nc := e.connect(subjects.RoleCDC)
-	c, err := New(Config{DSN: e.dsn, ID: id, LockTTL: time.Second, CheckpointEvery: 20 * time.Millisecond}, nc)
+	cfg.DSN = e.dsn
+	if cfg.LockTTL == 0 {
+		cfg.LockTTL = time.Second
+	}
+	if cfg.CheckpointEvery == 0 {
+		cfg.CheckpointEvery = 20 * time.Millisecond
+	}
+	c, err := New(cfg, nc)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -341,15 +364,7 @@ func TestTransactionIsOneMessagePerTable(t *testing.T) {
 
 func TestLargeTransactionIsSplit(t *testing.T) {
 	e := newEnv(t)
-	nc := e.connect(subjects.RoleCDC)
-	c, err := New(Config{DSN: e.dsn, ID: "a", LockTTL: time.Second, MaxKeysPerMessage: 10}, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
+	c, _ := e.startWith(Config{ID: "a", MaxKeysPerMessage: 10})
 	e.waitLeader(c, 10*time.Second)
 	values := make([]string, 25)
 	for i := range values {
@@ -484,5 +499,98 @@ func TestLastGTID(t *testing.T) {
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("lastGTID(%q, %q) = %d, %v; want %d, %v", tc.set, tc.source, got, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+// TestMySQLRestart: the server goes away and comes back (in a new binlog file); the
+// reader connects again and announces what changed after.
+func TestMySQLRestart(t *testing.T) {
+	m := testsvc.StartMariaDB(t)
+	e := newEnvOn(t, m.CreateDatabase(t))
+	c, _ := e.start("a")
+	e.waitLeader(c, 10*time.Second)
+	e.exec(`INSERT INTO rooms VALUES ('r1', 'one', 'alice', 1, 1)`)
+	e.waitKeys("rooms insert r1//")
+
+	m.Stop()
+	time.Sleep(500 * time.Millisecond)
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.exec(`UPDATE rooms SET name = 'uno' WHERE id = 'r1'`)
+	start := time.Now()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		e.mu.Lock()
+		keys := keysOf(e.invals)
+		e.mu.Unlock()
+		if slices.Contains(keys, "rooms update r1//") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the change after the restart was not announced: %q", keys)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("announced %v after the restart", time.Since(start).Round(time.Millisecond))
+	if !c.Leader() {
+		t.Fatal("the reader gave up its lock")
+	}
+}
+
+// TestPublishFailureReplays: a transaction whose invalidation cannot be published is
+// not skipped: the reader starts again from the last published transaction.
+func TestPublishFailureReplays(t *testing.T) {
+	e := newEnv(t)
+	var failures atomic.Int32
+	failures.Store(2)
+	var c *CDC
+	var nc *nats.Conn
+	publish := func(ctx context.Context, inval schema.Inval) error {
+		if failures.Add(-1) >= 0 {
+			return errors.New("NATS is away")
+		}
+		return NATSInvalidate(nc)(ctx, inval)
+	}
+	c, nc = e.startWith(Config{ID: "a", Invalidate: func(ctx context.Context, inval schema.Inval) error { return publish(ctx, inval) }})
+	e.waitLeader(c, 10*time.Second)
+	e.exec(`INSERT INTO rooms VALUES ('r1', 'one', 'alice', 1, 1)`, `INSERT INTO blocks VALUES ('carol', 'dave', 1)`)
+	e.waitKeys("rooms insert r1//", "blocks insert /carol/dave")
+	if failures.Load() >= 0 {
+		t.Fatal("the failures were not hit")
+	}
+
+	if got := testutil.ToFloat64(metricErrors.WithLabelValues("publish")); got < 2 {
+		t.Fatalf("publish errors metric %v, want at least 2", got)
+	}
+}
+
+// TestMetrics: the lock, the invalidations, the lag and the checkpoint show.
+func TestMetrics(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.startWith(Config{ID: "a", StatusEvery: 50 * time.Millisecond})
+	e.waitLeader(c, 10*time.Second)
+	if testutil.ToFloat64(metricLeader) != 1 {
+		t.Fatal("laneim_cdc_leader is not 1 on the holder")
+	}
+	before := testutil.ToFloat64(metricInvalidations.WithLabelValues(schema.TableRooms))
+	e.exec(`INSERT INTO rooms VALUES ('r1', 'one', 'alice', 1, 1)`)
+	e.waitKeys("rooms insert r1//")
+	if got := testutil.ToFloat64(metricInvalidations.WithLabelValues(schema.TableRooms)); got != before+1 {
+		t.Fatalf("laneim_cdc_invalidations_total{table=rooms} %v, want %v", got, before+1)
+	}
+	// Caught up: nothing behind, a fresh checkpoint.
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(metricBehindBytes) != 0 || testutil.ToFloat64(metricBehindEvents) != 0 ||
+		testutil.ToFloat64(metricCheckpointAge) > 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("behind %v bytes, %v events, checkpoint %vs old after catching up",
+				testutil.ToFloat64(metricBehindBytes), testutil.ToFloat64(metricBehindEvents), testutil.ToFloat64(metricCheckpointAge))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.Stop()
+	if testutil.ToFloat64(metricLeader) != 0 {
+		t.Fatal("laneim_cdc_leader is not 0 after Stop")
 	}
 }
