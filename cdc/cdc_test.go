@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -12,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql"
+	mysqldriver "github.com/go-sql-driver/mysql"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -592,5 +594,31 @@ func TestMetrics(t *testing.T) {
 	c.Stop()
 	if testutil.ToFloat64(metricLeader) != 0 {
 		t.Fatal("laneim_cdc_leader is not 0 after Stop")
+	}
+}
+
+// TestLeastPrivilegedUser: the grants design.md lists are enough, with a password.
+func TestLeastPrivilegedUser(t *testing.T) {
+	e := newEnv(t)
+	cfg, err := mysqldriver.ParseDSN(e.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := fmt.Sprintf("cdc_%d", os.Getpid())
+	e.exec(`CREATE USER '`+user+`'@'%' IDENTIFIED BY 'pw;with:odd@chars'`,
+		`GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '`+user+`'@'%'`,
+		`GRANT SELECT ON `+cfg.DBName+`.* TO '`+user+`'@'%'`)
+	t.Cleanup(func() { _, _ = e.db.Exec(`DROP USER '` + user + `'@'%'`) })
+	cfg.User, cfg.Passwd = user, "pw;with:odd@chars"
+	e.dsn = cfg.FormatDSN()
+	statusErrors := testutil.ToFloat64(metricErrors.WithLabelValues("status"))
+	c, _ := e.startWith(Config{ID: "a", StatusEvery: 50 * time.Millisecond})
+	e.waitLeader(c, 10*time.Second)
+	e.exec(`INSERT INTO members VALUES ('r1', 'alice', 1, 0)`)
+	e.waitKeys("members insert r1/alice/")
+	// The lag metrics' statements (SHOW BINARY LOGS, the GTID variables) are allowed.
+	time.Sleep(300 * time.Millisecond)
+	if got := testutil.ToFloat64(metricErrors.WithLabelValues("status")); got != statusErrors {
+		t.Fatalf("%v binlog status errors as the least privileged user", got-statusErrors)
 	}
 }
