@@ -112,7 +112,8 @@ $%s and $%s.
 }
 
 // cdcHandler serves /metrics and /healthz: 200 while NATS is connected (a standby
-// is healthy too), with whether this process reads.
+// is healthy too), with whether this process holds the lock (leader) and reads
+// (reading: it knows where from, so every change committed since is announced).
 func cdcHandler(nc *nats.Conn, reader *cdc.CDC) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.Handler())
@@ -123,7 +124,7 @@ func cdcHandler(nc *nats.Conn, reader *cdc.CDC) http.Handler {
 			status = http.StatusServiceUnavailable
 		}
 		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(map[string]any{"nats": nc.IsConnected(), "leader": reader.Leader()})
+		_ = json.NewEncoder(w).Encode(map[string]any{"nats": nc.IsConnected(), "leader": reader.Leader(), "reading": reader.Reading()})
 	})
 	return mux
 }
