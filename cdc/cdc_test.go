@@ -342,6 +342,22 @@ func TestRowChangesAnnounced(t *testing.T) {
 	e.mu.Unlock()
 }
 
+// TestTableWideChanges: a statement that changes a whole table without row events
+// is announced as a key that names nothing: every row.
+func TestTableWideChanges(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.start("a")
+	e.waitLeader(c, 10*time.Second)
+	e.exec(`INSERT INTO members VALUES ('r1', 'alice', 1, 0)`, `TRUNCATE TABLE members`,
+		`ALTER TABLE rooms ADD COLUMN topic VARCHAR(100) NULL`, `TRUNCATE TABLE notes`,
+		`INSERT INTO rooms (id, name, owner, public, created, topic) VALUES ('r1', 'one', 'alice', 1, 1, 't')`)
+	got := e.waitInvals(4)
+	want := "members insert r1/alice/,members  //,rooms  //,rooms insert r1//"
+	if keys := strings.Join(keysOf(got), ","); keys != want {
+		t.Fatalf("keys %q, want %q", keys, want)
+	}
+}
+
 func TestTransactionIsOneMessagePerTable(t *testing.T) {
 	e := newEnv(t)
 	c, _ := e.start("a")

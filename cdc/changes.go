@@ -153,6 +153,20 @@ func text(v any) string {
 	}
 }
 
+// OnTableChanged runs for a statement that changes a table wholesale without row
+// events (TRUNCATE, DROP, RENAME, ALTER, CREATE): a laneIM table's every row is
+// announced as changed, by a key that names nothing and an empty Change.
+func (c *changes) OnTableChanged(header *replication.EventHeader, database, table string) error {
+	c.r.sawEvent(header)
+	if database != c.r.database {
+		return nil
+	}
+	if _, ok := keyColumns[table]; ok {
+		c.add(table, schema.InvalKey{})
+	}
+	return nil
+}
+
 // OnPosSynced runs after a commit (and a rotation or a DDL statement): everything
 // before pos has been read, so the transaction's keys go out, then pos may be
 // checkpointed. Canal's Close calls it too (header nil), with the position canal
