@@ -44,7 +44,7 @@ type Config struct {
 	CheckpointEvery time.Duration
 	// LockTTL is how long the lock outlives its holder's last refresh, so about how
 	// long a standby waits after the holder dies. Default 3s; refreshed every
-	// LockTTL/3.
+	// LockTTL/3. The TTL of an existing im_cdc_lock bucket wins over it.
 	LockTTL time.Duration
 	// StatusEvery is how often the server's binlog position is read for the lag
 	// metrics. Default 1s.
@@ -137,7 +137,14 @@ func (c *CDC) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cdc: %w", err)
 	}
-	c.lock = &lock{kv: lockKV, id: c.cfg.ID, ttl: c.cfg.LockTTL}
+	// The bucket's TTL is the lock's, whoever created it: refreshing at a third of a
+	// shorter one than configured here would let the key expire under its holder.
+	ttl := c.cfg.LockTTL
+	if status, err := lockKV.Status(ctx); err == nil && status.TTL() > 0 && status.TTL() != ttl {
+		c.log.Warn().Dur("bucket_ttl", status.TTL()).Dur("lock_ttl", ttl).Msg("cdc: the lock bucket's TTL differs, using it")
+		ttl = status.TTL()
+	}
+	c.lock = &lock{kv: lockKV, id: c.cfg.ID, ttl: ttl}
 	// The status connection: a small pool with short timeouts, for SHOW statements.
 	dsn := c.dsn.Clone()
 	dsn.Timeout, dsn.ReadTimeout, dsn.WriteTimeout = 5*time.Second, 5*time.Second, 5*time.Second
@@ -171,7 +178,7 @@ func (c *CDC) Reading() bool { return c.reading.Load() }
 // run takes the lock whenever it is free and reads while holding it.
 func (c *CDC) run(ctx context.Context) {
 	for ctx.Err() == nil {
-		acquireCtx, cancel := context.WithTimeout(ctx, c.cfg.LockTTL/2)
+		acquireCtx, cancel := context.WithTimeout(ctx, c.lock.ttl/2)
 		ok, err := c.lock.acquire(acquireCtx)
 		cancel()
 		switch {
@@ -184,7 +191,7 @@ func (c *CDC) run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(c.cfg.LockTTL / 3):
+		case <-time.After(c.lock.ttl / 3):
 		}
 	}
 }
