@@ -611,6 +611,37 @@ func TestMetrics(t *testing.T) {
 	if testutil.ToFloat64(metricLeader) != 0 {
 		t.Fatal("laneim_cdc_leader is not 0 after Stop")
 	}
+
+	// Behind: three transactions written while no CDC ran, and a reader held up
+	// publishing the first.
+	e.exec(`UPDATE rooms SET name = 'a'`, `UPDATE rooms SET name = 'b'`, `UPDATE rooms SET name = 'c'`)
+	release := make(chan struct{})
+	var nc *nats.Conn
+	c, nc = e.startWith(Config{ID: "a", StatusEvery: 50 * time.Millisecond,
+		Invalidate: func(ctx context.Context, inval schema.Inval) error {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			return NATSInvalidate(nc)(ctx, inval)
+		}})
+	e.waitLeader(c, 10*time.Second)
+	deadline = time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(metricBehindBytes) == 0 || testutil.ToFloat64(metricBehindEvents) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("held up by three transactions: behind %v bytes, %v events",
+				testutil.ToFloat64(metricBehindBytes), testutil.ToFloat64(metricBehindEvents))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(release)
+	for testutil.ToFloat64(metricBehindBytes) != 0 || testutil.ToFloat64(metricBehindEvents) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("released: behind %v bytes, %v events", testutil.ToFloat64(metricBehindBytes), testutil.ToFloat64(metricBehindEvents))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestLeastPrivilegedUser: the grants design.md lists are enough, with a password.
