@@ -177,6 +177,7 @@ func (c *CDC) Reading() bool { return c.reading.Load() }
 
 // run takes the lock whenever it is free and reads while holding it.
 func (c *CDC) run(ctx context.Context) {
+	var warned time.Time // the last warning of a failure to take the lock: one in 30s
 	for ctx.Err() == nil {
 		acquireCtx, cancel := context.WithTimeout(ctx, c.lock.ttl/2)
 		ok, err := c.lock.acquire(acquireCtx)
@@ -184,7 +185,10 @@ func (c *CDC) run(ctx context.Context) {
 		switch {
 		case err != nil && ctx.Err() == nil:
 			metricErrors.WithLabelValues("lock").Inc()
-			c.log.Warn().Err(err).Msg("cdc: take the lock")
+			if time.Since(warned) > 30*time.Second {
+				warned = time.Now()
+				c.log.Warn().Err(err).Msg("cdc: take the lock (warned once in 30s)")
+			}
 		case ok:
 			c.lead(ctx)
 			continue
