@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/laneim/laneim/auth"
+	"github.com/laneim/laneim/cdc"
 	"github.com/laneim/laneim/configs"
 	"github.com/laneim/laneim/embednats"
 	"github.com/laneim/laneim/gateway"
@@ -44,6 +45,8 @@ type Stack struct {
 	Logic    *logic.Logic
 	Pusher   *pusher.Pusher
 	Gateways []*gateway.Gateway
+	// CDC reads the MySQL binlog when cfg.MySQLDSN is set; nil otherwise.
+	CDC *cdc.CDC
 	// Addrs are the gateways' HTTP listen addresses, in order.
 	Addrs  []string
 	Secret []byte
@@ -140,6 +143,12 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 	}
 	if err := s.Logic.Start(ctx); err != nil {
 		return nil, fmt.Errorf("logic: %w", err)
+	}
+
+	if cfg.MySQLDSN != "" {
+		if err := s.startCDC(ctx, cfg); err != nil {
+			return nil, err
+		}
 	}
 
 	pusherConn, err := s.connect("pusher", subjects.RolePusher)
@@ -305,6 +314,9 @@ func (s *Stack) close(ctx context.Context) {
 	}
 	for _, gw := range s.Gateways {
 		gw.Shutdown(ctx)
+	}
+	if s.CDC != nil {
+		s.CDC.Stop()
 	}
 	if s.Pusher != nil {
 		s.Pusher.Stop()

@@ -488,15 +488,40 @@ func (c *conn) joinIfNoLeave(room string, leaves uint64) bool {
 	return true
 }
 
-func (c *conn) joinLocked(room string) {
+// joinLocked joins room and reports whether the connection was not in it.
+func (c *conn) joinLocked(room string) bool {
 	if c.tornDown {
-		return
+		return false
 	}
 	delete(c.notMember, room)
-	if _, already := c.rooms[room]; !already {
-		c.joins++
-		c.rooms[room] = struct{}{}
-		c.gw.hub.join(room, c)
+	if _, already := c.rooms[room]; already {
+		return false
+	}
+	c.joins++
+	c.rooms[room] = struct{}{}
+	c.gw.hub.join(room, c)
+	return true
+}
+
+// applyMember applies a member event of the connection's own user and relays its
+// frame to the client, only when it changes the connection's rooms: the same
+// change may be announced twice (by logic and by CDC), or after the connection
+// learned it otherwise (a subscribe that asked logic). A leave counts even when it
+// changes nothing here: it makes a room list being read stale (leaveCount).
+func (c *conn) applyMember(d schema.MemberD, frame []byte) {
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
+	if d.Action == schema.ActionJoin {
+		if c.joinLocked(d.Room) {
+			c.enqueue(frame)
+		}
+		return
+	}
+	_, member := c.rooms[d.Room]
+	c.leaveLocked(d.Room)
+	if member {
+		// After the room's frames and ticks stop: nothing of the room follows the leave.
+		c.enqueue(frame)
 	}
 }
 
@@ -505,15 +530,6 @@ func (c *conn) leave(room string) {
 	c.memberMu.Lock()
 	defer c.memberMu.Unlock()
 	c.leaveLocked(room)
-}
-
-// leaveAndTell drops room and then queues event (the member leave), under memberMu:
-// nothing of the room, msgs or ticks, follows the event.
-func (c *conn) leaveAndTell(room string, event []byte) {
-	c.memberMu.Lock()
-	defer c.memberMu.Unlock()
-	c.leaveLocked(room)
-	c.enqueue(event)
 }
 
 func (c *conn) leaveLocked(room string) {

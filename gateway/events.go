@@ -32,7 +32,9 @@ func (r *room) onEvent(data []byte) {
 const opKick = "kick"
 
 // onUserEvent applies and relays an event for every session of user: its own joins
-// and leaves (which change what the connections receive) and read sync.
+// and leaves (which change what the connections receive) and read sync. A join or
+// leave may come twice, from logic and from CDC reading the same change in the
+// binlog: each connection applies and relays it only if it changes its rooms.
 func (g *Gateway) onUserEvent(user string, m *nats.Msg) {
 	var ev struct {
 		Op string          `json:"op"`
@@ -51,12 +53,7 @@ func (g *Gateway) onUserEvent(user string, m *nats.Msg) {
 			return
 		}
 		for _, c := range conns {
-			if d.Action == schema.ActionJoin {
-				c.join(d.Room)
-				c.enqueue(m.Data)
-			} else {
-				c.leaveAndTell(d.Room, m.Data)
-			}
+			c.applyMember(d, m.Data)
 		}
 	case opKick:
 		// An operator's kick: nats pub im.user.<user>.events '{"op":"kick","d":{"reason":"..."}}'

@@ -113,3 +113,61 @@ func TestMalformedEventsCounted(t *testing.T) {
 		t.Fatalf("%d of 100 hot-path warnings logged at once", warnings)
 	}
 }
+
+// TestMemberEventsIdempotent: a membership change made through laneIM is announced
+// by logic and again by CDC from the binlog. Each connection applies it, and tells
+// its client, once: a second join or leave, or one the connection already knows,
+// changes nothing and sends nothing.
+func TestMemberEventsIdempotent(t *testing.T) {
+	st := newTestStack(t, nil)
+	st.logic.join("alice", "a")
+	alice := st.connect(t, "alice")
+	conns := st.g.users.conns("alice")
+	if len(conns) != 1 {
+		t.Fatalf("%d connections of alice", len(conns))
+	}
+	c := conns[0]
+	publish := func(room, action string) {
+		t.Helper()
+		if err := st.logic.nc.Publish(subjects.UserEventsT("alice"), memberEvent(room, "alice", action)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	memberFrames := func() []string {
+		var got []string
+		for {
+			f, ok := alice.next(func(f testFrame) bool { return f.Op == schema.OpMember }, 300*time.Millisecond)
+			if !ok {
+				return got
+			}
+			got = append(got, string(f.D))
+		}
+	}
+
+	st.logic.join("alice", "b")
+	publish("b", schema.ActionJoin)
+	publish("b", schema.ActionJoin) // CDC's copy
+	publish("a", schema.ActionJoin) // a room the connection is in already
+	if got := memberFrames(); len(got) != 1 || !strings.Contains(got[0], `"room":"b"`) || !strings.Contains(got[0], `"join"`) {
+		t.Fatalf("member frames after joins: %q, want one join of b", got)
+	}
+	if !c.isMember("b") {
+		t.Fatal("not in room b after its join")
+	}
+
+	st.logic.remove("alice", "a")
+	publish("a", schema.ActionLeave)
+	publish("a", schema.ActionLeave)
+	publish("z", schema.ActionLeave) // a room the connection is not in
+	if got := memberFrames(); len(got) != 1 || !strings.Contains(got[0], `"room":"a"`) || !strings.Contains(got[0], `"leave"`) {
+		t.Fatalf("member frames after leaves: %q, want one leave of a", got)
+	}
+	if c.isMember("a") || !c.isMember("b") {
+		t.Fatalf("rooms after the leave: %v", c.rooms)
+	}
+	// The leave took effect: the room's messages no longer reach the connection.
+	publishFrame(t, st.logic.nc, st.logic.store("a", 1))
+	if f, ok := alice.next(func(f testFrame) bool { return f.Op == schema.OpMsgs || f.Op == schema.OpTick }, 300*time.Millisecond); ok {
+		t.Fatalf("a removed member got %s", f.raw)
+	}
+}

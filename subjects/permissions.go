@@ -10,11 +10,12 @@ const (
 	RoleGateway  = "gateway"
 	RoleLogic    = "logic"
 	RolePusher   = "pusher"
+	RoleCDC      = "cdc"      // `laneim cdc`: binlog reader, cache invalidations
 	RoleOperator = "operator" // people and tools: everything
 )
 
 // Roles lists the process roles (the operator aside).
-var Roles = []string{RoleGateway, RoleLogic, RolePusher}
+var Roles = []string{RoleGateway, RoleLogic, RolePusher, RoleCDC}
 
 // InboxPrefixT is the prefix of a role's reply subjects. Each role subscribes only to
 // its own, so one role cannot read the replies another role's requests get (history
@@ -68,6 +69,17 @@ func RolePermissions(role string) Permissions {
 				jsAck + StreamOut + ".>", RoomMsgs, RoomTicks},
 			Subscribe: []string{inbox},
 		}
+	case RoleCDC:
+		// Invalidations, the member events of memberships changed in SQL, and its
+		// two KV buckets: created, read and written, nothing else of JetStream.
+		publish := []string{CacheInval, UserEvents, jsAPI + "INFO"}
+		for _, bucket := range []string{BucketCDC, BucketCDCLock} {
+			stream := "KV_" + bucket
+			publish = append(publish, kvPrefix+bucket+".>",
+				jsAPI+"STREAM.INFO."+stream, jsAPI+"STREAM.CREATE."+stream, jsAPI+"STREAM.UPDATE."+stream,
+				jsAPI+"STREAM.MSG.GET."+stream, jsAPI+"DIRECT.GET."+stream+".>")
+		}
+		return Permissions{Publish: publish, Subscribe: []string{inbox}}
 	}
 	return Permissions{}
 }

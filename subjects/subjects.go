@@ -130,6 +130,15 @@ func CacheInvalT(table string) string { return "im.cache.inval." + table }
 const (
 	// BucketNodes holds one key per live node with a per-key TTL.
 	BucketNodes = "im_nodes"
+	// BucketCDC holds `laneim cdc`'s binlog checkpoint (key CDCPositionKey): where
+	// the next reader resumes. No TTL, one revision.
+	BucketCDC = "im_cdc"
+	// BucketCDCLock holds the reader lock of `laneim cdc` (key CDCLockKey). Its TTL
+	// is the lock's: a holder that stops refreshing loses it.
+	BucketCDCLock = "im_cdc_lock"
+	// CDCPositionKey and CDCLockKey are the keys of those buckets.
+	CDCPositionKey = "position"
+	CDCLockKey     = "lock"
 )
 
 // Logic's NATS services (nats.go/micro): `nats micro ls` lists them, queue groups

@@ -6,6 +6,7 @@
 //	laneim chat ROOM    a small terminal chat client
 //	laneim bench ...    load tests against running gateways or an embedded stack
 //	laneim nodes        the live nodes from the im_nodes KV bucket
+//	laneim cdc          the MySQL binlog reader that keeps every node's cache true
 //	laneim version      the build: module version, commit, Go version
 package main
 
@@ -24,6 +25,7 @@ usage:
   laneim chat [flags] ROOM     chat in ROOM from the terminal
   laneim bench SCENARIO        load-test a laneIM on this machine (fanout, ack, ingest, conns)
   laneim nodes [flags]         list the live nodes (role, id, address, connections, uptime)
+  laneim cdc [flags]           read the MySQL binlog and announce metadata changes on NATS
   laneim version               print the build's version, commit and Go version
 
 Run "laneim COMMAND -h" for a command's flags.
@@ -47,6 +49,8 @@ func main() {
 		err = runBench(args)
 	case "nodes":
 		err = runNodes(args)
+	case "cdc":
+		err = runCDC(args)
 	case "version", "--version":
 		fmt.Println(versionText())
 		return
