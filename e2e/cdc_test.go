@@ -15,8 +15,7 @@ import (
 // TestMembershipDeletedInSQLEndsSubscription: with mysql_dsn set, dev runs CDC; a
 // members row deleted straight in SQL makes the member's gateway end its
 // subscription of the room, as a removal through the API does: the member's
-// session gets its leave and no more of the room's messages. The row's insert,
-// which the session knew of already, sends it nothing.
+// session gets its leave and no more of the room's messages.
 func TestMembershipDeletedInSQLEndsSubscription(t *testing.T) {
 	mariadb := testsvc.StartMariaDB(t)
 	dsn := mariadb.CreateDatabase(t)
@@ -25,10 +24,6 @@ func TestMembershipDeletedInSQLEndsSubscription(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec(`CREATE TABLE members (room VARCHAR(64) NOT NULL, user VARCHAR(64) NOT NULL,
-		joined BIGINT NOT NULL, read_seq BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (room, user))`); err != nil {
-		t.Fatal(err)
-	}
 	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.MySQLDSN = dsn })
 	for deadline := time.Now().Add(10 * time.Second); !s.CDC.Reading(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -40,9 +35,6 @@ func TestMembershipDeletedInSQLEndsSubscription(t *testing.T) {
 	alice := connect(t, s, "alice")
 	alice.mustCall("subscribe", map[string]any{"room": "r"}, "subscribed")
 
-	if _, err := db.Exec(`INSERT INTO members VALUES ('r', 'alice', 1, 0)`); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := db.Exec(`DELETE FROM members WHERE room = 'r' AND user = 'alice'`); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +47,7 @@ func TestMembershipDeletedInSQLEndsSubscription(t *testing.T) {
 
 	bob := connect(t, s, "bob")
 	bob.mustCall("send", sendD("r", "n1", "after"), "ack")
-	if f, ok := alice.next(func(f frame) bool { return f.Op == "msgs" || f.Op == "tick" || f.Op == "member" }, 500*time.Millisecond); ok {
+	if f, ok := alice.next(func(f frame) bool { return f.Op == "msgs" || isTick(f) || f.Op == "member" }, 500*time.Millisecond); ok {
 		t.Fatalf("after its removal in SQL alice got %s", f.raw)
 	}
 }
