@@ -20,9 +20,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/laneim/laneim/auth"
+	"github.com/laneim/laneim/cache"
 	"github.com/laneim/laneim/configs"
 	"github.com/laneim/laneim/embednats"
 	"github.com/laneim/laneim/gateway"
@@ -36,8 +38,11 @@ import (
 
 // Stack is a running all-in-one laneIM.
 type Stack struct {
-	NATS     *embednats.Server
-	Store    *store.SQLite
+	NATS  *embednats.Server
+	Store *store.SQLite
+	// Cache is logic's metadata cache in front of Store, with Redis as its second
+	// level when cfg.RedisURL is set.
+	Cache    *cache.Cache
 	Logic    *logic.Logic
 	Pusher   *pusher.Pusher
 	Gateways []*gateway.Gateway
@@ -49,6 +54,7 @@ type Stack struct {
 	OperatorContext string
 
 	natsUsers map[string]embednats.User // by name: every role's credential and the operator's
+	redis     *redis.Client             // nil without cfg.RedisURL
 	conns     []*nats.Conn
 	nodes     []*nodes.Registration
 	servers   []*http.Server
@@ -116,6 +122,19 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 	if err != nil {
 		return nil, err
 	}
+	// Logic reads metadata through the cache, which announces each write after it
+	// commits on logic's connection and drops what other nodes announce.
+	cacheCfg := cache.Config{NATS: logicConn, Logger: log.With().Str("component", "cache").Logger()}
+	if cfg.RedisURL != "" {
+		if s.redis, err = cache.NewRedisClient(cfg.RedisURL, 0); err != nil {
+			return nil, fmt.Errorf("redis_url: %w", err)
+		}
+		cacheCfg.Redis = s.redis
+	}
+	s.Cache = cache.New(s.Store, cacheCfg)
+	if err := s.Cache.Start(); err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
 	s.Logic, err = logic.New(logic.Config{
 		Secret:                 s.Secret,
 		Streams:                logic.StreamsConfig{Partitions: cfg.Partitions, DedupeWindow: cfg.DedupeWindow},
@@ -123,7 +142,7 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 		MaxRoomsCreatedPerUser: cfg.MaxRoomsCreatedPerUser,
 		MaxBlocksPerUser:       cfg.MaxBlocksPerUser,
 		Logger:                 log.With().Str("role", "logic").Logger(),
-	}, logicConn, s.Store, s.Store)
+	}, logicConn, s.Store, s.Cache)
 	if err != nil {
 		return nil, err
 	}
@@ -299,6 +318,12 @@ func (s *Stack) close(ctx context.Context) {
 	}
 	if s.Logic != nil {
 		s.Logic.Stop()
+	}
+	if s.Cache != nil {
+		_ = s.Cache.Close()
+	}
+	if s.redis != nil {
+		_ = s.redis.Close()
 	}
 	for _, nc := range s.conns {
 		_ = nc.Drain()
