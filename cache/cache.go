@@ -110,7 +110,7 @@ type Cache struct {
 	cfg     Config          // set once at construction
 	store   store.MetaStore // set once at construction
 	local   *local          // set once at construction
-	remote  *remote         // set once at construction; nil without Redis
+	remote  *remote         // set once at construction, shared with pub; nil without Redis
 	pub     *Publisher      // set once at construction
 	flights singleflight.Group
 	sub     *nats.Subscription // set by Start
@@ -126,9 +126,8 @@ var _ store.MetaStore = (*Cache)(nil)
 func New(meta store.MetaStore, cfg Config) *Cache {
 	cfg.defaults()
 	c := &Cache{cfg: cfg, store: meta, local: newLocal(cfg.LocalSize, cfg.LocalTTL), pub: NewPublisher(cfg)}
-	if cfg.Redis != nil {
-		c.remote = newRemote(cfg)
-	}
+	// One view of Redis's health for reads and invalidations.
+	c.remote = c.pub.remote
 	return c
 }
 

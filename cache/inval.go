@@ -112,8 +112,12 @@ func (p *Publisher) Publish(ctx context.Context, inv schema.Inval) error {
 		return nil
 	}
 	if p.remote != nil {
-		if err := p.remote.invalidate(ctx, inv); err != nil {
-			redisInvalErrors.Inc()
+		// While Redis is known to be away the invalidation goes straight to the
+		// retries rather than cost every write a timeout.
+		if !p.remote.usable() {
+			p.enqueue(inv)
+		} else if err := p.remote.invalidate(ctx, inv); err != nil {
+			p.remote.failed(redisInvalErrors, err)
 			p.log.Warn().Err(err).Str("table", inv.Table).Int("keys", len(inv.Keys)).
 				Msg("cache: Redis invalidation failed, retrying in the background")
 			p.enqueue(inv)
@@ -146,6 +150,7 @@ func (p *Publisher) enqueue(inv schema.Inval) {
 		return
 	}
 	p.retries = append(p.retries, retry{inv: inv, until: time.Now().Add(p.remote.fillTTL)})
+	p.remote.pending.Store(int64(len(p.retries)))
 	p.mu.Unlock()
 	select {
 	case p.wake <- struct{}{}:
@@ -178,6 +183,12 @@ func (p *Publisher) retryPending() {
 	if len(pending) == 0 {
 		return
 	}
+	// pending stays counted until the round ends: reads skip Redis meanwhile.
+	defer func() {
+		p.mu.Lock()
+		p.remote.pending.Store(int64(len(p.retries)))
+		p.mu.Unlock()
+	}()
 	now := time.Now()
 	for i, r := range pending {
 		if now.After(r.until) {

@@ -76,6 +76,9 @@ type remote struct {
 	tombTTL   time.Duration // set once at construction
 	backoff   time.Duration // set once at construction
 	downUntil atomic.Int64  // Unix ns before which reads and fills skip Redis
+	// pending counts the invalidations that failed and wait for a retry: Redis may
+	// still hold what they are to delete, so reads and fills skip it meanwhile.
+	pending atomic.Int64
 }
 
 func (r *remote) key(k kind, a, b string) string {
@@ -94,7 +97,9 @@ func (r *remote) key(k kind, a, b string) string {
 
 func pageField(pk pageKey) string { return pk.after + "|" + strconv.Itoa(pk.limit) }
 
-func (r *remote) usable() bool { return r != nil && time.Now().UnixNano() >= r.downUntil.Load() }
+func (r *remote) usable() bool {
+	return r != nil && r.pending.Load() == 0 && time.Now().UnixNano() >= r.downUntil.Load()
+}
 
 // failed counts err and backs off, unless the caller gave up (context.Canceled),
 // which says nothing of Redis.
