@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -423,7 +424,8 @@ func TestNoStaleRefillOfRoomPages(t *testing.T) {
 
 func receivedCount(t *testing.T, c *Cache) uint64 { return c.received.Load() }
 
-// redisValue reads key through c's Redis client.
+// redisValue reads key through c's Redis client: "" when absent, "error: ..." when
+// Redis did not answer.
 func redisValue(t *testing.T, c *Cache, key string) string {
 	t.Helper()
 	v, err := c.cfg.Redis.Get(context.Background(), key).Result()
@@ -431,7 +433,7 @@ func redisValue(t *testing.T, c *Cache, key string) string {
 		return ""
 	}
 	if err != nil {
-		t.Fatal(err)
+		return "error: " + err.Error()
 	}
 	return v
 }
@@ -623,7 +625,7 @@ func waitFilled(t *testing.T, c *Cache, room, user string, want bool) {
 	})
 }
 
-// TestRedisNotRestartedEmpty: an invalidation that failed while Redis was unreachable
+// TestRedisInvalidationRetried: an invalidation that failed while Redis was unreachable
 // is retried once it answers, so that the old value it still holds (here: Redis
 // paused rather than restarted) is not served.
 func TestRedisInvalidationRetried(t *testing.T) {
@@ -644,7 +646,8 @@ func TestRedisInvalidationRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the retried invalidation reached Redis", func() bool {
-		return redisValue(t, a, key) != valuePrefix+"1"
+		v := redisValue(t, a, key)
+		return v != valuePrefix+"1" && !strings.HasPrefix(v, "error")
 	})
 	if isMember(t, b, "r1", "alice") {
 		t.Fatal("b reads the stale answer")
@@ -708,5 +711,66 @@ func (h countTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		h.n.Add(1)
 		return next(ctx, cmds)
+	}
+}
+
+// TestRedisHangs: a Redis that accepts commands but does not answer (CLIENT PAUSE)
+// costs a read or a write one short timeout, not a stall, and answers stay right.
+func TestRedisHangs(t *testing.T) {
+	r := testsvc.StartRedis(t)
+	e := newEnv(t, r.URL(0))
+	ctx := context.Background()
+	a, b := e.node(nil, fastRedis), e.node(nil, fastRedis)
+	if err := a.CreateRoom(ctx, store.Room{ID: "r1", Name: "one", Owner: "alice"}, store.Caps{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AddMember(ctx, "r1", "bob", store.Caps{}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, a, b)
+	waitFilled(t, a, "r1", "bob", true)
+
+	pauseAll(t, e.redis, 2*time.Second)
+	start := time.Now()
+	if !isMember(t, b, "r1", "bob") || isMember(t, b, "r1", "carol") {
+		t.Fatal("membership wrong while Redis hangs")
+	}
+	if _, err := a.RemoveMember(ctx, "r1", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if isMember(t, a, "r1", "bob") {
+		t.Fatal("a's own removal not seen while Redis hangs")
+	}
+	settle(t, a, b)
+	if isMember(t, b, "r1", "bob") {
+		t.Fatal("b does not see the removal while Redis hangs")
+	}
+	// Each Redis call gives up after 100ms, and the backoff spares the calls after it.
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("reads and a write with Redis hanging took %v", took)
+	}
+	// Once Redis answers again, nothing it held is served: the removal's retried
+	// invalidation reaches it.
+	eventually(t, "the retried invalidation reached Redis", func() bool {
+		v := redisValue(t, a, a.remote.key(kindMember, "r1", "bob"))
+		return v != valuePrefix+"1" && !strings.HasPrefix(v, "error")
+	})
+	for _, n := range []*Cache{a, b} {
+		n.local.dropAll()
+		if isMember(t, n, "r1", "bob") {
+			t.Fatal("stale after Redis came back")
+		}
+	}
+}
+
+func pauseAll(t *testing.T, url string, d time.Duration) {
+	t.Helper()
+	rc, err := NewRedisClient(url, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if err := rc.Do(context.Background(), "CLIENT", "PAUSE", fmt.Sprint(d.Milliseconds()), "ALL").Err(); err != nil {
+		t.Fatal(err)
 	}
 }
