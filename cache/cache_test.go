@@ -107,13 +107,13 @@ func settle(t *testing.T, nodes ...*Cache) {
 	})
 }
 
-// eventually polls cond for up to 2s.
+// eventually polls cond for up to 5s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("after 2s: %s", what)
+			t.Fatalf("after 5s: %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -746,7 +746,7 @@ func TestRedisHangs(t *testing.T) {
 		t.Fatal("b does not see the removal while Redis hangs")
 	}
 	// Each Redis call gives up after 100ms, and the backoff spares the calls after it.
-	if took := time.Since(start); took > time.Second {
+	if took := time.Since(start); took > 1500*time.Millisecond {
 		t.Errorf("reads and a write with Redis hanging took %v", took)
 	}
 	// Once Redis answers again, nothing it held is served: the removal's retried
