@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/laneim/laneim/embednats"
@@ -688,12 +689,20 @@ func TestManyKeysOneRoundTrip(t *testing.T) {
 	}
 	var trips atomic.Int64
 	b.cfg.Redis.AddHook(countTrips{&trips})
+	pageHits, nameHits := testutil.ToFloat64(hitsRedis[kindUserPages]), testutil.ToFloat64(hitsRedis[kindName])
 	got := userRooms(t, b, "alice", "", 0)
 	if !slices.Equal(got, want) || len(got) != 200 {
 		t.Fatalf("rooms from Redis differ: %d rooms", len(got))
 	}
 	if n := trips.Load(); n != 2 {
 		t.Fatalf("%d Redis round trips, want 2 (page, names)", n)
+	}
+	// Tests run one at a time: the process-wide counters moved by this read alone.
+	if d := testutil.ToFloat64(hitsRedis[kindUserPages]) - pageHits; d != 1 {
+		t.Errorf("Redis page hits counted %v, want 1", d)
+	}
+	if d := testutil.ToFloat64(hitsRedis[kindName]) - nameHits; d != 200 {
+		t.Errorf("Redis name hits counted %v, want 200", d)
 	}
 }
 
