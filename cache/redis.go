@@ -235,9 +235,15 @@ func (r *remote) fillPage(ctx context.Context, start time.Time, k kind, owner st
 func (r *remote) invalidate(ctx context.Context, inv schema.Inval) error {
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
+	// A user leaving 500 rooms touches its room pages 500 times: once is enough.
+	seen := make(map[string]bool, 4*len(inv.Keys))
 	_, err := r.rc.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		touched(inv, func(k kind, a, b string) {
 			key := r.key(k, a, b)
+			if seen[key] {
+				return
+			}
+			seen[key] = true
 			if isHash(k) {
 				p.Del(ctx, key)
 				p.HSet(ctx, key, tombstone, "1")
