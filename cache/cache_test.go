@@ -543,6 +543,13 @@ func TestStoreDown(t *testing.T) {
 	if _, err := a.AddMember(ctx, "r1", "bob", store.Caps{}); err == nil {
 		t.Fatal("a write succeeded with the store down")
 	}
+	// A write that failed changed nothing and drops nothing: alice still sends.
+	if _, err := a.RemoveMember(ctx, "r1", "alice"); err == nil {
+		t.Fatal("a write succeeded with the store down")
+	}
+	if !isMember(t, a, "r1", "alice") {
+		t.Fatal("a failed write dropped a cached membership")
+	}
 }
 
 // TestRedisDown: with Redis stopped the cache answers from the first level and the

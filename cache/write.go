@@ -2,26 +2,28 @@ package cache
 
 import (
 	"context"
-	"errors"
 
 	"github.com/laneim/laneim/schema"
 	"github.com/laneim/laneim/store"
 )
 
-// Writes pass through to the store, then invalidate what they may have changed: this
-// node's first level at once, then Redis and every node through the Publisher. A write
-// that failed with an unexpected error (a timeout, a lost connection) may still have
-// committed, so it invalidates as well, as a change of unknown kind; a refusal
-// (schema error, cap) changed nothing and announces nothing, so that a client
-// hammering a refused write cannot churn every node's cache.
+// Writes pass through to the store, then invalidate what they changed: this node's
+// first level at once, then Redis and every node through the Publisher. Only a write
+// that succeeded invalidates. A refusal (a schema error, a cap) changed nothing, and
+// announcing it would let a client hammering a refused write churn every node's cache.
+// A write that failed otherwise, with the store down, changed nothing either, and
+// dropping entries then would take away what keeps laneIM serving (a known member's
+// sends). The one doubtful case, a commit whose answer was lost (a MySQL connection
+// dropped at COMMIT), is announced by `laneim cdc` from the binlog; the TTLs bound it
+// besides.
 
 // CreateRoom implements store.MetaStore.
 func (c *Cache) CreateRoom(ctx context.Context, room store.Room, caps store.Caps) error {
 	err := c.store.CreateRoom(ctx, room, caps)
-	if change, ok := changed(err, schema.ChangeInsert); ok {
+	if err == nil {
 		c.invalidate(ctx,
-			schema.Inval{Table: schema.TableRooms, Keys: []schema.InvalKey{{Room: room.ID, Change: change}}},
-			schema.Inval{Table: schema.TableMembers, Keys: []schema.InvalKey{{Room: room.ID, User: room.Owner, Change: change}}})
+			schema.Inval{Table: schema.TableRooms, Keys: []schema.InvalKey{{Room: room.ID, Change: schema.ChangeInsert}}},
+			schema.Inval{Table: schema.TableMembers, Keys: []schema.InvalKey{{Room: room.ID, User: room.Owner, Change: schema.ChangeInsert}}})
 	}
 	return err
 }
@@ -29,8 +31,8 @@ func (c *Cache) CreateRoom(ctx context.Context, room store.Room, caps store.Caps
 // AddMember implements store.MetaStore.
 func (c *Cache) AddMember(ctx context.Context, room, user string, caps store.Caps) (bool, error) {
 	added, err := c.store.AddMember(ctx, room, user, caps)
-	if change, ok := changed(err, schema.ChangeInsert); ok && (added || err != nil) {
-		c.invalidateMember(ctx, room, user, change)
+	if err == nil && added {
+		c.invalidateMember(ctx, room, user, schema.ChangeInsert)
 	}
 	return added, err
 }
@@ -38,40 +40,30 @@ func (c *Cache) AddMember(ctx context.Context, room, user string, caps store.Cap
 // RemoveMember implements store.MetaStore.
 func (c *Cache) RemoveMember(ctx context.Context, room, user string) (bool, error) {
 	removed, err := c.store.RemoveMember(ctx, room, user)
-	if change, ok := changed(err, schema.ChangeDelete); ok && (removed || err != nil) {
-		c.invalidateMember(ctx, room, user, change)
+	if err == nil && removed {
+		c.invalidateMember(ctx, room, user, schema.ChangeDelete)
 	}
 	return removed, err
 }
 
-// LeaveRooms implements store.MetaStore. On an error any of rooms may have been left.
+// LeaveRooms implements store.MetaStore.
 func (c *Cache) LeaveRooms(ctx context.Context, user string, rooms []string) ([]string, error) {
 	left, err := c.store.LeaveRooms(ctx, user, rooms)
-	change, ok := changed(err, schema.ChangeDelete)
-	if !ok {
-		return left, err
-	}
-	if err != nil {
-		left = rooms
-	}
-	if len(left) > 0 {
+	if err == nil && len(left) > 0 {
 		keys := make([]schema.InvalKey, len(left))
 		for i, room := range left {
-			keys[i] = schema.InvalKey{Room: room, User: user, Change: change}
+			keys[i] = schema.InvalKey{Room: room, User: user, Change: schema.ChangeDelete}
 		}
 		c.invalidate(ctx, schema.Inval{Table: schema.TableMembers, Keys: keys})
 	}
-	if err != nil {
-		return nil, err
-	}
-	return left, nil
+	return left, err
 }
 
 // SetRead implements store.MetaStore. A read state is part of the members row: an
 // update, which touches the user's room pages only.
 func (c *Cache) SetRead(ctx context.Context, user, room string, seq int64) (int64, error) {
 	readSeq, err := c.store.SetRead(ctx, user, room, seq)
-	if _, ok := changed(err, schema.ChangeUpdate); ok {
+	if err == nil {
 		c.invalidateMember(ctx, room, user, schema.ChangeUpdate)
 	}
 	return readSeq, err
@@ -80,8 +72,8 @@ func (c *Cache) SetRead(ctx context.Context, user, room string, seq int64) (int6
 // Block implements store.MetaStore.
 func (c *Cache) Block(ctx context.Context, user, blocked string, caps store.Caps) (bool, error) {
 	added, err := c.store.Block(ctx, user, blocked, caps)
-	if change, ok := changed(err, schema.ChangeInsert); ok && (added || err != nil) {
-		c.invalidate(ctx, schema.Inval{Table: schema.TableBlocks, Keys: []schema.InvalKey{{User: user, Blocked: blocked, Change: change}}})
+	if err == nil && added {
+		c.invalidate(ctx, schema.Inval{Table: schema.TableBlocks, Keys: []schema.InvalKey{{User: user, Blocked: blocked, Change: schema.ChangeInsert}}})
 	}
 	return added, err
 }
@@ -89,24 +81,10 @@ func (c *Cache) Block(ctx context.Context, user, blocked string, caps store.Caps
 // Unblock implements store.MetaStore.
 func (c *Cache) Unblock(ctx context.Context, user, blocked string) (bool, error) {
 	removed, err := c.store.Unblock(ctx, user, blocked)
-	if change, ok := changed(err, schema.ChangeDelete); ok && (removed || err != nil) {
-		c.invalidate(ctx, schema.Inval{Table: schema.TableBlocks, Keys: []schema.InvalKey{{User: user, Blocked: blocked, Change: change}}})
+	if err == nil && removed {
+		c.invalidate(ctx, schema.Inval{Table: schema.TableBlocks, Keys: []schema.InvalKey{{User: user, Blocked: blocked, Change: schema.ChangeDelete}}})
 	}
 	return removed, err
-}
-
-// changed tells whether a write that returned err may have changed something, and
-// as what kind of change: change on success, unknown ("") after an unexpected error.
-func changed(err error, change string) (string, bool) {
-	if err == nil {
-		return change, true
-	}
-	var refused *schema.Error
-	var capped *store.CapError
-	if errors.As(err, &refused) || errors.As(err, &capped) {
-		return "", false
-	}
-	return "", true
 }
 
 func (c *Cache) invalidateMember(ctx context.Context, room, user, change string) {
