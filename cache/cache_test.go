@@ -177,6 +177,18 @@ func TestAnswersFollowWrites(t *testing.T) {
 						}
 					}
 				}
+				var pairs [][2]string
+				for _, room := range []string{"r1", "r2", "nope"} {
+					for _, user := range []string{"alice", "bob", "carol"} {
+						pairs = append(pairs, [2]string{room, user})
+					}
+				}
+				batch := must[[]bool](t)(n.AreMembers(ctx, pairs))
+				for j, p := range pairs {
+					if want := isMember(t, e.store, p[0], p[1]); batch[j] != want {
+						t.Errorf("%s, node %d: AreMembers %v = %v, store %v", step, i, p, batch[j], want)
+					}
+				}
 				for _, user := range []string{"alice", "bob", "carol"} {
 					for _, page := range []struct {
 						after string
@@ -288,10 +300,11 @@ func (e *env) exec(query string) {
 // and is held until an invalidation has happened.
 type gatedStore struct {
 	*store.SQLite
-	armed    atomic.Bool
-	loaded   chan struct{} // receives once a gated read has read the store
-	release  chan struct{} // closed by the test to let it return
-	isMember atomic.Int64  // IsMember calls that reached the store
+	armed      atomic.Bool
+	loaded     chan struct{} // receives once a gated read has read the store
+	release    chan struct{} // closed by the test to let it return
+	isMember   atomic.Int64  // IsMember calls that reached the store
+	areMembers atomic.Int64  // AreMembers calls that reached the store
 }
 
 func newGatedStore(st *store.SQLite) *gatedStore {
@@ -312,6 +325,13 @@ func (g *gatedStore) IsMember(ctx context.Context, room, user string) (bool, err
 	return v, err
 }
 
+func (g *gatedStore) AreMembers(ctx context.Context, pairs [][2]string) ([]bool, error) {
+	g.areMembers.Add(1)
+	v, err := g.SQLite.AreMembers(ctx, pairs)
+	g.gate()
+	return v, err
+}
+
 func (g *gatedStore) UserRooms(ctx context.Context, user, after string, limit int) ([]store.UserRoom, bool, error) {
 	rooms, more, err := g.SQLite.UserRooms(ctx, user, after, limit)
 	g.gate()
@@ -325,10 +345,14 @@ func (g *gatedStore) UserRooms(ctx context.Context, user, after string, limit in
 // and a third node's first, say "not a member".
 func TestNoStaleRefill(t *testing.T) {
 	levels(t, func(t *testing.T, e *env) {
-		for _, writer := range []string{"same node", "other node"} {
-			t.Run(writer, func(t *testing.T) {
+		for i, tc := range []struct{ writer, reader string }{
+			{"same node", "IsMember"}, {"other node", "IsMember"},
+			{"same node", "AreMembers"}, {"other node", "AreMembers"},
+		} {
+			writer := tc.writer
+			t.Run(tc.writer+", "+tc.reader, func(t *testing.T) {
 				ctx := context.Background()
-				room := "r-" + map[string]string{"same node": "same", "other node": "other"}[writer]
+				room := fmt.Sprint("r", i)
 				gated := newGatedStore(e.store)
 				a := e.node(gated)
 				w := a
@@ -355,8 +379,17 @@ func TestNoStaleRefill(t *testing.T) {
 				}
 				first := make(chan answer, 1)
 				go func() {
-					v, err := a.IsMember(ctx, room, "bob")
-					first <- answer{v, err}
+					if tc.reader == "IsMember" {
+						v, err := a.IsMember(ctx, room, "bob")
+						first <- answer{v, err}
+						return
+					}
+					v, err := a.AreMembers(ctx, [][2]string{{room, "alice"}, {room, "bob"}})
+					if err != nil {
+						first <- answer{false, err}
+						return
+					}
+					first <- answer{v[1], err}
 				}()
 				<-gated.loaded // the load has read "member"
 				if _, err := w.RemoveMember(ctx, room, "bob"); err != nil {
@@ -370,6 +403,9 @@ func TestNoStaleRefill(t *testing.T) {
 				}
 				if isMember(t, a, room, "bob") {
 					t.Fatal("a's next read is the stale answer")
+				}
+				if v, err := a.AreMembers(ctx, [][2]string{{room, "bob"}}); err != nil || v[0] {
+					t.Fatalf("a's next batch read: %v %v", v, err)
 				}
 				if e.redis != "" {
 					raw := redisValue(t, a, a.remote.key(kindMember, room, "bob"))
@@ -691,9 +727,7 @@ func TestManyKeysOneRoundTrip(t *testing.T) {
 	time.Sleep(a.cfg.TombstoneTTL)
 	want := userRooms(t, a, "alice", "", 0)
 	b := e.node(nil, fastRedis)
-	if err := b.cfg.Redis.Ping(ctx).Err(); err != nil { // connected before counting
-		t.Fatal(err)
-	}
+	warmRedis(t, b)
 	var trips atomic.Int64
 	b.cfg.Redis.AddHook(countTrips{&trips})
 	pageHits, nameHits := testutil.ToFloat64(hitsRedis[kindUserPages]), testutil.ToFloat64(hitsRedis[kindName])
@@ -710,6 +744,19 @@ func TestManyKeysOneRoundTrip(t *testing.T) {
 	}
 	if d := testutil.ToFloat64(hitsRedis[kindName]) - nameHits; d != 200 {
 		t.Errorf("Redis name hits counted %v, want 200", d)
+	}
+}
+
+// warmRedis connects c's Redis client before a test counts round trips: go-redis
+// keeps pipelines on connections of their own, each opened with a HELLO.
+func warmRedis(t *testing.T, c *Cache) {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.cfg.Redis.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.cfg.Redis.Pipelined(ctx, func(p redis.Pipeliner) error { p.Ping(ctx); return nil }); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -789,4 +836,55 @@ func pauseAll(t *testing.T, url string, d time.Duration) {
 	if err := rc.Do(context.Background(), "CLIENT", "PAUSE", fmt.Sprint(d.Milliseconds()), "ALL").Err(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestAreMembersOneRoundTrip: a batch of memberships missing from the first level costs
+// one MGET, and what Redis lacks one store query and one fill.
+func TestAreMembersOneRoundTrip(t *testing.T) {
+	e := newEnv(t, testsvc.RedisURL(t))
+	ctx := context.Background()
+	a := e.node(nil, fastRedis)
+	var pairs [][2]string
+	for i := range 100 {
+		room := fmt.Sprintf("r%03d", i)
+		if err := a.CreateRoom(ctx, store.Room{ID: room, Name: room, Owner: "alice"}, store.Caps{}); err != nil {
+			t.Fatal(err)
+		}
+		pairs = append(pairs, [2]string{room, "alice"}, [2]string{room, "mallory"})
+	}
+	settle(t, a)
+	time.Sleep(a.cfg.TombstoneTTL) // past the tombstones of the creations
+
+	gated := newGatedStore(e.store)
+	b := e.node(gated, fastRedis)
+	warmRedis(t, b)
+	var trips atomic.Int64
+	b.cfg.Redis.AddHook(countTrips{&trips})
+	check := func(what string, wantTrips, wantLoads int64) {
+		t.Helper()
+		trips.Store(0)
+		loads := gated.areMembers.Load()
+		got, err := b.AreMembers(ctx, pairs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range pairs {
+			if got[i] != (p[1] == "alice") {
+				t.Fatalf("%s: AreMembers %v = %v", what, p, got[i])
+			}
+		}
+		if n := trips.Load(); n != wantTrips {
+			t.Errorf("%s: %d Redis round trips, want %d", what, n, wantTrips)
+		}
+		if n := gated.areMembers.Load() - loads; n != wantLoads {
+			t.Errorf("%s: %d store queries, want %d", what, n, wantLoads)
+		}
+	}
+	check("cold", 2, 1) // MGET, then the fill
+	if n := gated.isMember.Load(); n != 0 {
+		t.Errorf("%d IsMember calls reached the store", n)
+	}
+	check("warm", 0, 0)
+	b.local.dropAll()
+	check("from Redis", 1, 0)
 }

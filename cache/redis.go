@@ -165,6 +165,22 @@ func (r *remote) mget(ctx context.Context, k kind, ids []string) (values []strin
 	for i, id := range ids {
 		keys[i] = r.key(k, id, "")
 	}
+	return r.mgetKeys(ctx, k, keys)
+}
+
+// mgetPairs is mget for the kinds keyed by two ids.
+func (r *remote) mgetPairs(ctx context.Context, k kind, ids [][2]string) (values []string, found []bool, ok bool) {
+	if !r.usable() || len(ids) == 0 {
+		return nil, nil, false
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = r.key(k, id[0], id[1])
+	}
+	return r.mgetKeys(ctx, k, keys)
+}
+
+func (r *remote) mgetKeys(ctx context.Context, k kind, keys []string) (values []string, found []bool, ok bool) {
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
 	res, err := r.rc.MGet(ctx, keys...).Result()
@@ -172,7 +188,7 @@ func (r *remote) mget(ctx context.Context, k kind, ids []string) (values []strin
 		r.failed(redisGetErrors, err)
 		return nil, nil, false
 	}
-	values, found = make([]string, len(ids)), make([]bool, len(ids))
+	values, found = make([]string, len(keys)), make([]bool, len(keys))
 	for i, v := range res {
 		s, isString := v.(string)
 		if isString && strings.HasPrefix(s, valuePrefix) {
