@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/laneim/laneim/cache"
 	"github.com/laneim/laneim/cdc"
 	"github.com/laneim/laneim/configs"
 	"github.com/laneim/laneim/subjects"
@@ -17,7 +18,14 @@ func (s *Stack) startCDC(ctx context.Context, cfg configs.Config) error {
 	if err != nil {
 		return err
 	}
-	s.CDC, err = cdc.New(cdc.Config{DSN: cfg.MySQLDSN, Logger: s.log.With().Str("role", subjects.RoleCDC).Logger()}, nc)
+	// Its announcements go through the cache's publisher: Redis tombstones first (with
+	// redis_url), then NATS, as every writer's do.
+	s.cdcPublisher = cache.NewPublisher(cache.Config{NATS: nc, Redis: s.redis, Logger: s.log.With().Str("role", subjects.RoleCDC).Logger()})
+	s.CDC, err = cdc.New(cdc.Config{
+		DSN:        cfg.MySQLDSN,
+		Invalidate: s.cdcPublisher.Publish,
+		Logger:     s.log.With().Str("role", subjects.RoleCDC).Logger(),
+	}, nc)
 	if err != nil {
 		return err
 	}

@@ -20,9 +20,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/laneim/laneim/auth"
+	"github.com/laneim/laneim/cache"
 	"github.com/laneim/laneim/cdc"
 	"github.com/laneim/laneim/configs"
 	"github.com/laneim/laneim/embednats"
@@ -42,6 +44,9 @@ type Stack struct {
 	// both the SQLite file in the data dir, or Meta in MySQL with cfg.MySQLDSN.
 	Messages store.MessageStore
 	Meta     store.MetaStore
+	// Cache is logic's metadata cache in front of Meta, with Redis as its second
+	// level when cfg.RedisURL is set.
+	Cache    *cache.Cache
 	Logic    *logic.Logic
 	Pusher   *pusher.Pusher
 	Gateways []*gateway.Gateway
@@ -55,12 +60,15 @@ type Stack struct {
 	OperatorContext string
 
 	natsUsers map[string]embednats.User // by name: every role's credential and the operator's
-	conns     []*nats.Conn
-	nodes     []*nodes.Registration
-	servers   []*http.Server
-	log       zerolog.Logger
-	unlock    func() // releases the data dir's lock; nil until taken
-	closeOnce sync.Once
+	redis     *redis.Client             // nil without cfg.RedisURL
+	// cdcPublisher announces CDC's changes; nil without cfg.MySQLDSN.
+	cdcPublisher *cache.Publisher
+	conns        []*nats.Conn
+	nodes        []*nodes.Registration
+	servers      []*http.Server
+	log          zerolog.Logger
+	unlock       func() // releases the data dir's lock; nil until taken
+	closeOnce    sync.Once
 }
 
 // Start starts the stack described by cfg (cfg.Data must be set) and returns once every
@@ -130,6 +138,19 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 	if err != nil {
 		return nil, err
 	}
+	// Logic reads metadata through the cache, which announces each write after it
+	// commits on logic's connection and drops what other nodes announce.
+	cacheCfg := cache.Config{NATS: logicConn, Logger: log.With().Str("component", "cache").Logger()}
+	if cfg.RedisURL != "" {
+		if s.redis, err = cache.NewRedisClient(cfg.RedisURL, 0); err != nil {
+			return nil, fmt.Errorf("redis_url: %w", err)
+		}
+		cacheCfg.Redis = s.redis
+	}
+	s.Cache = cache.New(s.Meta, cacheCfg)
+	if err := s.Cache.Start(); err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
 	s.Logic, err = logic.New(logic.Config{
 		Secret:                 s.Secret,
 		Streams:                logic.StreamsConfig{Partitions: cfg.Partitions, DedupeWindow: cfg.DedupeWindow},
@@ -137,7 +158,7 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 		MaxRoomsCreatedPerUser: cfg.MaxRoomsCreatedPerUser,
 		MaxBlocksPerUser:       cfg.MaxBlocksPerUser,
 		Logger:                 log.With().Str("role", "logic").Logger(),
-	}, logicConn, s.Messages, s.Meta)
+	}, logicConn, s.Messages, s.Cache)
 	if err != nil {
 		return nil, err
 	}
@@ -318,11 +339,20 @@ func (s *Stack) close(ctx context.Context) {
 	if s.CDC != nil {
 		s.CDC.Stop()
 	}
+	if s.cdcPublisher != nil {
+		s.cdcPublisher.Close()
+	}
 	if s.Pusher != nil {
 		s.Pusher.Stop()
 	}
 	if s.Logic != nil {
 		s.Logic.Stop()
+	}
+	if s.Cache != nil {
+		_ = s.Cache.Close()
+	}
+	if s.redis != nil {
+		_ = s.redis.Close()
 	}
 	for _, nc := range s.conns {
 		_ = nc.Drain()

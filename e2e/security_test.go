@@ -282,6 +282,8 @@ func TestRoleCredentialsCannotActAsUsers(t *testing.T) {
 	// gateway's to publish.
 	_ = gw.Publish(subjects.RoomEventsT("secret"), []byte(`{"op":"member","d":{"room":"secret","user":"eve","action":"join"}}`))
 	_ = gw.Publish(subjects.RoomMsgsT("secret"), []byte(`{"op":"msgs","d":{"room":"secret","seq":2,"ts":1,"msgs":[["alice",0,"fake"]]}}`))
+	// Nor is a cache invalidation (which could keep logic reading the store).
+	_ = gw.Publish(subjects.CacheInvalT(schema.TableMembers), []byte(`{"table":"members","keys":[{"room":"secret","user":"eve"}]}`))
 
 	pusher := connectAs(subjects.RolePusher)
 	_ = pusher.Publish(subjects.InT("secret"), []byte(`"from pusher"`))
@@ -298,7 +300,7 @@ func TestRoleCredentialsCannotActAsUsers(t *testing.T) {
 	}
 
 	// Every forbidden publish and subscribe was refused by the server.
-	want := 6 // gateway: events, msgs; pusher: in, history request, events subscribe; logic: in
+	want := 7 // gateway: events, msgs, cache invalidation; pusher: in, history request, events subscribe; logic: in
 	deadline := time.After(5 * time.Second)
 	for got := 0; got < want; got++ {
 		select {

@@ -27,6 +27,33 @@ type pendingSend struct {
 	index int // into the Append batch, -1 when refused
 }
 
+// checkMembers fills members with the membership of each of pairs: in one call when
+// the metadata store checks many at once (the cache does, with one Redis round trip and
+// one store query for its misses), one by one otherwise.
+func (l *Logic) checkMembers(ctx context.Context, pairs [][2]string, members map[[2]string]bool) error {
+	if len(pairs) == 0 {
+		return nil
+	}
+	if mc, ok := l.meta.(store.MembersChecker); ok {
+		answers, err := mc.AreMembers(ctx, pairs)
+		if err != nil {
+			return err
+		}
+		for i, p := range pairs {
+			members[p] = answers[i]
+		}
+		return nil
+	}
+	for _, p := range pairs {
+		member, err := l.meta.IsMember(ctx, p[0], p[1])
+		if err != nil {
+			return err
+		}
+		members[p] = member
+	}
+	return nil
+}
+
 // ingest handles one batch of one IM_IN partition: check, store in one durable write,
 // reply to the gateways, publish to IM_OUT, then ack the batch. On a failure the
 // batch is handed back again (partition.Run retries it); the store's nonce index makes
@@ -38,6 +65,7 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) error {
 	sends := make([]pendingSend, len(batch))
 	news := make([]store.NewMessage, 0, len(batch))
 	members := make(map[[2]string]bool)
+	var pairs [][2]string // the keys of members, in order
 	storeCtx, cancel := context.WithTimeout(ctx, l.cfg.StoreTimeout)
 	defer cancel()
 
@@ -70,21 +98,25 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) error {
 			continue
 		}
 		key := [2]string{s.room, s.user}
-		member, checked := members[key]
-		if !checked {
-			var err error
-			member, err = l.meta.IsMember(storeCtx, s.room, s.user)
-			if err != nil {
-				return fmt.Errorf("membership check: %w", err)
-			}
-			members[key] = member
+		if _, seen := members[key]; !seen {
+			members[key] = false
+			pairs = append(pairs, key)
 		}
-		if !member {
+	}
+	if err := l.checkMembers(storeCtx, pairs, members); err != nil {
+		return fmt.Errorf("membership check: %w", err)
+	}
+	for i := range sends {
+		s := &sends[i]
+		if s.err != nil {
+			continue
+		}
+		if !members[[2]string{s.room, s.user}] {
 			s.err = schema.Errorf(schema.CodeForbidden, "not a member of room %s", s.room)
 			continue
 		}
 		s.index = len(news)
-		news = append(news, store.NewMessage{Room: s.room, User: s.user, Nonce: s.nonce, Ts: now, Body: m.Data()})
+		news = append(news, store.NewMessage{Room: s.room, User: s.user, Nonce: s.nonce, Ts: now, Body: s.msg.Data()})
 	}
 
 	var stored []store.Appended

@@ -30,7 +30,10 @@ type Inval struct {
 
 // InvalKey is the primary key of one changed row and what happened to it (an empty
 // Change: unknown, treat as any). A row whose key changed is announced as a delete of
-// the old key and an insert of the new.
+// the old key and an insert of the new. Two keys name more than one row: a key
+// naming nothing is every row of the table (a TRUNCATE, ALTER, DROP or RENAME), and a
+// members key naming a room alone is every member of that room (a room deleted in
+// SQL: its member rows' deletions, cascaded, are not in the binlog).
 type InvalKey struct {
 	Room    string `json:"room,omitempty"`
 	User    string `json:"user,omitempty"`

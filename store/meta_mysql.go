@@ -215,6 +215,52 @@ func (s *MySQL) IsMember(ctx context.Context, room, user string) (bool, error) {
 	return true, nil
 }
 
+// AreMembers implements MembersChecker: one query per 500 pairs, a range of the
+// primary key for each (MySQL 8 and MariaDB both read a row-constructor IN so).
+func (s *MySQL) AreMembers(ctx context.Context, pairs [][2]string) ([]bool, error) {
+	const chunkSize = 500
+	out := make([]bool, len(pairs))
+	for start := 0; start < len(pairs); start += chunkSize {
+		chunk := pairs[start:min(start+chunkSize, len(pairs))]
+		var query strings.Builder
+		query.WriteString("SELECT room, `user` FROM members WHERE (room, `user`) IN (")
+		args := make([]any, 0, 2*len(chunk))
+		for i, p := range chunk {
+			if i > 0 {
+				query.WriteString(", ")
+			}
+			query.WriteString("(?, ?)")
+			args = append(args, p[0], p[1])
+		}
+		query.WriteString(")")
+		found, err := s.memberPairs(ctx, query.String(), args)
+		if err != nil {
+			return nil, fmt.Errorf("check %d memberships: %w", len(pairs), classify(err))
+		}
+		for i, p := range chunk {
+			out[start+i] = found[p]
+		}
+	}
+	return out, nil
+}
+
+func (s *MySQL) memberPairs(ctx context.Context, query string, args []any) (map[[2]string]bool, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	found := make(map[[2]string]bool)
+	for rows.Next() {
+		var p [2]string
+		if err := rows.Scan(&p[0], &p[1]); err != nil {
+			return nil, err
+		}
+		found[p] = true
+	}
+	return found, rows.Err()
+}
+
 // CountMembers implements MetaStore. It counts index entries of the primary key;
 // callers in the request path sit behind the metadata cache.
 func (s *MySQL) CountMembers(ctx context.Context, room string) (int, error) {

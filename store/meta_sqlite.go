@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/laneim/laneim/schema"
@@ -182,6 +183,51 @@ func (s *SQLite) IsMember(ctx context.Context, room, user string) (bool, error) 
 		return false, fmt.Errorf("is %s member of room %s: %w", user, room, err)
 	}
 	return true, nil
+}
+
+// areMembersChunk bounds the pairs of one AreMembers query: 1,000 parameters, far
+// below SQLite's limit of 32,766, for any ingest batch (256 sends by default).
+const areMembersChunk = 500
+
+// AreMembers implements MembersChecker with one query per 500 pairs.
+func (s *SQLite) AreMembers(ctx context.Context, pairs [][2]string) ([]bool, error) {
+	out := make([]bool, len(pairs))
+	for start := 0; start < len(pairs); start += areMembersChunk {
+		chunk := pairs[start:min(start+areMembersChunk, len(pairs))]
+		var query strings.Builder
+		query.WriteString(`SELECT room, user FROM members WHERE (room, user) IN (VALUES `)
+		args := make([]any, 0, 2*len(chunk))
+		for i, p := range chunk {
+			if i > 0 {
+				query.WriteString(", ")
+			}
+			query.WriteString("(?, ?)")
+			args = append(args, p[0], p[1])
+		}
+		query.WriteString(")")
+		rows, err := s.reader.QueryContext(ctx, query.String(), args...)
+		if err != nil {
+			return nil, fmt.Errorf("check %d memberships: %w", len(pairs), err)
+		}
+		found := make(map[[2]string]bool, len(chunk))
+		for rows.Next() {
+			var p [2]string
+			if err := rows.Scan(&p[0], &p[1]); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("check %d memberships: %w", len(pairs), err)
+			}
+			found[p] = true
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("check %d memberships: %w", len(pairs), err)
+		}
+		for i, p := range chunk {
+			out[start+i] = found[p]
+		}
+	}
+	return out, nil
 }
 
 // CountMembers implements MetaStore. It counts index entries, about a millisecond per

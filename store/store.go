@@ -108,6 +108,14 @@ func (e *CapError) Error() string {
 	return fmt.Sprintf("%s has reached its cap of %d %s", e.User, e.Max, e.Cap)
 }
 
+// MembersChecker is implemented by metadata stores that check many memberships in one
+// query: logic checks the senders of a whole ingest batch at once through the cache,
+// whose misses then cost one query rather than one per sender.
+type MembersChecker interface {
+	// AreMembers reports for each (room, user) of pairs whether user belongs to room.
+	AreMembers(ctx context.Context, pairs [][2]string) ([]bool, error)
+}
+
 // MetaStore holds rooms, members, read states and blocks. Errors carry schema codes:
 // schema.ErrNotFound for a missing room, schema.ErrExists (409) for a duplicate room;
 // a write past a cap fails with *CapError.

@@ -36,6 +36,13 @@ func TestMySQLMeta(t *testing.T) {
 	})
 }
 
+func TestMySQLAreMembers(t *testing.T) {
+	testAreMembers(t, func(t *testing.T) MetaStore {
+		s, _ := openTestMySQL(t)
+		return s
+	})
+}
+
 func TestMySQLConfig(t *testing.T) {
 	tests := []struct {
 		name        string

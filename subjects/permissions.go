@@ -54,11 +54,13 @@ func RolePermissions(role string) Permissions {
 		return Permissions{
 			// Logic owns the streams and consumers (any JetStream API), acks IM_IN,
 			// publishes stored messages to IM_OUT, acks to gateways, member and read
-			// events, and the dev stack's discovery entries.
+			// events, the dev stack's discovery entries, and the cache invalidations
+			// of the metadata it writes.
 			Publish: []string{jsAPI + ">", jsAck + StreamIn + ".>", Out, GatewayAcks, RoomEvents, UserEvents,
-				kvPrefix + BucketNodes + ".>"},
-			// Its services (and micro's discovery subjects).
-			Subscribe: []string{ServicePrefix + ".>", srvPrefix + ">", inbox},
+				kvPrefix + BucketNodes + ".>", CacheInval},
+			// Its services (and micro's discovery subjects), and every node's cache
+			// invalidations.
+			Subscribe: []string{ServicePrefix + ".>", srvPrefix + ">", CacheInval, inbox},
 			Responses: true,
 		}
 	case RolePusher:

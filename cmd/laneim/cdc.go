@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/laneim/laneim/cache"
 	"github.com/laneim/laneim/cdc"
 	"github.com/laneim/laneim/configs"
 	"github.com/laneim/laneim/logging"
@@ -78,7 +79,20 @@ $%s and $%s.
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	reader, err := cdc.New(cdc.Config{DSN: cfg.MySQLDSN, Logger: log}, nc)
+	// Announcements go through the cache's publisher: with redis_url, the shared
+	// cache's entries are replaced by tombstones before the nodes hear of the change.
+	pubCfg := cache.Config{NATS: nc, Logger: log}
+	if cfg.RedisURL != "" {
+		rdb, err := cache.NewRedisClient(cfg.RedisURL, 0)
+		if err != nil {
+			return fmt.Errorf("redis_url: %w", err)
+		}
+		defer rdb.Close()
+		pubCfg.Redis = rdb
+	}
+	publisher := cache.NewPublisher(pubCfg)
+	defer publisher.Close()
+	reader, err := cdc.New(cdc.Config{DSN: cfg.MySQLDSN, Invalidate: publisher.Publish, Logger: log}, nc)
 	if err != nil {
 		return err
 	}

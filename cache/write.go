@@ -1,0 +1,118 @@
+package cache
+
+import (
+	"context"
+
+	"github.com/laneim/laneim/schema"
+	"github.com/laneim/laneim/store"
+)
+
+// Writes pass through to the store, then invalidate what they changed: this node's
+// first level at once, then Redis and every node through the Publisher. Only a write
+// that succeeded invalidates. A refusal (a schema error, a cap) changed nothing, and
+// announcing it would let a client hammering a refused write churn every node's cache.
+// A write that failed otherwise, with the store down, changed nothing either, and
+// dropping entries then would take away what keeps laneIM serving (a known member's
+// sends). The one doubtful case, a commit whose answer was lost (a MySQL connection
+// dropped at COMMIT), is announced by `laneim cdc` from the binlog; the TTLs bound it
+// besides.
+
+// CreateRoom implements store.MetaStore.
+func (c *Cache) CreateRoom(ctx context.Context, room store.Room, caps store.Caps) error {
+	err := c.store.CreateRoom(ctx, room, caps)
+	if err == nil {
+		c.invalidate(ctx,
+			schema.Inval{Table: schema.TableRooms, Keys: []schema.InvalKey{{Room: room.ID, Change: schema.ChangeInsert}}},
+			schema.Inval{Table: schema.TableMembers, Keys: []schema.InvalKey{{Room: room.ID, User: room.Owner, Change: schema.ChangeInsert}}})
+	}
+	return err
+}
+
+// AddMember implements store.MetaStore.
+func (c *Cache) AddMember(ctx context.Context, room, user string, caps store.Caps) (bool, error) {
+	added, err := c.store.AddMember(ctx, room, user, caps)
+	if err == nil && added {
+		c.invalidateMember(ctx, room, user, schema.ChangeInsert)
+	}
+	return added, err
+}
+
+// RemoveMember implements store.MetaStore.
+func (c *Cache) RemoveMember(ctx context.Context, room, user string) (bool, error) {
+	removed, err := c.store.RemoveMember(ctx, room, user)
+	if err == nil && removed {
+		c.invalidateMember(ctx, room, user, schema.ChangeDelete)
+	}
+	return removed, err
+}
+
+// LeaveRooms implements store.MetaStore.
+func (c *Cache) LeaveRooms(ctx context.Context, user string, rooms []string) ([]string, error) {
+	left, err := c.store.LeaveRooms(ctx, user, rooms)
+	if err == nil && len(left) > 0 {
+		keys := make([]schema.InvalKey, len(left))
+		for i, room := range left {
+			keys[i] = schema.InvalKey{Room: room, User: user, Change: schema.ChangeDelete}
+		}
+		c.invalidate(ctx, schema.Inval{Table: schema.TableMembers, Keys: keys})
+	}
+	return left, err
+}
+
+// SetRead implements store.MetaStore. A read state is part of the members row: an
+// update, which touches the user's room pages only.
+func (c *Cache) SetRead(ctx context.Context, user, room string, seq int64) (int64, error) {
+	readSeq, err := c.store.SetRead(ctx, user, room, seq)
+	if err == nil {
+		c.invalidateMember(ctx, room, user, schema.ChangeUpdate)
+	}
+	return readSeq, err
+}
+
+// Block implements store.MetaStore.
+func (c *Cache) Block(ctx context.Context, user, blocked string, caps store.Caps) (bool, error) {
+	added, err := c.store.Block(ctx, user, blocked, caps)
+	if err == nil && added {
+		c.invalidate(ctx, schema.Inval{Table: schema.TableBlocks, Keys: []schema.InvalKey{{User: user, Blocked: blocked, Change: schema.ChangeInsert}}})
+	}
+	return added, err
+}
+
+// Unblock implements store.MetaStore.
+func (c *Cache) Unblock(ctx context.Context, user, blocked string) (bool, error) {
+	removed, err := c.store.Unblock(ctx, user, blocked)
+	if err == nil && removed {
+		c.invalidate(ctx, schema.Inval{Table: schema.TableBlocks, Keys: []schema.InvalKey{{User: user, Blocked: blocked, Change: schema.ChangeDelete}}})
+	}
+	return removed, err
+}
+
+func (c *Cache) invalidateMember(ctx context.Context, room, user, change string) {
+	c.invalidate(ctx, schema.Inval{Table: schema.TableMembers, Keys: []schema.InvalKey{{Room: room, User: user, Change: change}}})
+}
+
+// invalidate drops this node's entries for invs and announces them. The write has
+// committed by now, so a failure to announce does not fail it: it is logged, and the
+// TTLs bound what it leaves stale.
+//
+// The first level is dropped again once Redis holds the tombstones: a read on this
+// node between the first drop and the tombstones may have found the old value in Redis
+// and stored it here (its stamp was taken after the first drop). The second drop
+// removes it, and a fill still under way fails its stamp check, so the writer's next
+// read is fresh without waiting for its own announcement to come back.
+func (c *Cache) invalidate(ctx context.Context, invs ...schema.Inval) {
+	for _, inv := range invs {
+		c.apply(inv)
+	}
+	// Announced even when the caller has given up: the write stands.
+	ctx = context.WithoutCancel(ctx)
+	for _, inv := range invs {
+		if err := c.pub.Publish(ctx, inv); err != nil {
+			c.cfg.Logger.Error().Err(err).Str("table", inv.Table).Int("keys", len(inv.Keys)).
+				Msg("cache: announcing an invalidation failed; other nodes keep their entries until the TTL")
+		}
+		if c.remote != nil {
+			c.apply(inv)
+		}
+	}
+}
