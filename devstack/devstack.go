@@ -1,6 +1,7 @@
 // Package devstack runs every laneIM role in one process on embedded defaults: an
 // embedded nats-server with JetStream on file storage, SQLite for messages and
-// metadata, logic, pusher and one or more gateways with their HTTP listeners (serving
+// metadata (message history in ScyllaDB or Cassandra instead when cql_hosts is set),
+// logic, pusher and one or more gateways with their HTTP listeners (serving
 // the browser demo of package web at /). It is
 // `laneim dev`, and the stack the end-to-end tests and `laneim bench --embedded` run
 // against, so all three exercise the same code paths as a cluster.
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,8 +38,11 @@ import (
 
 // Stack is a running all-in-one laneIM.
 type Stack struct {
-	NATS     *embednats.Server
-	Store    *store.SQLite
+	NATS  *embednats.Server
+	Store *store.SQLite
+	// Messages is the message history: Store, or the CQL store when cfg.CQLHosts is
+	// set.
+	Messages store.MessageStore
 	Logic    *logic.Logic
 	Pusher   *pusher.Pusher
 	Gateways []*gateway.Gateway
@@ -107,6 +112,9 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 	if err != nil {
 		return nil, err
 	}
+	if s.Messages, err = openMessageStore(ctx, cfg, s.Store, log); err != nil {
+		return nil, err
+	}
 
 	logicConn, err := s.connect("logic", subjects.RoleLogic)
 	if err != nil {
@@ -123,7 +131,7 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 		MaxRoomsCreatedPerUser: cfg.MaxRoomsCreatedPerUser,
 		MaxBlocksPerUser:       cfg.MaxBlocksPerUser,
 		Logger:                 log.With().Str("role", "logic").Logger(),
-	}, logicConn, s.Store, s.Store)
+	}, logicConn, s.Messages, s.Store)
 	if err != nil {
 		return nil, err
 	}
@@ -201,6 +209,32 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 		return nil, err
 	}
 	return s, nil
+}
+
+// openMessageStore opens the message history: the CQL store on cfg.CQLHosts when set,
+// else sqlite, which also holds the metadata.
+func openMessageStore(ctx context.Context, cfg configs.Config, sqlite *store.SQLite, log zerolog.Logger) (store.MessageStore, error) {
+	if cfg.CQLHosts == "" {
+		return sqlite, nil
+	}
+	var hosts []string
+	for host := range strings.SplitSeq(cfg.CQLHosts, ",") {
+		hosts = append(hosts, strings.TrimSpace(host))
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	msgs, err := store.OpenCQL(ctx, store.CQLOptions{
+		Hosts:       hosts,
+		Keyspace:    cfg.CQLKeyspace,
+		Consistency: cfg.CQLConsistency,
+		Replication: cfg.CQLReplication,
+		Logger:      log.With().Str("component", "cql").Logger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("message store on %s: %w", cfg.CQLHosts, err)
+	}
+	log.Info().Str("hosts", cfg.CQLHosts).Str("keyspace", cfg.CQLKeyspace).Msg("message history in CQL")
+	return msgs, nil
 }
 
 // register puts every role of the stack in the im_nodes bucket.
@@ -310,6 +344,11 @@ func (s *Stack) close(ctx context.Context) {
 	}
 	if s.NATS != nil {
 		s.NATS.Shutdown()
+	}
+	if cql, ok := s.Messages.(*store.CQL); ok {
+		if err := cql.Close(); err != nil {
+			s.log.Warn().Err(err).Msg("close message store")
+		}
 	}
 	if s.Store != nil {
 		if err := s.Store.Close(); err != nil {
