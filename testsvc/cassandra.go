@@ -113,9 +113,9 @@ func checkCassandraErr(tb testing.TB, err error) {
 }
 
 func newCassandra() (*Cassandra, error) {
-	java, ok := lookPath("java")
-	if !ok {
-		return nil, &errUnavailable{"java is not installed: " + cassandraHint}
+	java, err := findJava()
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -137,6 +137,40 @@ func newCassandra() (*Cassandra, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// findJava finds a Java that Cassandra 5.0 runs on, 17 or 11: java on PATH, else
+// Debian's OpenJDK 17 beside another default.
+func findJava() (string, error) {
+	java, ok := lookPath("java")
+	if !ok {
+		return "", &errUnavailable{"java is not installed: " + cassandraHint}
+	}
+	version := javaVersion(java)
+	if version == 17 || version == 11 {
+		return java, nil
+	}
+	if debian, _ := filepath.Glob("/usr/lib/jvm/java-17-openjdk-*/bin/java"); len(debian) > 0 {
+		return debian[0], nil
+	}
+	return "", &errUnavailable{fmt.Sprintf("%s is Java %d, and Cassandra %s runs on Java 17 or 11: %s",
+		java, version, CassandraVersion, cassandraHint)}
+}
+
+// javaVersion is the feature version of a java program ("17" of "17.0.15"), 0 when it
+// cannot tell.
+func javaVersion(java string) int {
+	out, err := exec.Command(java, "-XshowSettings:properties", "-version").CombinedOutput()
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(out), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "java.specification.version = "); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
 }
 
 // CassandraCacheDir is where FetchCassandra keeps the jars: $LANEIM_CASSANDRA_CACHE,
