@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/laneim/laneim/testsvc"
 )
 
 // The MessageStore conformance suite: every implementation runs it (SQLite in
@@ -553,4 +556,75 @@ func testConcurrentRooms(t *testing.T, open openMessageStore) {
 			t.Errorf("w3-r7 seq %d body %s, want seq %d body %s", m.Seq, m.Body, i+1, want)
 		}
 	}
+}
+
+// BenchmarkHistoryPage reads pages of 50 from a room of 10,000 messages on each store,
+// as logic's history service does, and reports the latency percentiles of one page:
+// docs/protocol.md's target is p99 <= 2 ms on SQLite and <= 5 ms on CQL.
+//
+//	go test -run '^$' -bench HistoryPage ./store
+func BenchmarkHistoryPage(b *testing.B) {
+	const total = 10000
+	stores := []struct {
+		name string
+		open func(b *testing.B) MessageStore
+	}{
+		{"sqlite", func(b *testing.B) MessageStore { s, _ := openTestSQLite(b); return s }},
+		{"cql", func(b *testing.B) MessageStore {
+			return openTestCQLOn(b, testsvc.CQL(b), testsvc.CQLKeyspace(b))
+		}},
+	}
+	pages := []struct {
+		name string
+		q    func(i int) Query
+	}{
+		{"newest50", func(int) Query { return Query{Limit: 50} }},
+		{"before50", func(i int) Query { return Query{Before: int64(51 + (i*7919)%(total-50)), Limit: 50} }},
+		{"after50", func(i int) Query { return Query{After: int64((i * 7919) % (total - 50)), Limit: 50, Ascending: true} }},
+	}
+	for _, st := range stores {
+		b.Run(st.name, func(b *testing.B) {
+			s := st.open(b)
+			fillRoom(b, s, "r", total, 1000)
+			// The figures are of a server in its steady state: Cassandra's JIT compiles
+			// the read path only after some thousands of requests, and the first pages
+			// take twice as long.
+			for i := range 20000 {
+				if _, _, err := s.Range(context.Background(), "r", pages[i%len(pages)].q(i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for _, page := range pages {
+				b.Run(page.name, func(b *testing.B) {
+					ctx := context.Background()
+					latencies := make([]time.Duration, 0, 1024)
+					b.ReportAllocs()
+					i := 0
+					for b.Loop() {
+						start := time.Now()
+						msgs, _, err := s.Range(ctx, "r", page.q(i))
+						latencies = append(latencies, time.Since(start))
+						if err != nil || len(msgs) != 50 {
+							b.Fatalf("page %d: %d messages, %v", i, len(msgs), err)
+						}
+						i++
+					}
+					reportPercentiles(b, latencies)
+				})
+			}
+		})
+	}
+}
+
+// reportPercentiles reports the p50 and p99 of latencies in µs.
+func reportPercentiles(b *testing.B, latencies []time.Duration) {
+	if len(latencies) == 0 {
+		return
+	}
+	slices.Sort(latencies)
+	at := func(p float64) float64 {
+		return float64(latencies[min(len(latencies)-1, int(p*float64(len(latencies))))].Nanoseconds()) / 1e3
+	}
+	b.ReportMetric(at(0.50), "p50-µs")
+	b.ReportMetric(at(0.99), "p99-µs")
 }

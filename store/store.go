@@ -1,8 +1,9 @@
 // Package store holds laneIM's durable state behind two interfaces: MessageStore (the
 // per-room message log, written by logic in batches and read for history and catch-up)
 // and MetaStore (users, rooms, members, read states). The embedded default is SQLite
-// (store_sqlite.go); MySQL, ScyllaDB and the otter+Redis cache slot in beside it as
-// further implementations or decorators of the same interfaces.
+// (store_sqlite.go); the CQL store (store_cql.go, messages_cql.go) keeps the message
+// history on ScyllaDB or Cassandra; MySQL and the otter+Redis cache slot in beside them
+// as further implementations or decorators of the same interfaces.
 package store
 
 import (
