@@ -324,11 +324,11 @@ func (s *CQL) readLast(ctx context.Context, room string) (last, writeTime int64,
 // partitions that hold it are read, and whether more exist follows from the bounds.
 //
 // To spend one round trip rather than two, the page is read alongside last_seq from a
-// guess: the span itself for an ascending page or one with a Before, and for the
-// newest page the newest rows of the bucket the room's last seq was last seen in by
-// this store. When last_seq shows the guess missed (a Before past the end, a room that
-// moved into a new bucket, rows of a failed write beyond last_seq), the page is read
-// again exactly.
+// guess, once this store has seen the room's last seq (an Append or an earlier read):
+// the span itself for an ascending page or one with a Before, up to the bucket the
+// last seq was in, and for the newest page the newest rows of that bucket. When
+// last_seq shows the guess missed (a Before past the end, a room that moved into a new
+// bucket, rows of a failed write beyond last_seq), the page is read again exactly.
 func (s *CQL) Range(ctx context.Context, room string, q Query) ([]schema.Message, bool, error) {
 	limit := int64(q.Limit)
 	if limit <= 0 {
@@ -350,21 +350,24 @@ func (s *CQL) Range(ctx context.Context, room string, q Query) ([]schema.Message
 		last, _, err = s.readLast(gctx, room)
 		return err
 	})
-	if limit <= maxGuessRows {
-		switch bucket, hinted := s.hint(room); {
-		case q.Ascending:
-			g.Go(func() error {
-				var err error
-				guess, err = s.readSpan(gctx, room, lo, min(ceiling, lo+limit-1))
-				return err
-			})
-		case q.Before > 0:
-			g.Go(func() error {
-				var err error
-				guess, err = s.readSpan(gctx, room, max(lo, ceiling-limit+1), ceiling)
-				return err
-			})
-		case hinted:
+	// The guess stays inside the buckets the room was last seen to fill, so that it
+	// reads no partition past the end of the log.
+	if bucket, hinted := s.hint(room); hinted && limit <= maxGuessRows {
+		from, to := max(lo, ceiling-limit+1), ceiling
+		if q.Ascending {
+			from, to = lo, min(ceiling, lo+limit-1)
+		}
+		to = min(to, (bucket+1)<<bucketBits-1)
+		switch {
+		case q.Ascending || q.Before > 0:
+			if from <= to {
+				g.Go(func() error {
+					var err error
+					guess, err = s.readSpan(gctx, room, from, to)
+					return err
+				})
+			}
+		default:
 			g.Go(func() error {
 				var err error
 				guess, err = s.readNewest(gctx, room, bucket, limit)

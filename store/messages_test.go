@@ -264,24 +264,47 @@ func testRange(t *testing.T, open openMessageStore) {
 		{"unknown room", "nobody", Query{}, nil, false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, more, err := s.Range(ctx, tt.room, tt.q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var gotSeqs []int64
-			for _, m := range got {
-				gotSeqs = append(gotSeqs, m.Seq)
-				if m.Room != tt.room || m.User != "alice" || m.Ts != 999+m.Seq ||
-					string(m.Body) != fmt.Sprintf(`{"text":"n%d"}`, m.Seq-1) {
-					t.Errorf("message %+v, body %s", m, m.Body)
+		for _, read := range readers(s) {
+			t.Run(tt.name+read.name, func(t *testing.T) {
+				read.prepare()
+				got, more, err := s.Range(ctx, tt.room, tt.q)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			if !slices.Equal(gotSeqs, tt.wantSeqs) || more != tt.wantMore {
-				t.Errorf("got %v more %v, want %v more %v", gotSeqs, more, tt.wantSeqs, tt.wantMore)
-			}
-		})
+				var gotSeqs []int64
+				for _, m := range got {
+					gotSeqs = append(gotSeqs, m.Seq)
+					if m.Room != tt.room || m.User != "alice" || m.Ts != 999+m.Seq ||
+						string(m.Body) != fmt.Sprintf(`{"text":"n%d"}`, m.Seq-1) {
+						t.Errorf("message %+v, body %s", m, m.Body)
+					}
+				}
+				if !slices.Equal(gotSeqs, tt.wantSeqs) || more != tt.wantMore {
+					t.Errorf("got %v more %v, want %v more %v", gotSeqs, more, tt.wantSeqs, tt.wantMore)
+				}
+			})
+		}
 	}
+}
+
+// readers are the ways a test reads s: as the store that wrote, and, when s keeps
+// what it has seen of rooms to save reads (the CQL store's bucket hints), as a store
+// that has seen nothing.
+func readers(s MessageStore) []struct {
+	name    string
+	prepare func()
+} {
+	out := []struct {
+		name    string
+		prepare func()
+	}{{"", func() {}}}
+	if f, ok := s.(interface{ forgetRooms() }); ok {
+		out = append(out, struct {
+			name    string
+			prepare func()
+		}{"/cold", f.forgetRooms})
+	}
+	return out
 }
 
 func testLastSeqs(t *testing.T, open openMessageStore) {
@@ -452,22 +475,25 @@ func testRangeAcrossBuckets(t *testing.T, open openMessageStore) {
 		{"the whole room", Query{Limit: 1 << 20, Ascending: true}, 1, total, false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, more, err := s.Range(ctx, "big", tt.q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if int64(len(got)) != tt.to-tt.from+1 || more != tt.more {
-				t.Fatalf("got %d messages more %v, want %d (%d to %d) more %v", len(got), more, tt.to-tt.from+1, tt.from, tt.to, tt.more)
-			}
-			for i, m := range got {
-				seq := tt.from + int64(i)
-				if m.Seq != seq || m.Ts != seq || m.User != "u"+strconv.FormatInt(seq%7, 10) ||
-					string(m.Body) != `{"n":`+strconv.FormatInt(seq, 10)+`}` {
-					t.Fatalf("message %d: %+v body %s, want seq %d", i, m, m.Body, seq)
+		for _, read := range readers(s) {
+			t.Run(tt.name+read.name, func(t *testing.T) {
+				read.prepare()
+				got, more, err := s.Range(ctx, "big", tt.q)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-		})
+				if int64(len(got)) != tt.to-tt.from+1 || more != tt.more {
+					t.Fatalf("got %d messages more %v, want %d (%d to %d) more %v", len(got), more, tt.to-tt.from+1, tt.from, tt.to, tt.more)
+				}
+				for i, m := range got {
+					seq := tt.from + int64(i)
+					if m.Seq != seq || m.Ts != seq || m.User != "u"+strconv.FormatInt(seq%7, 10) ||
+						string(m.Body) != `{"n":`+strconv.FormatInt(seq, 10)+`}` {
+						t.Fatalf("message %d: %+v body %s, want seq %d", i, m, m.Body, seq)
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -627,4 +653,43 @@ func reportPercentiles(b *testing.B, latencies []time.Duration) {
 	}
 	b.ReportMetric(at(0.50), "p50-µs")
 	b.ReportMetric(at(0.99), "p99-µs")
+}
+
+// BenchmarkAppendBatch appends batches of 100 sends over 10 rooms, as one logic
+// partition does under load, on each store: msgs/s and the latency of one batch.
+// SQLite's synchronous modes are BenchmarkAppend's.
+func BenchmarkAppendBatch(b *testing.B) {
+	stores := []struct {
+		name string
+		open func(b *testing.B) MessageStore
+	}{
+		{"sqlite", func(b *testing.B) MessageStore { s, _ := openTestSQLite(b); return s }},
+		{"cql", func(b *testing.B) MessageStore {
+			return openTestCQLOn(b, testsvc.CQL(b), testsvc.CQLKeyspace(b))
+		}},
+	}
+	body := json.RawMessage(`{"text":"a typical chat message of some sixty bytes or so"}`)
+	for _, st := range stores {
+		b.Run(st.name, func(b *testing.B) {
+			s := st.open(b)
+			ctx := context.Background()
+			msgs := make([]NewMessage, 100)
+			latencies := make([]time.Duration, 0, 1024)
+			n := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				for i := range msgs {
+					msgs[i] = NewMessage{Room: "room" + strconv.Itoa(n%10), User: "alice", Nonce: strconv.Itoa(n), Ts: int64(n), Body: body}
+					n++
+				}
+				start := time.Now()
+				if _, err := s.Append(ctx, msgs); err != nil {
+					b.Fatal(err)
+				}
+				latencies = append(latencies, time.Since(start))
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
+			reportPercentiles(b, latencies)
+		})
+	}
 }
