@@ -186,8 +186,8 @@ func OpenCQL(ctx context.Context, opts CQLOptions) (*CQL, error) {
 	cluster.Consistency = consistency
 	cluster.Timeout = opts.Timeout
 	cluster.ConnectTimeout = opts.Timeout
-	// Version 4 is the newest both ScyllaDB and Cassandra speak; naming it saves
-	// the driver a downgrade handshake.
+	// Version 4 is the newest gocql v1.7 and ScyllaDB speak (Cassandra 5 also speaks
+	// 5); naming it saves the driver the negotiation.
 	cluster.ProtoVersion = 4
 	// Every statement here is an idempotent write of given values at a given
 	// timestamp, or a read: a retry on another replica cannot reorder or duplicate
