@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -191,6 +192,14 @@ const (
 
 var logLevels = []string{"trace", "debug", "info", "warn", "error", "disabled"}
 
+// cqlConsistencies are the consistency levels the CQL store reads and writes at: not
+// ANY (a write only a hint holds cannot be read back) nor the serial levels of
+// lightweight transactions, which it does not use.
+var cqlConsistencies = []string{"LOCAL_QUORUM", "QUORUM", "EACH_QUORUM", "LOCAL_ONE", "ONE", "TWO", "THREE", "ALL"}
+
+// cqlKeyspace is a keyspace name CQL takes unquoted, as the store creates it.
+var cqlKeyspace = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
+
 // NATSListenAddr is NATSListen with "none" mapped to "" (no listener).
 func (c Config) NATSListenAddr() string {
 	if c.NATSListen == "none" {
@@ -320,6 +329,21 @@ func (c Config) Validate() error {
 			bad(limit.key, "must be 1 to %d, got %d", maxPerUser, limit.value)
 		}
 	}
+	if c.CQLHosts != "" {
+		if err := checkCQLHosts(c.CQLHosts); err != nil {
+			bad("cql_hosts", "%v", err)
+		}
+	}
+	if !cqlKeyspace.MatchString(c.CQLKeyspace) {
+		bad("cql_keyspace", "must be a lowercase letter then up to 47 lowercase letters, digits or _, got %q", c.CQLKeyspace)
+	}
+	if !slices.Contains(cqlConsistencies, strings.ToUpper(c.CQLConsistency)) {
+		bad("cql_consistency", "must be one of %s, got %q", strings.Join(cqlConsistencies, ", "), c.CQLConsistency)
+	}
+	if r := strings.TrimSpace(c.CQLReplication); r != "" &&
+		(!strings.HasPrefix(r, "{") || !strings.HasSuffix(r, "}") || strings.Contains(r, ";") || !strings.Contains(r, "'class'")) {
+		bad("cql_replication", "must be a CQL map with a 'class', e.g. {'class': 'NetworkTopologyStrategy', 'dc1': 3}, or empty, got %q", c.CQLReplication)
+	}
 	if !slices.Contains(logLevels, c.Log.Level) {
 		bad("log.level", "must be one of %s, got %q", strings.Join(logLevels, ", "), c.Log.Level)
 	}
@@ -353,6 +377,25 @@ func checkHostPort(addr string) (int, error) {
 		return 0, fmt.Errorf("port of %q must be a number 0 to 65535", addr)
 	}
 	return port, nil
+}
+
+// checkCQLHosts checks a comma-separated list of CQL contact points, host or
+// host:port.
+func checkCQLHosts(list string) error {
+	for host := range strings.SplitSeq(list, ",") {
+		host = strings.TrimSpace(host)
+		if host == "" {
+			return fmt.Errorf("empty host in %q", list)
+		}
+		if h, port, err := net.SplitHostPort(host); err == nil {
+			if n, err := strconv.Atoi(port); h == "" || err != nil || n < 1 || n > 65535 {
+				return fmt.Errorf("want host or host:port with a port 1 to 65535, got %q", host)
+			}
+		} else if strings.ContainsAny(host, ":/ ") && net.ParseIP(host) == nil {
+			return fmt.Errorf("want host or host:port, got %q", host)
+		}
+	}
+	return nil
 }
 
 // checkNATSURLs checks a comma-separated list of servers as nats.Connect accepts them:

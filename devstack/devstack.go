@@ -1,9 +1,10 @@
 // Package devstack runs every laneIM role in one process on embedded defaults: an
 // embedded nats-server with JetStream on file storage, SQLite for messages and
-// metadata (metadata in MySQL instead when cfg.MySQLDSN is set), logic, pusher and one
-// or more gateways with their HTTP listeners (serving the browser demo of package web
-// at /). It is `laneim dev`, and the stack the end-to-end tests and `laneim bench
-// --embedded` run against, so all three exercise the same code paths as a cluster.
+// metadata (metadata in MySQL when cfg.MySQLDSN is set, message history in ScyllaDB or
+// Cassandra when cfg.CQLHosts is), logic, pusher and one or more gateways with their
+// HTTP listeners (serving the browser demo of package web at /). It is `laneim dev`,
+// and the stack the end-to-end tests and `laneim bench --embedded` run against, so all
+// three exercise the same code paths as a cluster.
 package devstack
 
 import (
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,7 +43,8 @@ import (
 type Stack struct {
 	NATS *embednats.Server
 	// Messages is the message log, Meta the rooms, members, read states and blocks:
-	// both the SQLite file in the data dir, or Meta in MySQL with cfg.MySQLDSN.
+	// both the SQLite file in the data dir, or Meta in MySQL with cfg.MySQLDSN and
+	// Messages in the CQL store with cfg.CQLHosts.
 	Messages store.MessageStore
 	Meta     store.MetaStore
 	// Cache is logic's metadata cache in front of Meta, with Redis as its second
@@ -61,6 +64,7 @@ type Stack struct {
 
 	natsUsers map[string]embednats.User // by name: every role's credential and the operator's
 	redis     *redis.Client             // nil without cfg.RedisURL
+	sqlite    *store.SQLite             // the data dir's database, whatever it holds
 	// cdcPublisher announces CDC's changes; nil without cfg.MySQLDSN.
 	cdcPublisher *cache.Publisher
 	conns        []*nats.Conn
@@ -121,6 +125,7 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 	if err != nil {
 		return nil, err
 	}
+	s.sqlite = sqlite
 	s.Messages, s.Meta = sqlite, sqlite
 	if cfg.MySQLDSN != "" {
 		mysql, err := store.OpenMySQL(ctx, cfg.MySQLDSN, store.MySQLOptions{Logger: log})
@@ -128,6 +133,9 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 			return nil, err
 		}
 		s.Meta = mysql
+	}
+	if s.Messages, err = openMessageStore(ctx, cfg, sqlite, log); err != nil {
+		return nil, err
 	}
 
 	logicConn, err := s.connect("logic", subjects.RoleLogic)
@@ -243,6 +251,32 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 		return nil, err
 	}
 	return s, nil
+}
+
+// openMessageStore opens the message history: the CQL store on cfg.CQLHosts when set,
+// else sqlite, which also holds the metadata.
+func openMessageStore(ctx context.Context, cfg configs.Config, sqlite *store.SQLite, log zerolog.Logger) (store.MessageStore, error) {
+	if cfg.CQLHosts == "" {
+		return sqlite, nil
+	}
+	var hosts []string
+	for host := range strings.SplitSeq(cfg.CQLHosts, ",") {
+		hosts = append(hosts, strings.TrimSpace(host))
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	msgs, err := store.OpenCQL(ctx, store.CQLOptions{
+		Hosts:       hosts,
+		Keyspace:    cfg.CQLKeyspace,
+		Consistency: cfg.CQLConsistency,
+		Replication: cfg.CQLReplication,
+		Logger:      log.With().Str("component", "cql").Logger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("message store on %s: %w", cfg.CQLHosts, err)
+	}
+	log.Info().Str("hosts", cfg.CQLHosts).Str("keyspace", cfg.CQLKeyspace).Msg("message history in CQL")
+	return msgs, nil
 }
 
 // register puts every role of the stack in the im_nodes bucket.
@@ -365,14 +399,26 @@ func (s *Stack) close(ctx context.Context) {
 	if s.NATS != nil {
 		s.NATS.Shutdown()
 	}
-	if s.Meta != nil && any(s.Meta) != any(s.Messages) {
-		if err := s.Meta.Close(); err != nil {
-			s.log.Warn().Err(err).Msg("close metadata store")
-		}
+	// Each store once: the SQLite file may hold both, or neither once MySQL and CQL
+	// hold them.
+	var stores []interface{ Close() error }
+	if s.Meta != nil {
+		stores = append(stores, s.Meta)
 	}
 	if s.Messages != nil {
-		if err := s.Messages.Close(); err != nil {
-			s.log.Warn().Err(err).Msg("close message store")
+		stores = append(stores, s.Messages)
+	}
+	if s.sqlite != nil {
+		stores = append(stores, s.sqlite)
+	}
+	closed := map[any]bool{}
+	for _, st := range stores {
+		if closed[st] {
+			continue
+		}
+		closed[st] = true
+		if err := st.Close(); err != nil {
+			s.log.Warn().Err(err).Msg("close store")
 		}
 	}
 	if s.unlock != nil {

@@ -6,5 +6,5 @@ import (
 	"github.com/laneim/laneim/testsvc"
 )
 
-// TestMain stops the shared MariaDB the MySQL tests start.
+// TestMain stops the servers testsvc shares among the package's tests.
 func TestMain(m *testing.M) { testsvc.Main(m) }

@@ -1,10 +1,11 @@
 // Package store holds laneIM's durable state behind two interfaces: MessageStore (the
 // per-room message log, written by logic in batches and read for history and catch-up)
 // and MetaStore (users, rooms, members, read states). The embedded default is SQLite
-// (store_sqlite.go); MySQL (store_mysql.go) holds the metadata of many nodes, and
-// ScyllaDB and the otter+Redis cache slot in beside them as further implementations or
-// decorators of the same interfaces. store/metatest_test.go is the conformance suite
-// every MetaStore passes.
+// (store_sqlite.go); MySQL (store_mysql.go) holds the metadata of many nodes, the CQL
+// store (store_cql.go, messages_cql.go) the message history on ScyllaDB or Cassandra,
+// and the otter+Redis cache (package cache) sits in front of a MetaStore as a
+// decorator. store/metatest_test.go and store/messages_test.go are the conformance
+// suites every MetaStore and MessageStore pass.
 package store
 
 import (

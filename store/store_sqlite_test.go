@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,24 +21,6 @@ func openTestSQLite(tb testing.TB) (*SQLite, string) {
 	}
 	tb.Cleanup(func() { s.Close() })
 	return s, path
-}
-
-func newMsg(room, user, nonce string, ts int64) NewMessage {
-	return NewMessage{Room: room, User: user, Nonce: nonce, Ts: ts, Body: json.RawMessage(`{"text":"` + nonce + `"}`)}
-}
-
-// appendRoom stores n messages in room, one batch, nonces prefix0..prefix(n-1).
-func appendRoom(tb testing.TB, s *SQLite, room, prefix string, n int) []Appended {
-	tb.Helper()
-	msgs := make([]NewMessage, n)
-	for i := range msgs {
-		msgs[i] = newMsg(room, "alice", prefix+strconv.Itoa(i), int64(1000+i))
-	}
-	out, err := s.Append(context.Background(), msgs)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return out
 }
 
 func TestSQLiteAppendPersists(t *testing.T) {

@@ -1,9 +1,11 @@
 // Package testsvc starts the real servers laneIM's tests talk to (MariaDB with its
-// binlog on, Redis) on private loopback ports and temporary data dirs, and stops them.
+// binlog on, Redis, a single Apache Cassandra node for the CQL store) on private
+// loopback ports and temporary data dirs, and stops them.
 //
-// A test that needs one calls MySQL or Redis (a fresh database on a server shared by
-// the test binary) or StartMariaDB / StartRedis (a server of its own, which it may stop
-// and start again). When the server's program is not installed the test is skipped
+// A test that needs one calls MySQL, Redis or CQL (a fresh database, or the hosts of a
+// node on which CQLKeyspace names a fresh keyspace, on a server shared by the test
+// binary) or StartMariaDB / StartRedis / StartCassandra (a server of its own, which it
+// may stop and start again). When the server's program is not installed the test is skipped
 // with a message naming the Debian package, or fails instead when
 // LANEIM_REQUIRE_SERVICES=1 (CI sets it), so nothing is silently skipped there.
 //

@@ -3,6 +3,9 @@ package testsvc
 import (
 	"database/sql"
 	"testing"
+	"time"
+
+	"github.com/gocql/gocql"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -60,5 +63,27 @@ func TestRedisDatabasesAreSeparate(t *testing.T) {
 	}
 	if err := r.command("PING"); err != nil {
 		t.Fatalf("after Start: %v", err)
+	}
+}
+
+func TestCassandraAnswersCQL(t *testing.T) {
+	c := SharedCassandra(t)
+	t.Log(c)
+	cluster := gocql.NewCluster(CQL(t)...)
+	cluster.Timeout = 10 * time.Second
+	session, err := cluster.CreateSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close()
+	var version string
+	if err := session.Query("SELECT release_version FROM system.local").Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	if version != CassandraVersion {
+		t.Fatalf("release_version %q, want %q", version, CassandraVersion)
+	}
+	if a, b := CQLKeyspace(t), CQLKeyspace(t); a == b {
+		t.Fatalf("two tests share keyspace %s", a)
 	}
 }

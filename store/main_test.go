@@ -1,0 +1,10 @@
+package store
+
+import (
+	"testing"
+
+	"github.com/laneim/laneim/testsvc"
+)
+
+// TestMain stops the servers testsvc shares among the package's tests.
+func TestMain(m *testing.M) { testsvc.Main(m) }
