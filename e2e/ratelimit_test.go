@@ -138,3 +138,45 @@ func TestErrorsCostMore(t *testing.T) {
 		t.Fatalf("logic was asked about the room %d times for %d refused sends", n, codes["error forbidden"])
 	}
 }
+
+// TestOverLimitAnswersEachFrame: frames refused by the rate limit before they are
+// parsed in full (gateway.overLimit) still get rate_limited with their own rid, in
+// order, and a heartbeat among them is still answered.
+func TestOverLimitAnswersEachFrame(t *testing.T) {
+	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.RateLimit = 10 })
+	room(t, s, "r", "alice", false)
+	alice := connect(t, s, "alice")
+	// 28 frames at once: the burst of 20 passes, 8 are refused (10 refusals at once
+	// would close the connection with 4029).
+	var rids []int
+	for i := range 28 {
+		rids = append(rids, alice.write("send", sendD("r", fmt.Sprint(i), map[string]any{"rid": 999, "op": "heartbeat"})))
+	}
+	beat := alice.write("heartbeat", map[string]any{})
+	answered := map[int]string{}
+	limited := 0
+	for len(answered) < len(rids)+1 {
+		f, ok := alice.next(func(f frame) bool { return f.rid() > 0 }, 5*time.Second)
+		if !ok {
+			t.Fatalf("%d of %d frames answered", len(answered), len(rids)+1)
+		}
+		if prev, twice := answered[f.rid()]; twice {
+			t.Fatalf("rid %d answered twice: %s then %s", f.rid(), prev, f.raw)
+		}
+		answered[f.rid()] = f.Op
+		if f.Op == "error" && f.errCode() == "rate_limited" {
+			limited++
+		}
+	}
+	if answered[beat] != "heartbeat_ack" {
+		t.Fatalf("heartbeat over the limit answered %s", answered[beat])
+	}
+	if limited < 5 {
+		t.Fatalf("%d of 28 sends rate_limited at 10 a second (burst 20)", limited)
+	}
+	for _, rid := range rids {
+		if op := answered[rid]; op != "ack" && op != "error" {
+			t.Fatalf("send rid %d answered %q", rid, op)
+		}
+	}
+}
