@@ -467,3 +467,10 @@ func (c *Cassandra) String() string {
 	return "Cassandra " + CassandraVersion + " at " + c.Addr() + " (started in " +
 		strconv.FormatFloat(c.StartTime.Seconds(), 'f', 1, 64) + "s)"
 }
+
+// RunCassandra starts a node outside a test (testsvc/cmd/cassandra); Close stops it
+// and removes its data.
+func RunCassandra() (*Cassandra, error) { return newCassandra() }
+
+// Close stops the node and removes its data dir.
+func (c *Cassandra) Close() { c.close() }
