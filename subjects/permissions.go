@@ -34,6 +34,7 @@ const (
 	jsAPI     = "$JS.API."
 	jsAck     = "$JS.ACK."
 	kvPrefix  = "$KV."
+	kvStream  = "KV_"
 	srvPrefix = "$SRV."
 )
 
@@ -55,7 +56,7 @@ func RolePermissions(role string) Permissions {
 			// publishes stored messages to IM_OUT, acks to gateways, member and read
 			// events, and the dev stack's discovery entries.
 			Publish: []string{jsAPI + ">", jsAck + StreamIn + ".>", Out, GatewayAcks, RoomEvents, UserEvents,
-				kvPrefix + BucketNodes + ".>"},
+				kvPrefix + BucketNodes + ".>", kvPrefix + BucketPartitions + ".>"},
 			// Its services (and micro's discovery subjects).
 			Subscribe: []string{ServicePrefix + ".>", srvPrefix + ">", inbox},
 			Responses: true,
@@ -63,9 +64,14 @@ func RolePermissions(role string) Permissions {
 	case RolePusher:
 		return Permissions{
 			// IM_OUT's consumers and acks, and the frames it builds.
-			Publish: []string{jsAPI + "INFO", jsAPI + "STREAM.INFO." + StreamOut,
+			// Its partition group: the im_partitions bucket (created by whichever role
+			// comes first), its key and a watch; the first message past a partition's
+			// ack floor at a takeover (STREAM.MSG.GET).
+			Publish: []string{jsAPI + "INFO", jsAPI + "STREAM.INFO." + StreamOut, jsAPI + "STREAM.MSG.GET." + StreamOut,
 				jsAPI + "CONSUMER.*." + StreamOut + ".>", jsAPI + "CONSUMER.MSG.NEXT." + StreamOut + ".>",
-				jsAck + StreamOut + ".>", RoomMsgs, RoomTicks},
+				jsAck + StreamOut + ".>", RoomMsgs, RoomTicks,
+				jsAPI + "STREAM.INFO." + kvStream + BucketPartitions, jsAPI + "STREAM.CREATE." + kvStream + BucketPartitions,
+				jsAPI + "CONSUMER.*." + kvStream + BucketPartitions + ".>", kvPrefix + BucketPartitions + ".>"},
 			Subscribe: []string{inbox},
 		}
 	}

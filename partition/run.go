@@ -1,0 +1,361 @@
+package partition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/laneim/laneim/subjects"
+)
+
+const (
+	// pinHeader carries the pin id on every message delivered to a pinned puller.
+	pinHeader = "Nats-Pin-Id"
+	// takeoverPoll is how often a takeover looks whether the partition is free: the
+	// handover's latency once the previous owner has unpinned.
+	takeoverPoll = 50 * time.Millisecond
+	// releaseTimeout bounds the requests of a release (ack floor, unpin).
+	releaseTimeout = 5 * time.Second
+)
+
+// errRestart ends a session that found a message ahead of it in another node's hands.
+var errRestart = errors.New("partition held elsewhere; starting over")
+
+// runner is one Run of one partition. Every field is owned by Run's goroutine.
+type runner struct {
+	cfg    Config
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	cons   jetstream.Consumer
+	handle Handler
+	// lastHandled is the stream seq of the last message handed to the handler and
+	// handled: a redelivery at or below it is skipped.
+	lastHandled uint64
+	// pin is the pin id of the messages of the last batch; a new one means the server
+	// pinned this node anew.
+	pin   string
+	pace  pacer
+	batch []jetstream.Msg
+}
+
+// Run consumes the partition until ctx ends, then releases it (see the package doc).
+// Batches are adaptive: the first message is awaited, then whatever else has already
+// arrived is taken without waiting, so an idle partition hands over single messages at
+// once and a busy one fills batches.
+func Run(ctx context.Context, js jetstream.JetStream, cfg Config, handle Handler) error {
+	cfg.defaults()
+	cons, err := Ensure(ctx, js, cfg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // given up before it started
+		}
+		return err
+	}
+	stream, err := js.Stream(ctx, cfg.Stream)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("stream %s: %w", cfg.Stream, err)
+	}
+	r := &runner{cfg: cfg, js: js, stream: stream, cons: cons, handle: handle,
+		batch: make([]jetstream.Msg, 0, cfg.BatchSize)}
+	for ctx.Err() == nil {
+		err := r.takeover(ctx)
+		if err == nil {
+			err = r.session(ctx)
+		}
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		if !errors.Is(err, errRestart) {
+			cfg.Logger.Warn().Err(err).Str("consumer", cfg.Durable).Msg("partition consumer; starting over")
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(takeoverPoll):
+		}
+	}
+	return nil
+}
+
+// takeover returns once the partition is free for this node: nobody is pinned, and
+// nothing is ack-pending with anyone (whatever was is returned to the partition by a
+// reset to the ack floor).
+func (r *runner) takeover(ctx context.Context) error {
+	began := time.Now()
+	warned := false
+	for {
+		info, err := r.cons.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("consumer info %s: %w", r.cfg.Durable, err)
+		}
+		if pinnedTo(info) == "" {
+			if info.NumAckPending > 0 {
+				// Fetched by a node that released them (NAKed) or stopped pulling
+				// for PinnedTTL: back to the stream, in order, before anything newer.
+				if _, err := r.js.ResetConsumer(ctx, r.cfg.Stream, r.cfg.Durable); err != nil {
+					return fmt.Errorf("reset %s: %w", r.cfg.Durable, err)
+				}
+				r.cfg.Logger.Info().Str("consumer", r.cfg.Durable).Int("returned", info.NumAckPending).
+					Msg("messages left unacked by the partition's previous holder returned to it")
+			}
+			return nil
+		}
+		if !warned && time.Since(began) > 2*r.cfg.PinnedTTL {
+			r.cfg.Logger.Warn().Str("consumer", r.cfg.Durable).Str("pinned", pinnedTo(info)).
+				Msg("waiting for another node to release the partition")
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(takeoverPoll):
+		}
+	}
+}
+
+// pinnedTo is the pin id holding the consumer's priority group, "" when none.
+func pinnedTo(info *jetstream.ConsumerInfo) string {
+	for _, g := range info.PriorityGroups {
+		if g.Group == subjects.PriorityGroup {
+			return g.PinnedClientID
+		}
+	}
+	return ""
+}
+
+// session pulls and handles batches until ctx ends (then releases the partition and
+// returns nil) or until it finds the partition held elsewhere (errRestart).
+func (r *runner) session(ctx context.Context) error {
+	cfg := r.cfg
+	// The channel holds what the pull subscription has fetched; its size bounds the
+	// memory of a backlog and lets the handler take whole batches.
+	incoming := make(chan jetstream.Msg, cfg.BatchSize*4)
+	// stopped ends the callback's wait for room in incoming once the session ends:
+	// what arrives after is NAKed.
+	stopped := make(chan struct{})
+	cc, err := r.cons.Consume(func(m jetstream.Msg) {
+		select {
+		case incoming <- m:
+		case <-stopped:
+			_ = m.Nak()
+		}
+	},
+		jetstream.PullPriorityGroup(subjects.PriorityGroup),
+		jetstream.PullMaxMessages(cfg.BatchSize*2),
+		// A pull request renews the pin; an idle owner renews it well inside PinnedTTL.
+		jetstream.PullExpiry(max(cfg.PinnedTTL/2, time.Second)),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			cfg.Logger.Debug().Err(err).Str("consumer", cfg.Durable).Msg("consume")
+		}))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", cfg.Durable, err)
+	}
+	end := func(unhandled []jetstream.Msg, restart bool) error {
+		close(stopped)
+		cc.Stop()
+		select {
+		case <-cc.Closed():
+		case <-time.After(releaseTimeout):
+		}
+		r.release(unhandled, incoming, restart)
+		if restart {
+			return errRestart
+		}
+		return nil
+	}
+
+	for {
+		batch := r.batch[:0]
+		select {
+		case <-ctx.Done():
+			return end(nil, false)
+		case m := <-incoming:
+			batch = append(batch, m)
+		}
+		// Under load, wait out the pacing window collecting what arrives.
+		if wait := r.pace.wait(cfg, time.Now()); wait > 0 {
+			timer := time.NewTimer(wait)
+		linger:
+			for len(batch) < cfg.BatchSize {
+				select {
+				case m := <-incoming:
+					batch = append(batch, m)
+				case <-timer.C:
+					break linger
+				case <-ctx.Done():
+					timer.Stop()
+					return end(batch, false)
+				}
+			}
+			timer.Stop()
+		}
+	fill:
+		for len(batch) < cfg.BatchSize {
+			select {
+			case m := <-incoming:
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		batch = r.skipHandled(batch)
+		if len(batch) == 0 {
+			continue
+		}
+		if pin := newPin(batch, r.pin); pin != "" {
+			ok, err := r.contiguous(ctx, batch[0])
+			if err != nil || !ok {
+				if err == nil {
+					r.cfg.Logger.Info().Str("consumer", cfg.Durable).
+						Msg("pinned with earlier messages in another node's hands; taking the partition over from its ack floor")
+				}
+				return end(nil, true)
+			}
+			r.pin = pin
+		}
+		weight := len(batch)
+		if cfg.Weigh != nil {
+			weight = cfg.Weigh(batch)
+		}
+		r.pace.handed(weight, time.Now())
+		if !r.handleBatch(ctx, batch) {
+			return end(batch, false)
+		}
+		r.lastHandled = streamSeq(batch[len(batch)-1])
+	}
+}
+
+// handleBatch hands batch to the handler until it succeeds; false when ctx ended
+// first. A batch the handler started is finished even when ctx ends meanwhile: a
+// partition given up mid-batch would have it handled twice.
+func (r *runner) handleBatch(ctx context.Context, batch []jetstream.Msg) bool {
+	handlerCtx := context.WithoutCancel(ctx)
+	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		err := r.handle(handlerCtx, batch)
+		if err == nil {
+			// The last message's metadata says how many more wait behind it: the
+			// partition's backlog, without a consumer-info request.
+			if md, err := batch[len(batch)-1].Metadata(); err == nil {
+				metricPending.WithLabelValues(r.cfg.Durable).Set(float64(md.NumPending))
+			}
+			return true
+		}
+		metricBatchFailures.WithLabelValues(r.cfg.Durable).Inc()
+		r.cfg.Logger.Error().Err(err).Str("consumer", r.cfg.Durable).Int("batch", len(batch)).
+			Dur("retry_in", backoff).Msg("batch failed; retrying it")
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// skipHandled drops the redeliveries of messages this run already handled (their ack
+// came too late), acking the last of them.
+func (r *runner) skipHandled(batch []jetstream.Msg) []jetstream.Msg {
+	skip := 0
+	for skip < len(batch) && streamSeq(batch[skip]) <= r.lastHandled {
+		skip++
+	}
+	if skip == 0 {
+		return batch
+	}
+	_ = batch[skip-1].Ack()
+	metricSkipped.WithLabelValues(r.cfg.Durable).Add(float64(skip))
+	// Later messages of a batch are newer: past the first unhandled one, none is.
+	return batch[skip:]
+}
+
+// newPin is the pin id of the batch's messages when it differs from known, "" when
+// the pin is unchanged or the consumer is not pinned.
+func newPin(batch []jetstream.Msg, known string) string {
+	for _, m := range batch {
+		if pin := m.Headers().Get(pinHeader); pin != "" && pin != known {
+			return pin
+		}
+	}
+	return ""
+}
+
+// contiguous says whether first is the partition's first message past both the ack
+// floor and what this run handled: nothing earlier is in anyone else's hands.
+func (r *runner) contiguous(ctx context.Context, first jetstream.Msg) (bool, error) {
+	info, err := r.cons.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	from := max(info.AckFloor.Stream, r.lastHandled) + 1
+	next, err := r.stream.GetMsg(ctx, from, jetstream.WithGetMsgSubject(r.cfg.Filter))
+	if err != nil {
+		return false, fmt.Errorf("first message of %s past %d: %w", r.cfg.Durable, from-1, err)
+	}
+	return next.Sequence == streamSeq(first), nil
+}
+
+// release gives the partition up after pulling stopped: the server's ack floor
+// covers what was handled, the rest is NAKed in stream order, and the pin goes. With
+// reset, the consumer is also reset to its ack floor (the session found messages in
+// other hands), so that nothing this node fetched stays pending.
+func (r *runner) release(unhandled []jetstream.Msg, incoming chan jetstream.Msg, reset bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+	defer cancel()
+	log := r.cfg.Logger.With().Str("consumer", r.cfg.Durable).Logger()
+	// The handler's ack is a plain publish: wait until the server has applied it, or
+	// the next owner's reset would return handled messages to the partition.
+	for r.lastHandled > 0 {
+		info, err := r.cons.Info(ctx)
+		if err == nil && info.AckFloor.Stream >= r.lastHandled {
+			break
+		}
+		if ctx.Err() != nil {
+			log.Warn().Uint64("handled", r.lastHandled).Msg("release: the last ack did not land; the next owner may handle a batch again")
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	nak := func(m jetstream.Msg) {
+		if streamSeq(m) > r.lastHandled {
+			_ = m.Nak()
+		}
+	}
+	for _, m := range unhandled {
+		nak(m)
+	}
+	for drained := false; !drained; {
+		select {
+		case m := <-incoming:
+			nak(m)
+		default:
+			drained = true
+		}
+	}
+	if reset {
+		if _, err := r.js.ResetConsumer(ctx, r.cfg.Stream, r.cfg.Durable); err != nil {
+			log.Warn().Err(err).Msg("release: reset to the ack floor")
+		}
+	}
+	// Unpin whoever is pinned: this node stopped pulling, so a pin is its own or, if
+	// two nodes thought they owned the partition for a moment, the other's, which
+	// re-pins at its next pull and checks its position again.
+	if info, err := r.cons.Info(ctx); err == nil && pinnedTo(info) != "" {
+		if err := r.stream.UnpinConsumer(ctx, r.cfg.Durable, subjects.PriorityGroup); err != nil {
+			log.Warn().Err(err).Msg("release: unpin")
+		}
+	}
+	r.pin = ""
+}
+
+// streamSeq is m's stream sequence, 0 when its metadata is unreadable.
+func streamSeq(m jetstream.Msg) uint64 {
+	md, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return md.Sequence.Stream
+}
