@@ -140,7 +140,10 @@ const (
 // Logic's NATS services (nats.go/micro): `nats micro ls` lists them, queue groups
 // spread the load.
 const (
-	LogicService  = "laneim-logic"
+	LogicService = "laneim-logic"
+	// LogicQueue is the queue group of every logic endpoint: NATS hands each request
+	// to one of the subscribed logic nodes, at random.
+	LogicQueue    = "laneim-logic"
 	ServicePrefix = "im.svc"
 
 	SvcHistory      = "im.svc.history"
