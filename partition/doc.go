@@ -44,11 +44,14 @@
 //     the consumer to its ack floor, which returns every one of them to the stream in
 //     order, and only then pulls. Nothing is pending with anyone else when it starts.
 //  2. Whenever the server pins this node anew (every message to a pinned puller
-//     carries its pin id; a new id means the pin moved), Run checks before handling
-//     the batch that its first message is the partition's first message past both
-//     the ack floor and what this run handled. If it is not, an earlier message is in
-//     someone else's hands: Run handles nothing, stops pulling, resets the consumer to
-//     the ack floor and starts over.
+//     carries its pin id; a new id means the pin moved), and after a handler call
+//     long enough (PinnedTTL/2) for its own pin to have lapsed meanwhile, Run checks
+//     before handling the batch that its first message is the partition's first
+//     message past both the ack floor and what this run handled. If it is not, an
+//     earlier message is in someone else's hands: Run handles nothing and stops
+//     pulling; if it holds the pin it resets the consumer to the ack floor and
+//     unpins, and if the pin has moved to another node, it is the stale one and
+//     leaves the partition as it is. Either way it starts over with rule 1.
 //
 // Within one pin, the server delivers the partition in stream order, and a redelivery
 // of a message this run already handled (an ack that came too late) is acked and
@@ -59,6 +62,8 @@
 // What remains is at-least-once, never loss: a node that dies between handling a
 // batch and its ack landing has the batch handled again by the next owner (logic
 // drops a repeated send by its nonce, pusher a repeated seq, gateways a repeated
-// frame), and an owner stalled for longer than PinnedTTL inside one batch while its
-// partition moves may handle that batch alongside the new owner.
+// frame), and a node frozen (not pulling: a stopped process, a cut link) for longer
+// than PinnedTTL with a batch in hand finishes that one batch alongside the node that
+// took over, and nothing more. A handler that is merely slow keeps its pin: nats.go
+// goes on pulling into its buffer meanwhile, which renews the pin.
 package partition

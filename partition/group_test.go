@@ -3,6 +3,7 @@ package partition
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"github.com/laneim/laneim/embednats"
@@ -75,6 +77,9 @@ type groupHarness struct {
 	srv *embednats.Server
 	ttl time.Duration
 
+	// handlerDelay is how long each batch takes to handle, set before members join.
+	handlerDelay time.Duration
+
 	mu      sync.Mutex
 	handled [testPartitions][]int // guarded by mu: payload counters, in handling order
 	dupes   atomic.Int64
@@ -128,6 +133,7 @@ func (h *groupHarness) join(name string) *member {
 			cfg := Config{Stream: "T", Durable: "c" + strconv.Itoa(p), Filter: fmt.Sprintf("t.%d.*", p),
 				BatchSize: 16, PinnedTTL: h.ttl, Logger: log}
 			if err := Run(ctx, js, cfg, func(_ context.Context, batch []jetstream.Msg) error {
+				time.Sleep(h.handlerDelay)
 				h.record(p, batch)
 				return batch[len(batch)-1].Ack()
 			}); err != nil {
@@ -230,7 +236,7 @@ func (h *groupHarness) waitHandled(sent [testPartitions]int, within time.Duratio
 		h.mu.Lock()
 		done := true
 		for p := range testPartitions {
-			done = done && len(h.handled[p]) > 0 && slices.Max(h.handled[p]) >= sent[p]
+			done = done && (sent[p] == 0 || len(h.handled[p]) > 0 && slices.Max(h.handled[p]) >= sent[p])
 		}
 		h.mu.Unlock()
 		if done || time.Now().After(deadline) {
@@ -298,9 +304,18 @@ func TestGroupShares(t *testing.T) {
 }
 
 // TestGroupHandoverExactlyOnce: under continuous publishing, members join and leave
-// one after another; every partition's messages are handled once each, in order.
+// one after another; every partition's messages are handled once each, in order, with
+// batches handled at once and with batches that take a while (so that a move finds
+// one in hand and a backlog fetched behind it).
 func TestGroupHandoverExactlyOnce(t *testing.T) {
+	for _, delay := range []time.Duration{0, 20 * time.Millisecond} {
+		t.Run("handler_"+delay.String(), func(t *testing.T) { testHandoverExactlyOnce(t, delay) })
+	}
+}
+
+func testHandoverExactlyOnce(t *testing.T, delay time.Duration) {
 	h := newGroupHarness(t)
+	h.handlerDelay = delay
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	a := h.join("a")
@@ -335,5 +350,193 @@ func TestGroupHandoverExactlyOnce(t *testing.T) {
 	h.waitHandled(sent, 10*time.Second, false)
 	if n := h.dupes.Load(); n > 0 {
 		t.Fatalf("%d messages handled twice", n)
+	}
+}
+
+// TestTwoRunsOnePartition: the safety net. Two nodes run the same partition at once,
+// as when their views of the group differ for a moment: only the pinned one handles,
+// and when it stops mid-stream the other goes on from exactly where it stopped.
+func TestTwoRunsOnePartition(t *testing.T) {
+	h := newGroupHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var handledBy [2]atomic.Int64
+	var cancels [2]context.CancelFunc
+	var done sync.WaitGroup
+	for i := range 2 {
+		js, _ := jetstream.New(h.connect())
+		runCtx, stop := context.WithCancel(ctx)
+		cancels[i] = stop
+		done.Go(func() {
+			cfg := Config{Stream: "T", Durable: "c0", Filter: "t.0.*", BatchSize: 8, PinnedTTL: h.ttl}
+			_ = Run(runCtx, js, cfg, func(_ context.Context, batch []jetstream.Msg) error {
+				handledBy[i].Add(int64(len(batch)))
+				h.record(0, batch)
+				return batch[len(batch)-1].Ack()
+			})
+		})
+	}
+	defer done.Wait()
+	defer cancels[1]()
+	defer cancels[0]()
+	stop := h.publish(ctx, h.connect(), 2*time.Millisecond)
+	for handledBy[0].Load()+handledBy[1].Load() < 100 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	pinned := 0
+	if handledBy[1].Load() > 0 {
+		pinned = 1
+	}
+	if other := handledBy[1-pinned].Load(); other != 0 {
+		t.Fatalf("both nodes handled messages before any move: %d and %d", handledBy[0].Load(), handledBy[1].Load())
+	}
+	cancels[pinned]()
+	before := handledBy[1-pinned].Load()
+	time.Sleep(300 * time.Millisecond)
+	if handledBy[1-pinned].Load() == before {
+		t.Fatal("the other node did not take over")
+	}
+	sent := stop()
+	sent = [testPartitions]int{sent[0]} // only partition 0 is consumed here
+	h.waitHandled(sent, 10*time.Second, false)
+	if n := h.dupes.Load(); n > 0 {
+		t.Fatalf("%d messages handled twice", n)
+	}
+}
+
+// freezable dials TCP connections that freeze on demand: while frozen nothing is
+// written and nothing read is handed over, as when a process stops (SIGSTOP, a long
+// pause) without its sockets closing.
+type freezable struct {
+	mu     sync.Mutex
+	frozen chan struct{} // guarded by mu: non-nil while frozen, closed by thaw
+}
+
+func (f *freezable) Dial(network, address string) (net.Conn, error) {
+	c, err := net.Dial(network, address)
+	if err != nil {
+		return nil, err
+	}
+	return &freezableConn{Conn: c, f: f}, nil
+}
+
+func (f *freezable) freeze() {
+	f.mu.Lock()
+	f.frozen = make(chan struct{})
+	f.mu.Unlock()
+}
+
+func (f *freezable) thaw() {
+	f.mu.Lock()
+	close(f.frozen)
+	f.frozen = nil
+	f.mu.Unlock()
+}
+
+func (f *freezable) wait() {
+	f.mu.Lock()
+	frozen := f.frozen
+	f.mu.Unlock()
+	if frozen != nil {
+		<-frozen
+	}
+}
+
+type freezableConn struct {
+	net.Conn
+	f *freezable
+}
+
+func (c *freezableConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.f.wait()
+	return n, err
+}
+
+func (c *freezableConn) Write(b []byte) (int, error) {
+	c.f.wait()
+	return c.Conn.Write(b)
+}
+
+// TestStalledHolder: rule 2 of the package doc. Two nodes pull one partition (their
+// views of the group differ for a moment); the one pinned freezes with a batch in
+// hand, so its pin lapses. The other, pinned now, gets messages behind the frozen
+// node's: it finds them out of line, takes the partition over from the ack floor and
+// handles everything in order. The frozen node, thawed, finishes its batch and
+// handles nothing more: only that batch is handled twice.
+func TestStalledHolder(t *testing.T) {
+	srv, err := embednats.Start(embednats.Options{Memory: true, Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	h := &groupHarness{t: t, srv: srv, ttl: 1500 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+	pub, _ := jetstream.New(h.connect())
+	if _, err := pub.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.*.*"}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Stream: "T", Durable: "stall", Filter: "t.0.*", BatchSize: 4, PinnedTTL: h.ttl, Logger: log}
+	var done sync.WaitGroup
+	defer done.Wait()
+
+	inHand, unblock := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	var handled [2]atomic.Int64
+	var firstBatch atomic.Int64
+	var dialers [2]*freezable
+	stalled := -1 // set before inHand closes
+	for i := range 2 {
+		dialers[i] = &freezable{}
+		nc, err := nats.Connect(srv.ClientURL(), nats.SetCustomDialer(dialers[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close) // after the runs released the partition
+		js, _ := jetstream.New(nc)
+		runCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		done.Go(func() {
+			_ = Run(runCtx, js, cfg, func(_ context.Context, batch []jetstream.Msg) error {
+				if first.CompareAndSwap(false, true) {
+					stalled = i
+					firstBatch.Store(int64(len(batch)))
+					close(inHand)
+					<-unblock
+				}
+				handled[i].Add(int64(len(batch)))
+				h.record(0, batch)
+				return batch[len(batch)-1].Ack()
+			})
+		})
+	}
+	time.Sleep(200 * time.Millisecond) // both pulling
+	publish := func(from, to int) {
+		for n := from; n <= to; n++ {
+			if _, err := pub.Publish(ctx, "t.0.x", []byte(strconv.Itoa(n))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(1, 200)
+	<-inHand
+	dialers[stalled].freeze()
+	// The other node goes on once the frozen one's pin lapses.
+	h.waitHandled([testPartitions]int{200}, 5*h.ttl, true)
+	if restarts := testutil.ToFloat64(metricRestarts.WithLabelValues("stall")); restarts == 0 {
+		t.Fatal("the other node never found the frozen node's messages ahead of its own")
+	}
+	dialers[stalled].thaw()
+	close(unblock)
+	publish(201, 300)
+	h.waitHandled([testPartitions]int{300}, 10*time.Second, true)
+	time.Sleep(100 * time.Millisecond) // anything the frozen node would still do
+	if n, want := handled[stalled].Load(), firstBatch.Load(); n != want {
+		t.Fatalf("the frozen node handled %d messages, want only its batch of %d", n, want)
+	}
+	if n, want := h.dupes.Load(), firstBatch.Load(); n != want {
+		t.Fatalf("%d messages handled twice, want the frozen batch's %d", n, want)
 	}
 }

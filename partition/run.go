@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/laneim/laneim/subjects"
@@ -36,9 +37,14 @@ type runner struct {
 	lastHandled uint64
 	// pin is the pin id of the messages of the last batch; a new one means the server
 	// pinned this node anew.
-	pin   string
-	pace  pacer
-	batch []jetstream.Msg
+	pin string
+	// verify makes the next batch pass the contiguity check before it is handled: at
+	// the start of a session, when the pin changed, and after a handler call long
+	// enough for the pin to have lapsed and moved while this node was not pulling
+	// (its buffered messages still carry the old pin).
+	verify bool
+	pace   pacer
+	batch  []jetstream.Msg
 }
 
 // Run consumes the partition until ctx ends, then releases it (see the package doc).
@@ -169,6 +175,7 @@ func (r *runner) session(ctx context.Context) error {
 		return nil
 	}
 
+	r.verify = true
 	for {
 		batch := r.batch[:0]
 		select {
@@ -208,25 +215,33 @@ func (r *runner) session(ctx context.Context) error {
 			continue
 		}
 		if pin := newPin(batch, r.pin); pin != "" {
+			r.pin, r.verify = pin, true
+		}
+		if r.verify {
 			ok, err := r.contiguous(ctx, batch[0])
 			if err != nil || !ok {
 				if err == nil {
+					metricRestarts.WithLabelValues(cfg.Durable).Inc()
 					r.cfg.Logger.Info().Str("consumer", cfg.Durable).
-						Msg("pinned with earlier messages in another node's hands; taking the partition over from its ack floor")
+						Msg("earlier messages of the partition are in another node's hands; starting over from its ack floor")
 				}
 				return end(nil, true)
 			}
-			r.pin = pin
+			r.verify = false
 		}
 		weight := len(batch)
 		if cfg.Weigh != nil {
 			weight = cfg.Weigh(batch)
 		}
-		r.pace.handed(weight, time.Now())
+		started := time.Now()
+		r.pace.handed(weight, started)
 		if !r.handleBatch(ctx, batch) {
 			return end(batch, false)
 		}
 		r.lastHandled = streamSeq(batch[len(batch)-1])
+		if time.Since(started) >= cfg.PinnedTTL/2 {
+			r.verify = true
+		}
 	}
 }
 
@@ -313,7 +328,7 @@ func (r *runner) release(unhandled []jetstream.Msg, incoming chan jetstream.Msg,
 		if err == nil && info.AckFloor.Stream >= r.lastHandled {
 			break
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, nats.ErrConnectionClosed) {
 			log.Warn().Uint64("handled", r.lastHandled).Msg("release: the last ack did not land; the next owner may handle a batch again")
 			break
 		}
@@ -335,20 +350,36 @@ func (r *runner) release(unhandled []jetstream.Msg, incoming chan jetstream.Msg,
 			drained = true
 		}
 	}
-	if reset {
+	info, err := r.cons.Info(ctx)
+	if err != nil {
+		log.Warn().Err(err).Msg("release: consumer info")
+		r.pin = ""
+		metricPending.DeleteLabelValues(r.cfg.Durable)
+		return
+	}
+	pinned := pinnedTo(info)
+	// Reset only while this node holds the pin: then nobody else pulls, and what is
+	// pending is this node's or the stalled holder's whose messages it found ahead.
+	// A node whose pin moved while it stalled is the stale one: it leaves the
+	// partition to the pinned node as it is.
+	if reset && pinned != "" && pinned == r.pin {
 		if _, err := r.js.ResetConsumer(ctx, r.cfg.Stream, r.cfg.Durable); err != nil {
 			log.Warn().Err(err).Msg("release: reset to the ack floor")
 		}
 	}
-	// Unpin whoever is pinned: this node stopped pulling, so a pin is its own or, if
-	// two nodes thought they owned the partition for a moment, the other's, which
-	// re-pins at its next pull and checks its position again.
-	if info, err := r.cons.Info(ctx); err == nil && pinnedTo(info) != "" {
+	// Unpin this node's pin, so that the next owner is pinned at once. When this node
+	// never saw its pin (no message came), a pin may still be its own, from pull
+	// requests that found nothing: unpin too. If it was another node's (two nodes
+	// thought they owned the partition for a moment), that node re-pins at its next
+	// pull and checks its position again.
+	if pinned != "" && (pinned == r.pin || r.pin == "") {
 		if err := r.stream.UnpinConsumer(ctx, r.cfg.Durable, subjects.PriorityGroup); err != nil {
 			log.Warn().Err(err).Msg("release: unpin")
 		}
 	}
 	r.pin = ""
+	// The backlog is the next owner's to report now.
+	metricPending.DeleteLabelValues(r.cfg.Durable)
 }
 
 // streamSeq is m's stream sequence, 0 when its metadata is unreadable.
