@@ -38,6 +38,16 @@ const (
 	srvPrefix = "$SRV."
 )
 
+// bucketAccess is what a role publishes to use KV bucket: create it if it is missing
+// (whichever role starts first), put and delete keys, get them, list and watch them
+// (ordered consumers on the bucket's stream).
+func bucketAccess(bucket string) []string {
+	stream := kvStream + bucket
+	return []string{jsAPI + "STREAM.INFO." + stream, jsAPI + "STREAM.CREATE." + stream,
+		jsAPI + "CONSUMER.*." + stream + ".>", jsAPI + "DIRECT.GET." + stream + ".>",
+		jsAPI + "STREAM.MSG.GET." + stream, kvPrefix + bucket + ".>"}
+}
+
 // RolePermissions returns what role may do on NATS; the operator may do everything.
 func RolePermissions(role string) Permissions {
 	inbox := InboxPrefixT(role) + ".>"
@@ -45,8 +55,9 @@ func RolePermissions(role string) Permissions {
 	case RoleGateway:
 		return Permissions{
 			// Sends into IM_IN (JetStream answers on the inbox), requests to logic and
-			// its ping (healthz).
-			Publish: []string{In, ServicePrefix + ".>", LogicPing},
+			// its ping (healthz), and its discovery entry and the others' (GET
+			// /v1/gateways) in im_nodes.
+			Publish: append([]string{In, ServicePrefix + ".>", LogicPing}, bucketAccess(BucketNodes)...),
 			// Room frames, ticks and events, user events, its acks.
 			Subscribe: []string{RoomMsgs, RoomTicks, RoomEvents, UserEvents, GatewayAcks, inbox},
 		}
@@ -67,11 +78,11 @@ func RolePermissions(role string) Permissions {
 			// Its partition group: the im_partitions bucket (created by whichever role
 			// comes first), its key and a watch; the first message past a partition's
 			// ack floor at a takeover (STREAM.MSG.GET).
-			Publish: []string{jsAPI + "INFO", jsAPI + "STREAM.INFO." + StreamOut, jsAPI + "STREAM.MSG.GET." + StreamOut,
+			// Its discovery entry in im_nodes.
+			Publish: append(append([]string{jsAPI + "INFO", jsAPI + "STREAM.INFO." + StreamOut, jsAPI + "STREAM.MSG.GET." + StreamOut,
 				jsAPI + "CONSUMER.*." + StreamOut + ".>", jsAPI + "CONSUMER.MSG.NEXT." + StreamOut + ".>",
-				jsAck + StreamOut + ".>", RoomMsgs, RoomTicks,
-				jsAPI + "STREAM.INFO." + kvStream + BucketPartitions, jsAPI + "STREAM.CREATE." + kvStream + BucketPartitions,
-				jsAPI + "CONSUMER.*." + kvStream + BucketPartitions + ".>", kvPrefix + BucketPartitions + ".>"},
+				jsAck + StreamOut + ".>", RoomMsgs, RoomTicks},
+				bucketAccess(BucketPartitions)...), bucketAccess(BucketNodes)...),
 			Subscribe: []string{inbox},
 		}
 	}
