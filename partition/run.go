@@ -219,13 +219,18 @@ func (r *runner) session(ctx context.Context) error {
 		}
 		if r.verify {
 			ok, err := r.contiguous(ctx, batch[0])
-			if err != nil || !ok {
-				if err == nil {
-					metricRestarts.WithLabelValues(cfg.Durable).Inc()
-					r.cfg.Logger.Info().Str("consumer", cfg.Durable).
-						Msg("earlier messages of the partition are in another node's hands; starting over from its ack floor")
-				}
-				return end(nil, true)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				// Unchecked is unsafe to handle: start over, as for a mismatch.
+				r.cfg.Logger.Warn().Err(err).Str("consumer", cfg.Durable).Msg("partition position unchecked; starting over")
+				return end(batch, true)
+			case err != nil:
+				return end(batch, false)
+			case !ok:
+				metricRestarts.WithLabelValues(cfg.Durable).Inc()
+				r.cfg.Logger.Info().Str("consumer", cfg.Durable).
+					Msg("earlier messages of the partition are in another node's hands; starting over from its ack floor")
+				return end(batch, true)
 			}
 			r.verify = false
 		}
@@ -271,20 +276,37 @@ func (r *runner) handleBatch(ctx context.Context, batch []jetstream.Msg) bool {
 	}
 }
 
-// skipHandled drops the redeliveries of messages this run already handled (their ack
-// came too late), acking the last of them.
+// skipHandled drops redeliveries from batch, keeping its stream seqs strictly
+// increasing past lastHandled: a message at or below lastHandled was handled (its ack
+// came too late), one at or below an earlier message of the batch is a second copy
+// of it. Redeliveries come after newer messages, so they can sit anywhere in a batch.
+// The highest of the handled ones is acked; a second copy of a message not handled
+// yet is left to the batch's own ack.
 func (r *runner) skipHandled(batch []jetstream.Msg) []jetstream.Msg {
-	skip := 0
-	for skip < len(batch) && streamSeq(batch[skip]) <= r.lastHandled {
-		skip++
+	high := r.lastHandled
+	var handled jetstream.Msg // the highest skipped message at or below lastHandled
+	var handledSeq uint64
+	kept := batch[:0]
+	for _, m := range batch {
+		seq := streamSeq(m)
+		if seq == 0 {
+			kept = append(kept, m) // no metadata: the handler reports it
+			continue
+		}
+		if seq <= high {
+			if seq <= r.lastHandled && seq > handledSeq {
+				handled, handledSeq = m, seq
+			}
+			metricSkipped.WithLabelValues(r.cfg.Durable).Inc()
+			continue
+		}
+		high = seq
+		kept = append(kept, m)
 	}
-	if skip == 0 {
-		return batch
+	if handled != nil {
+		_ = handled.Ack()
 	}
-	_ = batch[skip-1].Ack()
-	metricSkipped.WithLabelValues(r.cfg.Durable).Add(float64(skip))
-	// Later messages of a batch are newer: past the first unhandled one, none is.
-	return batch[skip:]
+	return kept
 }
 
 // newPin is the pin id of the batch's messages when it differs from known, "" when
