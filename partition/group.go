@@ -168,7 +168,13 @@ func (g *Group) loop(ctx context.Context, watcher jetstream.KeyWatcher) {
 	ready := false // the watcher has delivered every existing key
 	check := time.NewTicker(g.cfg.TTL / 6)
 	defer check.Stop()
-	defer func() { _ = watcher.Stop() }()
+	defer func() {
+		if watcher != nil {
+			_ = watcher.Stop()
+		}
+	}()
+	updates := watcher.Updates()
+	var rewatch <-chan time.Time // set while the watch is down
 	wasHealthy := true
 	for {
 		select {
@@ -178,9 +184,16 @@ func (g *Group) loop(ctx context.Context, watcher jetstream.KeyWatcher) {
 				<-c.done
 			}
 			return
-		case entry, ok := <-watcher.Updates():
+		case entry, ok := <-updates:
 			if !ok {
-				return
+				// The watch ended (the connection closed): without a view of the
+				// members, own nothing until it is back.
+				g.cfg.Logger.Warn().Str("member", g.key).Msg("partition group watch ended; giving up every partition until it is back")
+				updates, watcher, ready = nil, nil, false
+				clear(members)
+				g.assign(claims, nil)
+				rewatch = time.After(g.cfg.TTL)
+				continue
 			}
 			if entry == nil {
 				ready = true
@@ -192,6 +205,14 @@ func (g *Group) loop(ctx context.Context, watcher jetstream.KeyWatcher) {
 					delete(members, node)
 				}
 			}
+		case <-rewatch:
+			w, err := g.kv.Watch(ctx, g.cfg.Role+".*")
+			if err != nil {
+				rewatch = time.After(g.cfg.TTL)
+				continue
+			}
+			watcher, updates, rewatch = w, w.Updates(), nil
+			continue
 		case <-check.C:
 			if healthy := g.healthy(); healthy == wasHealthy {
 				continue

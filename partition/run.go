@@ -69,20 +69,25 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, handle Handler
 	}
 	r := &runner{cfg: cfg, js: js, stream: stream, cons: cons, handle: handle,
 		batch: make([]jetstream.Msg, 0, cfg.BatchSize)}
-	for ctx.Err() == nil {
+	for pause := takeoverPoll; ctx.Err() == nil; {
 		err := r.takeover(ctx)
 		if err == nil {
 			err = r.session(ctx)
 		}
-		if err == nil || ctx.Err() != nil {
+		switch {
+		case err == nil || ctx.Err() != nil:
 			return nil
-		}
-		if !errors.Is(err, errRestart) {
-			cfg.Logger.Warn().Err(err).Str("consumer", cfg.Durable).Msg("partition consumer; starting over")
+		case errors.Is(err, nats.ErrConnectionClosed):
+			return err
+		case errors.Is(err, errRestart):
+			pause = takeoverPoll
+		default:
+			cfg.Logger.Warn().Err(err).Str("consumer", cfg.Durable).Dur("retry_in", pause).Msg("partition consumer; starting over")
+			pause = min(2*pause, 2*time.Second)
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(takeoverPoll):
+		case <-time.After(pause):
 		}
 	}
 	return nil
