@@ -67,8 +67,8 @@ type Group struct {
 	cfg GroupConfig        // set once at construction
 	kv  jetstream.KeyValue // set once at construction
 	key string             // <role>.<node>, set once at construction
-	// refreshed is when the key was last put, in UnixNano: the member is healthy while
-	// it is recent. Written by the refresher, read by the loop.
+	// refreshed is when the last successful put of the key was sent, in UnixNano: the
+	// member is healthy while it is recent. Written by the refresher, read by the loop.
 	refreshed atomic.Int64
 	stop      context.CancelFunc
 	done      sync.WaitGroup
@@ -127,10 +127,13 @@ func (g *Group) Stop() {
 }
 
 func (g *Group) put(ctx context.Context) error {
-	if _, err := g.kv.Put(ctx, g.key, []byte(time.Now().UTC().Format(time.RFC3339Nano))); err != nil {
+	// The key's TTL runs from when the server stored it, after sent: counting from
+	// sent errs on the side of expiring early.
+	sent := time.Now()
+	if _, err := g.kv.Put(ctx, g.key, []byte(sent.UTC().Format(time.RFC3339Nano))); err != nil {
 		return err
 	}
-	g.refreshed.Store(time.Now().UnixNano())
+	g.refreshed.Store(sent.UnixNano())
 	return nil
 }
 
