@@ -54,7 +54,7 @@ func TestTwoLogicNodes(t *testing.T) {
 
 	// The partitions: each node owns half, together all.
 	for {
-		a, b := nodes[0].group.Owned(), nodes[1].group.Owned()
+		a, b := nodes[0].Partitions(), nodes[1].Partitions()
 		all := slices.Sorted(slices.Values(append(slices.Clone(a), b...)))
 		if len(a) == 4 && len(b) == 4 && slices.Equal(all, []int{0, 1, 2, 3, 4, 5, 6, 7}) {
 			break

@@ -154,6 +154,14 @@ func (l *Logic) Start(ctx context.Context) error {
 	return nil
 }
 
+// Partitions returns the IM_IN partitions this node consumes now.
+func (l *Logic) Partitions() []int {
+	if l.group == nil {
+		return nil
+	}
+	return l.group.Owned()
+}
+
 // Stop stops consuming and serving and waits for work in flight.
 func (l *Logic) Stop() {
 	if l.svc != nil {

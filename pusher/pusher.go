@@ -161,6 +161,14 @@ func (p *Pusher) Start(ctx context.Context) error {
 	return nil
 }
 
+// Partitions returns the IM_OUT partitions this node consumes now.
+func (p *Pusher) Partitions() []int {
+	if p.group == nil {
+		return nil
+	}
+	return p.group.Owned()
+}
+
 // Stop stops consuming and waits.
 func (p *Pusher) Stop() {
 	if p.group != nil {
