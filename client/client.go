@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,12 +15,19 @@ import (
 	"github.com/laneim/laneim/schema"
 )
 
-// Config configures a Client. The zero value of every field but URL and a token
-// means its default.
+// Config configures a Client. The zero value of every field but URL (or URLs) and a
+// token means its default.
 type Config struct {
 	// URL is the WebSocket endpoint, ws://host:port/v1/ws (WSURL derives it from an
 	// HTTP base URL).
 	URL string
+	// URLs are more endpoints of the same cluster's gateways (GatewayURLs lists the
+	// live ones, least loaded first). The client connects to URL, else the first of
+	// URLs that answers; when a connection drops it reconnects to the next one in
+	// turn (not the one that just went), and every failed attempt moves on again, so
+	// a dead gateway costs one attempt per round. Rooms catch up with since as after
+	// any reconnect.
+	URLs []string
 	// Token is the JWT sent in identify.
 	Token string
 	// TokenFunc, if set, replaces Token: it is called before every connect,
@@ -92,6 +100,12 @@ func (cfg Config) withDefaults() Config {
 type Client struct {
 	cfg    Config            // set once in Dial, defaults applied
 	dialer *websocket.Dialer // set once
+	urls   []string          // set once in Dial: URL, then URLs, without repeats
+	// next is the index in urls of the endpoint the next connect dials: the current
+	// connection's while it lasts. Owned by Dial, then by the reader goroutine.
+	next int
+	// endpoint is the URL of the current connection; read by URL.
+	endpoint atomic.Pointer[string]
 
 	events   chan Event         // sent to only by the reader goroutine, which closes it when it exits
 	done     chan struct{}      // closed by Close
@@ -134,12 +148,19 @@ type Stats struct {
 // connection is returned as an error even with Reconnect; a refused identify is a
 // *schema.Error (errors.Is(err, schema.ErrUnauthorized)).
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
-	if cfg.URL == "" {
-		return nil, errors.New("client: Config.URL is required")
+	var urls []string
+	for _, u := range append([]string{cfg.URL}, cfg.URLs...) {
+		if u != "" && !slices.Contains(urls, u) {
+			urls = append(urls, u)
+		}
+	}
+	if len(urls) == 0 {
+		return nil, errors.New("client: Config.URL or Config.URLs is required")
 	}
 	cfg = cfg.withDefaults()
 	c := &Client{
 		cfg:    cfg,
+		urls:   urls,
 		dialer: cfg.Dialer,
 		events: make(chan Event, cfg.EventBuffer),
 		done:   make(chan struct{}),
@@ -150,7 +171,16 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		c.dialer = defaultDialer
 	}
 	c.lifetime, c.cancel = context.WithCancel(context.Background())
-	cn, ready, err := c.connect(ctx)
+	var cn *conn
+	var ready schema.ReadyD
+	var err error
+	// Each endpoint once, in order; a refused token is refused by every gateway.
+	for c.next = range urls {
+		cn, ready, err = c.connect(ctx)
+		if err == nil || ctx.Err() != nil || errors.Is(err, schema.ErrUnauthorized) {
+			break
+		}
+	}
 	if err != nil {
 		c.cancel()
 		return nil, err
@@ -163,6 +193,10 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	go c.run(cn)
 	return c, nil
 }
+
+// URL is the endpoint of the current connection, or of the last one while the client
+// reconnects.
+func (c *Client) URL() string { return *c.endpoint.Load() }
 
 // Ready is the ready of the latest connection.
 func (c *Client) Ready() schema.ReadyD { return *c.ready.Load() }
@@ -269,6 +303,8 @@ func (c *Client) run(cn *conn) {
 		if time.Since(cn.since) >= c.cfg.BackoffMax {
 			attempt = 0
 		}
+		// The gateway that dropped the connection may be going away: try the next.
+		c.advance()
 		var ready schema.ReadyD
 		var err error
 		for {
@@ -289,6 +325,7 @@ func (c *Client) run(cn *conn) {
 				c.stop(err) // a static token that was refused will be refused again
 				return
 			}
+			c.advance()
 		}
 		c.stats.reconnects.Add(1)
 		c.wg.Add(1)
@@ -304,6 +341,9 @@ func (c *Client) run(cn *conn) {
 		}
 	}
 }
+
+// advance moves the next connect to the next endpoint, in turn. Reader goroutine only.
+func (c *Client) advance() { c.next = (c.next + 1) % len(c.urls) }
 
 func (c *Client) isClosed() bool {
 	c.mu.Lock()

@@ -236,12 +236,13 @@ func (c *Client) connect(ctx context.Context) (*conn, schema.ReadyD, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
 	defer cancel()
-	ws, resp, err := c.dialer.DialContext(ctx, c.cfg.URL, nil)
+	endpoint := c.urls[c.next]
+	ws, resp, err := c.dialer.DialContext(ctx, endpoint, nil)
 	if err != nil {
 		if resp != nil {
-			return nil, schema.ReadyD{}, fmt.Errorf("client: dial %s: %w (HTTP %d)", c.cfg.URL, err, resp.StatusCode)
+			return nil, schema.ReadyD{}, fmt.Errorf("client: dial %s: %w (HTTP %d)", endpoint, err, resp.StatusCode)
 		}
-		return nil, schema.ReadyD{}, fmt.Errorf("client: dial %s: %w", c.cfg.URL, err)
+		return nil, schema.ReadyD{}, fmt.Errorf("client: dial %s: %w", endpoint, err)
 	}
 	// The deadlines below bound the handshake; the AfterFunc makes cancellation of
 	// ctx (Close, or the caller of Dial giving up) abort a read in progress too.
@@ -256,6 +257,7 @@ func (c *Client) connect(ctx context.Context) (*conn, schema.ReadyD, error) {
 	}
 	_ = ws.SetReadDeadline(time.Time{})
 	ws.SetReadLimit(maxFrameBytes)
+	c.endpoint.Store(&endpoint)
 	return newConn(ws, ready), ready, nil
 }
 

@@ -3,7 +3,10 @@
 // generator (bench/) and `laneim chat` use it, so it is the reference for how a client
 // is meant to behave: it identifies, heartbeats at the interval ready names, tracks per
 // subscribed room the last seq it handed to the application, and on reconnect
-// resubscribes with since = that seq, dropping duplicates and reporting gaps.
+// resubscribes with since = that seq, dropping duplicates and reporting gaps. Given
+// several gateways (Config.URLs, from GET /v1/gateways through HTTP.GatewayURLs), it
+// reconnects to the next one when its connection drops, so a gateway that dies costs
+// its clients one reconnect and a catch-up.
 //
 // Goroutines. Each Client runs one reader goroutine for its whole life (it reads the
 // current connection, and between connections it reconnects) and one writer goroutine

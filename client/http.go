@@ -157,3 +157,39 @@ func WSURL(base string) (string, error) {
 	}
 	return u.String(), nil
 }
+
+// Gateway is one live gateway of GET /v1/gateways.
+type Gateway struct {
+	URL         string `json:"url"` // its base URL, http(s)://host:port
+	Connections int    `json:"connections"`
+}
+
+// Gateways asks GET /v1/gateways (no token needed): the cluster's live gateways,
+// least connections first.
+func (h *HTTP) Gateways(ctx context.Context) ([]Gateway, error) {
+	var out struct {
+		Gateways []Gateway `json:"gateways"`
+	}
+	if err := h.Do(ctx, http.MethodGet, "/v1/gateways", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Gateways, nil
+}
+
+// GatewayURLs returns the WebSocket endpoints of the live gateways, least loaded
+// first, for Config.URL and Config.URLs.
+func (h *HTTP) GatewayURLs(ctx context.Context) ([]string, error) {
+	gateways, err := h.Gateways(ctx)
+	if err != nil {
+		return nil, err
+	}
+	urls := make([]string, 0, len(gateways))
+	for _, g := range gateways {
+		ws, err := WSURL(g.URL)
+		if err != nil {
+			continue // not a URL this client can dial
+		}
+		urls = append(urls, ws)
+	}
+	return urls, nil
+}

@@ -87,7 +87,8 @@ type Config struct {
 	// OperatorKey lets an operator read GET /v1/status outside dev (Bearer
 	// OperatorKey); empty, the route is not served outside dev.
 	OperatorKey string
-	// Nodes lists the live nodes for GET /v1/status; nil lists none.
+	// Nodes lists the live nodes for GET /v1/status and GET /v1/gateways; nil lists
+	// none.
 	Nodes func(ctx context.Context) ([]nodes.Info, error)
 	// Web serves the browser demo at / in dev; nil serves nothing there.
 	Web http.Handler
@@ -182,10 +183,12 @@ type Gateway struct {
 	ticker   *ticker             // flushes connections' coalesced ticks
 	httpRate *userLimits         // per-user HTTP rate limits
 	rates    statusRates         // GET /v1/status's counter samples
-	started  time.Time           // set once at construction
-	workers  []chan *nats.Msg    // set once at construction; room msgs and ticks, by room hash
-	control  chan *nats.Msg      // set once at construction; member, read and kick events
-	log      zerolog.Logger      // set once at construction
+	// gatewayList caches GET /v1/gateways for a second.
+	gatewayList gatewaysCache
+	started     time.Time        // set once at construction
+	workers     []chan *nats.Msg // set once at construction; room msgs and ticks, by room hash
+	control     chan *nats.Msg   // set once at construction; member, read and kick events
+	log         zerolog.Logger   // set once at construction
 	// hotLog rate-limits warnings on delivery paths, which could otherwise log once a
 	// frame. Set once at construction.
 	hotLog *logging.RateLimited

@@ -42,6 +42,7 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/me/blocks/{user}", g.authed(g.unblock))
 	mux.HandleFunc("POST /v1/dev/token", g.devToken)
 	mux.HandleFunc("GET /v1/status", g.status)
+	mux.HandleFunc("GET /v1/gateways", g.gateways)
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.Handle("GET /metrics", promhttp.Handler())
 	if g.cfg.Dev {

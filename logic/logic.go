@@ -38,7 +38,10 @@ type Config struct {
 	MaxRoomsCreatedPerUser int
 	// MaxBlocksPerUser caps the users one user blocks. Default 1000.
 	MaxBlocksPerUser int
-	Logger           zerolog.Logger
+	// Node names this node in the logic partition group; unique among the live logic
+	// nodes. Default: the host name and a random suffix.
+	Node   string
+	Logger zerolog.Logger
 }
 
 func (c *Config) defaults() {
@@ -60,6 +63,9 @@ func (c *Config) defaults() {
 	if c.MaxBlocksPerUser <= 0 {
 		c.MaxBlocksPerUser = 1000
 	}
+	if c.Node == "" {
+		c.Node = partition.NodeName()
+	}
 }
 
 // Logic is one logic node.
@@ -73,13 +79,13 @@ type Logic struct {
 	// tokens verifies the client tokens forwarded with requests and sends. Set once at
 	// construction.
 	tokens *auth.Verifier
-	svc    micro.Service // set by Start
+	svc    micro.Service    // set by Start
+	group  *partition.Group // set by Start: the IM_IN partitions this node consumes
 	// Service handlers in flight, bounded apart for history (bulk reads) and for
 	// everything else, so a flood of history pages cannot hold up a subscribe.
 	historySem chan struct{}
 	serviceSem chan struct{}
-	stop       context.CancelFunc // set by Start
-	wg         sync.WaitGroup     // partition consumers and service handlers
+	wg         sync.WaitGroup // service handlers
 }
 
 // New returns a logic node over the given NATS connection and stores.
@@ -101,8 +107,9 @@ func New(cfg Config, nc *nats.Conn, msgs store.MessageStore, meta store.MetaStor
 	}, nil
 }
 
-// Start creates the streams if needed, starts one consumer per IM_IN partition and
-// registers the services. It returns once everything is subscribed.
+// Start creates the streams and every IM_IN partition's consumer if needed, joins the
+// logic partition group, which runs the partitions this node owns, and registers the
+// services. It returns once everything is subscribed.
 func (l *Logic) Start(ctx context.Context) error {
 	partitions, err := EnsureStreams(ctx, l.js, l.cfg.Streams)
 	if err != nil {
@@ -115,28 +122,44 @@ func (l *Logic) Start(ctx context.Context) error {
 	if err := l.startServices(); err != nil {
 		return err
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	l.stop = cancel
-	for p := range partitions {
-		pc := partition.Config{
+	config := func(p int) partition.Config {
+		return partition.Config{
 			Stream:    subjects.StreamIn,
 			Durable:   subjects.InConsumerT(p),
 			Filter:    subjects.InPartitionT(p),
 			BatchSize: l.cfg.BatchSize,
 			Logger:    l.cfg.Logger,
 		}
-		if _, err := partition.Ensure(ctx, l.js, pc); err != nil {
-			cancel()
+	}
+	// Every partition's consumer exists before any gateway publishes: IM_IN keeps a
+	// message only for the consumers that exist.
+	for p := range partitions {
+		if _, err := partition.Ensure(ctx, l.js, config(p)); err != nil {
 			return err
 		}
-		l.wg.Go(func() {
-			if err := partition.Run(runCtx, l.js, pc, l.ingest); err != nil {
+	}
+	group, err := partition.JoinGroup(ctx, l.js, partition.GroupConfig{
+		Role: subjects.RoleLogic, Node: l.cfg.Node, Partitions: partitions, Logger: l.cfg.Logger,
+		Run: func(ctx context.Context, p int) {
+			if err := partition.Run(ctx, l.js, config(p), l.ingest); err != nil {
 				l.cfg.Logger.Error().Err(err).Int("partition", p).Msg("ingest partition stopped")
 			}
-		})
+		},
+	})
+	if err != nil {
+		return err
 	}
-	l.cfg.Logger.Info().Int("partitions", partitions).Msg("logic started")
+	l.group = group
+	l.cfg.Logger.Info().Int("partitions", partitions).Str("node", l.cfg.Node).Msg("logic started")
 	return nil
+}
+
+// Partitions returns the IM_IN partitions this node consumes now.
+func (l *Logic) Partitions() []int {
+	if l.group == nil {
+		return nil
+	}
+	return l.group.Owned()
 }
 
 // Stop stops consuming and serving and waits for work in flight.
@@ -144,8 +167,8 @@ func (l *Logic) Stop() {
 	if l.svc != nil {
 		_ = l.svc.Stop()
 	}
-	if l.stop != nil {
-		l.stop()
+	if l.group != nil {
+		l.group.Stop()
 	}
 	l.wg.Wait()
 }

@@ -16,13 +16,15 @@ import (
 // serviceVersion is the version `nats micro ls` shows.
 const serviceVersion = "0.1.0"
 
-// startServices registers logic's request/reply endpoints as one micro service. The
-// service's queue group spreads requests over every logic node.
+// startServices registers logic's request/reply endpoints as one micro service. Every
+// endpoint subscribes in the queue group laneim-logic, so each request goes to one of
+// the logic nodes and the load spreads over all of them.
 func (l *Logic) startServices() error {
 	svc, err := micro.AddService(l.nc, micro.Config{
 		Name:        subjects.LogicService,
 		Version:     serviceVersion,
 		Description: "laneIM logic: history, rooms, members, read state",
+		QueueGroup:  subjects.LogicQueue,
 	})
 	if err != nil {
 		return err

@@ -1,8 +1,3 @@
-// Package partition consumes one partition of a partitioned laneIM stream (IM_IN for
-// logic, IM_OUT for pusher) in batches, in stream order, with exactly one consumer per
-// partition at a time across all nodes: each partition has a durable pull consumer
-// with the pinned-client priority policy (nats-server 2.11+), so the server hands the
-// partition to one node and fails it over to another when that node stops pulling.
 package partition
 
 import (
@@ -26,7 +21,8 @@ type Config struct {
 	// AckWait before the server redelivers an unacked message. Default 30s.
 	AckWait time.Duration
 	// PinnedTTL is how long a silent pinned node keeps its partition before the server
-	// pins another. Default 10s.
+	// pins another. Default DefaultTTL, the group's key TTL: a dead owner's pin lapses
+	// no later than its group key.
 	PinnedTTL time.Duration
 	// MaxLinger enables pacing: batches are handed over at most every interval, an
 	// interval that grows with the partition's message rate (LingerPerMessage for
@@ -50,7 +46,7 @@ func (c *Config) defaults() {
 		c.AckWait = 30 * time.Second
 	}
 	if c.PinnedTTL <= 0 {
-		c.PinnedTTL = 10 * time.Second
+		c.PinnedTTL = DefaultTTL
 	}
 }
 
@@ -106,95 +102,4 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.
 		return nil, fmt.Errorf("consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
 	}
 	return cons, nil
-}
-
-// Run consumes the partition until ctx ends. Batches are adaptive: the first message
-// is awaited, then whatever else has already arrived is taken without waiting, so an
-// idle partition hands over single messages at once and a busy one fills batches.
-func Run(ctx context.Context, js jetstream.JetStream, cfg Config, handle Handler) error {
-	cfg.defaults()
-	cons, err := Ensure(ctx, js, cfg)
-	if err != nil {
-		return err
-	}
-	// The channel holds what the pull subscription has fetched; its size bounds the
-	// memory of a backlog and lets the handler take whole batches.
-	incoming := make(chan jetstream.Msg, cfg.BatchSize*4)
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		select {
-		case incoming <- m:
-		case <-ctx.Done():
-		}
-	},
-		jetstream.PullPriorityGroup(subjects.PriorityGroup),
-		jetstream.PullMaxMessages(cfg.BatchSize*2),
-		jetstream.PullExpiry(5*time.Second),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			cfg.Logger.Debug().Err(err).Str("consumer", cfg.Durable).Msg("consume")
-		}))
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", cfg.Durable, err)
-	}
-	defer cc.Stop()
-
-	batch := make([]jetstream.Msg, 0, cfg.BatchSize)
-	var pace pacer
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case m := <-incoming:
-			batch = append(batch[:0], m)
-		}
-		// Under load, wait out the pacing window collecting what arrives.
-		if wait := pace.wait(cfg, time.Now()); wait > 0 {
-			timer := time.NewTimer(wait)
-		linger:
-			for len(batch) < cfg.BatchSize {
-				select {
-				case m := <-incoming:
-					batch = append(batch, m)
-				case <-timer.C:
-					break linger
-				case <-ctx.Done():
-					timer.Stop()
-					return nil
-				}
-			}
-			timer.Stop()
-		}
-	fill:
-		for len(batch) < cfg.BatchSize {
-			select {
-			case m := <-incoming:
-				batch = append(batch, m)
-			default:
-				break fill
-			}
-		}
-		weight := len(batch)
-		if cfg.Weigh != nil {
-			weight = cfg.Weigh(batch)
-		}
-		pace.handed(weight, time.Now())
-		for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
-			err := handle(ctx, batch)
-			if err == nil {
-				// The last message's metadata says how many more wait behind it: the
-				// partition's backlog, without a consumer-info request.
-				if md, err := batch[len(batch)-1].Metadata(); err == nil {
-					metricPending.WithLabelValues(cfg.Durable).Set(float64(md.NumPending))
-				}
-				break
-			}
-			metricBatchFailures.WithLabelValues(cfg.Durable).Inc()
-			cfg.Logger.Error().Err(err).Str("consumer", cfg.Durable).Int("batch", len(batch)).
-				Dur("retry_in", backoff).Msg("batch failed; retrying it")
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(backoff):
-			}
-		}
-	}
 }

@@ -2,6 +2,7 @@ package partition
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -63,5 +64,70 @@ func TestPendingGauge(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // the gauge is set once the last handler returns
 	if got := testutil.ToFloat64(gauge); got != 0 {
 		t.Fatalf("gauge %v after everything was handled, want 0", got)
+	}
+}
+
+// TestSkipHandled: redeliveries anywhere in a batch are dropped, so that the handler
+// sees stream seqs strictly increasing past what was handled.
+func TestSkipHandled(t *testing.T) {
+	srv, err := embednats.Start(embednats.Options{Memory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.*"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := js.Publish(ctx, "t.x", []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := js.CreateConsumer(ctx, "T", jetstream.ConsumerConfig{Durable: "skip", AckPolicy: jetstream.AckAllPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetched, err := cons.FetchNoWait(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m []jetstream.Msg // m[i] has stream seq i+1
+	for msg := range fetched.Messages() {
+		m = append(m, msg)
+	}
+	if len(m) != 5 {
+		t.Fatalf("fetched %d", len(m))
+	}
+	r := &runner{cfg: Config{Durable: "skip"}, lastHandled: 2}
+	got := r.skipHandled([]jetstream.Msg{m[2], m[3], m[0], m[4], m[3], m[1]})
+	var seqs []uint64
+	for _, msg := range got {
+		seqs = append(seqs, streamSeq(msg))
+	}
+	if fmt.Sprint(seqs) != "[3 4 5]" {
+		t.Fatalf("kept seqs %v, want [3 4 5]", seqs)
+	}
+	// The highest handled copy (seq 2) was acked, nothing past it.
+	var floor uint64
+	for range 100 {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if floor = info.AckFloor.Stream; floor == 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if floor != 2 {
+		t.Fatalf("ack floor %d, want 2", floor)
 	}
 }

@@ -67,7 +67,10 @@ type Config struct {
 	// well under NATS's max payload (1 MiB by default), and keeps one frame from
 	// filling a slow connection's queue at once. Default 64 KiB.
 	MaxFrameBytes int
-	Logger        zerolog.Logger
+	// Node names this node in the pusher partition group; unique among the live
+	// pusher nodes. Default: the host name and a random suffix.
+	Node   string
+	Logger zerolog.Logger
 }
 
 func (c *Config) defaults() {
@@ -86,15 +89,19 @@ func (c *Config) defaults() {
 	if c.MaxFrameBytes <= 0 {
 		c.MaxFrameBytes = 64 << 10
 	}
+	if c.Node == "" {
+		c.Node = partition.NodeName()
+	}
 }
 
 // Pusher is one pusher node.
 type Pusher struct {
-	cfg  Config              // set once at construction
-	nc   *nats.Conn          // set once at construction
-	js   jetstream.JetStream // set once at construction
-	stop context.CancelFunc  // set by Start
-	wg   sync.WaitGroup
+	cfg   Config              // set once at construction
+	nc    *nats.Conn          // set once at construction
+	js    jetstream.JetStream // set once at construction
+	stop  context.CancelFunc  // set by Start
+	group *partition.Group    // set by Start: the IM_OUT partitions this node consumes
+	wg    sync.WaitGroup
 
 	mu    sync.Mutex
 	ticks map[string]int64 // guarded by mu: rooms with news since the last tick flush
@@ -110,8 +117,8 @@ func New(cfg Config, nc *nats.Conn) (*Pusher, error) {
 	return &Pusher{cfg: cfg, nc: nc, js: js, ticks: make(map[string]int64)}, nil
 }
 
-// Start waits for the streams and starts one consumer per IM_OUT partition and the
-// tick flusher.
+// Start waits for the streams, joins the pusher partition group, which runs the
+// IM_OUT partitions this node owns, and starts the tick flusher.
 func (p *Pusher) Start(ctx context.Context) error {
 	partitions, err := logic.WaitStreams(ctx, p.js)
 	if err != nil {
@@ -119,37 +126,54 @@ func (p *Pusher) Start(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	p.stop = cancel
-	for i := range partitions {
-		pc := partition.Config{
-			Stream:           subjects.StreamOut,
-			Durable:          subjects.OutConsumerT(i),
-			Filter:           subjects.OutPartitionT(i),
-			BatchSize:        p.cfg.BatchSize,
-			MaxLinger:        max(p.cfg.MaxWindow, 0),
-			LingerPerMessage: p.cfg.WindowPerMessage,
-			Weigh:            busiestRoom,
-			Logger:           p.cfg.Logger,
-		}
-		// The rooms of one partition are this goroutine's alone, so their last
-		// published seqs need no lock.
-		last := make(map[string]int64)
-		p.wg.Go(func() {
-			err := partition.Run(runCtx, p.js, pc, func(ctx context.Context, batch []jetstream.Msg) error {
+	group, err := partition.JoinGroup(ctx, p.js, partition.GroupConfig{
+		Role: subjects.RolePusher, Node: p.cfg.Node, Partitions: partitions, Logger: p.cfg.Logger,
+		Run: func(ctx context.Context, i int) {
+			pc := partition.Config{
+				Stream:           subjects.StreamOut,
+				Durable:          subjects.OutConsumerT(i),
+				Filter:           subjects.OutPartitionT(i),
+				BatchSize:        p.cfg.BatchSize,
+				MaxLinger:        max(p.cfg.MaxWindow, 0),
+				LingerPerMessage: p.cfg.WindowPerMessage,
+				Weigh:            busiestRoom,
+				Logger:           p.cfg.Logger,
+			}
+			// The rooms of one partition are this goroutine's alone, so their last
+			// published seqs need no lock.
+			last := make(map[string]int64)
+			err := partition.Run(ctx, p.js, pc, func(ctx context.Context, batch []jetstream.Msg) error {
 				p.push(batch, last)
 				return nil
 			})
 			if err != nil {
 				p.cfg.Logger.Error().Err(err).Int("partition", i).Msg("pusher partition stopped")
 			}
-		})
+		},
+	})
+	if err != nil {
+		cancel()
+		return err
 	}
+	p.group = group
 	p.wg.Go(func() { p.flushTicks(runCtx) })
-	p.cfg.Logger.Info().Int("partitions", partitions).Msg("pusher started")
+	p.cfg.Logger.Info().Int("partitions", partitions).Str("node", p.cfg.Node).Msg("pusher started")
 	return nil
+}
+
+// Partitions returns the IM_OUT partitions this node consumes now.
+func (p *Pusher) Partitions() []int {
+	if p.group == nil {
+		return nil
+	}
+	return p.group.Owned()
 }
 
 // Stop stops consuming and waits.
 func (p *Pusher) Stop() {
+	if p.group != nil {
+		p.group.Stop()
+	}
 	if p.stop != nil {
 		p.stop()
 	}

@@ -35,8 +35,19 @@ const (
 	jsAPI     = "$JS.API."
 	jsAck     = "$JS.ACK."
 	kvPrefix  = "$KV."
+	kvStream  = "KV_"
 	srvPrefix = "$SRV."
 )
+
+// bucketAccess is what a role publishes to use KV bucket: create it if it is missing
+// (whichever role starts first), put and delete keys, get them, list and watch them
+// (ordered consumers on the bucket's stream).
+func bucketAccess(bucket string) []string {
+	stream := kvStream + bucket
+	return []string{jsAPI + "STREAM.INFO." + stream, jsAPI + "STREAM.CREATE." + stream,
+		jsAPI + "CONSUMER.*." + stream + ".>", jsAPI + "DIRECT.GET." + stream + ".>",
+		jsAPI + "STREAM.MSG.GET." + stream, kvPrefix + bucket + ".>"}
+}
 
 // RolePermissions returns what role may do on NATS; the operator may do everything.
 func RolePermissions(role string) Permissions {
@@ -45,8 +56,9 @@ func RolePermissions(role string) Permissions {
 	case RoleGateway:
 		return Permissions{
 			// Sends into IM_IN (JetStream answers on the inbox), requests to logic and
-			// its ping (healthz).
-			Publish: []string{In, ServicePrefix + ".>", LogicPing},
+			// its ping (healthz), and its discovery entry and the others' (GET
+			// /v1/gateways) in im_nodes.
+			Publish: append([]string{In, ServicePrefix + ".>", LogicPing}, bucketAccess(BucketNodes)...),
 			// Room frames, ticks and events, user events, its acks.
 			Subscribe: []string{RoomMsgs, RoomTicks, RoomEvents, UserEvents, GatewayAcks, inbox},
 		}
@@ -57,7 +69,7 @@ func RolePermissions(role string) Permissions {
 			// events, the dev stack's discovery entries, and the cache invalidations
 			// of the metadata it writes.
 			Publish: []string{jsAPI + ">", jsAck + StreamIn + ".>", Out, GatewayAcks, RoomEvents, UserEvents,
-				kvPrefix + BucketNodes + ".>", CacheInval},
+				kvPrefix + BucketNodes + ".>", kvPrefix + BucketPartitions + ".>", CacheInval},
 			// Its services (and micro's discovery subjects), and every node's cache
 			// invalidations.
 			Subscribe: []string{ServicePrefix + ".>", srvPrefix + ">", CacheInval, inbox},
@@ -66,9 +78,14 @@ func RolePermissions(role string) Permissions {
 	case RolePusher:
 		return Permissions{
 			// IM_OUT's consumers and acks, and the frames it builds.
-			Publish: []string{jsAPI + "INFO", jsAPI + "STREAM.INFO." + StreamOut,
+			// Its partition group: the im_partitions bucket (created by whichever role
+			// comes first), its key and a watch; the first message past a partition's
+			// ack floor at a takeover (STREAM.MSG.GET).
+			// Its discovery entry in im_nodes.
+			Publish: append(append([]string{jsAPI + "INFO", jsAPI + "STREAM.INFO." + StreamOut, jsAPI + "STREAM.MSG.GET." + StreamOut,
 				jsAPI + "CONSUMER.*." + StreamOut + ".>", jsAPI + "CONSUMER.MSG.NEXT." + StreamOut + ".>",
 				jsAck + StreamOut + ".>", RoomMsgs, RoomTicks},
+				bucketAccess(BucketPartitions)...), bucketAccess(BucketNodes)...),
 			Subscribe: []string{inbox},
 		}
 	case RoleCDC:

@@ -6,7 +6,7 @@
 // The path of one message through these names:
 //
 //	gateway  --publish-->  im.in.<room>                    (stream IM_IN, stored as im.in.<p>.<room>)
-//	logic    --consume-->  im.in.<p>.*                     (consumer logic_in_<p>, one pinned logic per partition)
+//	logic    --consume-->  im.in.<p>.*                     (consumer logic_in_<p>, one logic node per partition)
 //	logic    --publish-->  im.out.<room>                   (stream IM_OUT, stored as im.out.<p>.<room>)
 //	logic    --reply---->  im.gw.<gateway>.acks            (core NATS, the gateway turns it into the client's ack)
 //	pusher   --consume-->  im.out.<p>.*                    (consumer pusher_out_<p>)
@@ -73,8 +73,9 @@ func RoomOfStored(subject string) string {
 	return ""
 }
 
-// Consumers. One durable per partition; each uses the pinned priority group so that
-// exactly one node consumes a partition at a time, with failover.
+// Consumers. One durable per partition, consumed by the node the partition group
+// (package partition) assigns it to; the pinned priority group keeps a second puller
+// idle while ownership moves.
 const (
 	PriorityGroup = "laneim"
 	inConsumer    = "logic_in_"
@@ -139,12 +140,19 @@ const (
 	// CDCPositionKey and CDCLockKey are the keys of those buckets.
 	CDCPositionKey = "position"
 	CDCLockKey     = "lock"
+	// BucketPartitions holds one key per member of a partition group,
+	// <role>.<node>, with a short per-key TTL: the live logic and pusher nodes among
+	// which IM_IN and IM_OUT partitions are shared.
+	BucketPartitions = "im_partitions"
 )
 
 // Logic's NATS services (nats.go/micro): `nats micro ls` lists them, queue groups
 // spread the load.
 const (
-	LogicService  = "laneim-logic"
+	LogicService = "laneim-logic"
+	// LogicQueue is the queue group of every logic endpoint: NATS hands each request
+	// to one of the subscribed logic nodes, at random.
+	LogicQueue    = "laneim-logic"
 	ServicePrefix = "im.svc"
 
 	SvcHistory      = "im.svc.history"
