@@ -31,10 +31,11 @@ type Config struct {
 	// no pacing (every batch at once).
 	MaxLinger        time.Duration
 	LingerPerMessage time.Duration
-	// Weigh says how many of a batch's messages count towards the pacing rate;
-	// default all of them. Pusher counts only its busiest room's, so that a
-	// partition of many quiet rooms is not paced like one busy room.
-	Weigh  func(batch []jetstream.Msg) int
+	// Rate, when set, gives the pacing rate (messages a second) after a batch,
+	// instead of the partition's smoothed message rate. Pusher gives its busiest
+	// room's over the last second or two, so that a partition of many quiet rooms is
+	// not paced like one busy room.
+	Rate   func(batch []jetstream.Msg, now time.Time) float64
 	Logger zerolog.Logger
 }
 
@@ -63,6 +64,11 @@ func (p *pacer) wait(cfg Config, now time.Time) time.Duration {
 	}
 	interval := min(cfg.MaxLinger, time.Duration(p.rate*float64(cfg.LingerPerMessage)))
 	return p.last.Add(interval).Sub(now)
+}
+
+// handedAt records a batch handed over at now with the pacing rate rate.
+func (p *pacer) handedAt(rate float64, now time.Time) {
+	p.rate, p.last = rate, now
 }
 
 // handed records a batch of n messages handed over at now.

@@ -239,12 +239,12 @@ func (r *runner) session(ctx context.Context) error {
 			}
 			r.verify = false
 		}
-		weight := len(batch)
-		if cfg.Weigh != nil {
-			weight = cfg.Weigh(batch)
-		}
 		started := time.Now()
-		r.pace.handed(weight, started)
+		if cfg.Rate != nil {
+			r.pace.handedAt(cfg.Rate(batch, started), started)
+		} else {
+			r.pace.handed(len(batch), started)
+		}
 		if !r.handleBatch(ctx, batch) {
 			return end(batch, false)
 		}

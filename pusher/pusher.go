@@ -136,7 +136,7 @@ func (p *Pusher) Start(ctx context.Context) error {
 				BatchSize:        p.cfg.BatchSize,
 				MaxLinger:        max(p.cfg.MaxWindow, 0),
 				LingerPerMessage: p.cfg.WindowPerMessage,
-				Weigh:            busiestRoom,
+				Rate:             newRoomRates().observe,
 				Logger:           p.cfg.Logger,
 			}
 			// The rooms of one partition are this goroutine's alone, so their last
@@ -180,20 +180,37 @@ func (p *Pusher) Stop() {
 	p.wg.Wait()
 }
 
-// busiestRoom is the number of messages of the batch's busiest room: what paces a
-// partition's frames.
-func busiestRoom(batch []jetstream.Msg) int {
-	if len(batch) < 2 {
-		return len(batch)
+// roomRates measures a partition's busiest room: the most messages one room had in
+// the current one-second window or the one before. It paces the partition's frames
+// (partition.Config.Rate): a room at 200 messages a second is merged into frames over
+// the longest window, while a partition of a thousand rooms at one message every few
+// seconds each hands every message over at once. (A rate smoothed over the
+// intervals between batches would read two messages of two rooms a millisecond apart
+// as a room at 1,000 a second.) Owned by the partition's goroutine.
+type roomRates struct {
+	start   time.Time      // of the current window
+	counts  map[string]int // messages per room in the current window
+	most    int            // the highest of counts
+	earlier int            // most of the window before, 0 if it was longer ago
+}
+
+func newRoomRates() *roomRates { return &roomRates{counts: make(map[string]int)} }
+
+func (r *roomRates) observe(batch []jetstream.Msg, now time.Time) float64 {
+	if age := now.Sub(r.start); age >= time.Second {
+		r.earlier = r.most
+		if age >= 2*time.Second {
+			r.earlier = 0
+		}
+		clear(r.counts)
+		r.most, r.start = 0, now
 	}
-	counts := make(map[string]int, 8)
-	most := 0
 	for _, m := range batch {
 		room := subjects.RoomOfStored(m.Subject())
-		counts[room]++
-		most = max(most, counts[room])
+		r.counts[room]++
+		r.most = max(r.most, r.counts[room])
 	}
-	return most
+	return float64(max(r.most, r.earlier))
 }
 
 // push turns one IM_OUT batch into frames: the messages of each room, in seq order,
