@@ -50,10 +50,8 @@ type Cassandra struct {
 }
 
 var (
-	sharedCassandra     *Cassandra
-	sharedCassandraErr  error
-	sharedCassandraOnce sync.Once
-	keyspaces           atomic.Int64
+	sharedCassandra shared[*Cassandra]
+	keyspaces       atomic.Int64
 )
 
 // errUnavailable marks a failure to get Cassandra at all (no Java, no Maven, the jars
@@ -81,24 +79,14 @@ func CQLKeyspace(tb testing.TB) string {
 // Main stops it.
 func SharedCassandra(tb testing.TB) *Cassandra {
 	tb.Helper()
-	sharedCassandraOnce.Do(func() {
-		sharedCassandra, sharedCassandraErr = newCassandra()
-		if sharedCassandraErr == nil {
-			onStopShared(sharedCassandra.close)
-		}
-	})
-	checkCassandraErr(tb, sharedCassandraErr)
-	return sharedCassandra
+	return sharedCassandra.get(tb, newCassandra, checkCassandraErr)
 }
 
 // StartCassandra starts a node of tb's own, which it may Stop and Start; it is removed
 // when tb ends. A node costs some 600 MB and several seconds: prefer CQL.
 func StartCassandra(tb testing.TB) *Cassandra {
 	tb.Helper()
-	c, err := newCassandra()
-	checkCassandraErr(tb, err)
-	tb.Cleanup(c.close)
-	return c
+	return own(tb, newCassandra, checkCassandraErr)
 }
 
 func checkCassandraErr(tb testing.TB, err error) {

@@ -31,10 +31,9 @@ type MariaDB struct {
 }
 
 var (
-	sharedMariaDB     *MariaDB
-	sharedMariaDBErr  error
-	sharedMariaDBOnce sync.Once
-	databases         atomic.Int64
+	sharedMariaDB shared[*MariaDB]
+	databases     atomic.Int64
+	checkMariaDB  = startErr("MariaDB", mariadbHint)
 )
 
 // MySQL returns the DSN of a new, empty database on the test binary's shared MariaDB
@@ -48,34 +47,14 @@ func MySQL(tb testing.TB) string {
 // Main stops it.
 func SharedMariaDB(tb testing.TB) *MariaDB {
 	tb.Helper()
-	sharedMariaDBOnce.Do(func() {
-		sharedMariaDB, sharedMariaDBErr = newMariaDB()
-		if sharedMariaDBErr == nil {
-			onStopShared(sharedMariaDB.close)
-		}
-	})
-	if sharedMariaDBErr != nil {
-		if sharedMariaDBErr == errNotInstalled {
-			Unavailable(tb, mariadbHint)
-		}
-		tb.Fatalf("start MariaDB: %v", sharedMariaDBErr)
-	}
-	return sharedMariaDB
+	return sharedMariaDB.get(tb, newMariaDB, checkMariaDB)
 }
 
 // StartMariaDB starts a server of tb's own, which it may Stop and Start; it is removed
 // when tb ends.
 func StartMariaDB(tb testing.TB) *MariaDB {
 	tb.Helper()
-	m, err := newMariaDB()
-	if err == errNotInstalled {
-		Unavailable(tb, mariadbHint)
-	}
-	if err != nil {
-		tb.Fatalf("start MariaDB: %v", err)
-	}
-	tb.Cleanup(m.close)
-	return m
+	return own(tb, newMariaDB, checkMariaDB)
 }
 
 var errNotInstalled = fmt.Errorf("not installed")

@@ -26,11 +26,10 @@ type Redis struct {
 }
 
 var (
-	sharedRedis     *Redis
-	sharedRedisErr  error
-	sharedRedisOnce sync.Once
-	redisDBs        sync.Mutex
-	redisNextDB     int
+	sharedRedis shared[*Redis]
+	checkRedis  = startErr("Redis", redisHint)
+	redisDBs    sync.Mutex
+	redisNextDB int
 )
 
 // RedisURL returns a redis:// URL of an empty logical database on the test binary's
@@ -55,34 +54,14 @@ func RedisURL(tb testing.TB) string {
 // Main stops it.
 func SharedRedis(tb testing.TB) *Redis {
 	tb.Helper()
-	sharedRedisOnce.Do(func() {
-		sharedRedis, sharedRedisErr = newRedis()
-		if sharedRedisErr == nil {
-			onStopShared(sharedRedis.close)
-		}
-	})
-	if sharedRedisErr == errNotInstalled {
-		Unavailable(tb, redisHint)
-	}
-	if sharedRedisErr != nil {
-		tb.Fatalf("start Redis: %v", sharedRedisErr)
-	}
-	return sharedRedis
+	return sharedRedis.get(tb, newRedis, checkRedis)
 }
 
 // StartRedis starts a server of tb's own, which it may Stop and Start; it is removed
 // when tb ends.
 func StartRedis(tb testing.TB) *Redis {
 	tb.Helper()
-	r, err := newRedis()
-	if err == errNotInstalled {
-		Unavailable(tb, redisHint)
-	}
-	if err != nil {
-		tb.Fatalf("start Redis: %v", err)
-	}
-	tb.Cleanup(r.close)
-	return r
+	return own(tb, newRedis, checkRedis)
 }
 
 func newRedis() (*Redis, error) {

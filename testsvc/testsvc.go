@@ -186,3 +186,48 @@ func (b *lockedBuffer) String() string {
 }
 
 func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// shared is one server a test binary shares among its tests, started on first use and
+// stopped by Main.
+type shared[S interface{ close() }] struct {
+	once sync.Once
+	s    S
+	err  error
+}
+
+// get starts the server with start on first use; check fails or skips tb on a start
+// error.
+func (sh *shared[S]) get(tb testing.TB, start func() (S, error), check func(testing.TB, error)) S {
+	tb.Helper()
+	sh.once.Do(func() {
+		sh.s, sh.err = start()
+		if sh.err == nil {
+			onStopShared(sh.s.close)
+		}
+	})
+	check(tb, sh.err)
+	return sh.s
+}
+
+// own starts a server of tb's own, removed when tb ends.
+func own[S interface{ close() }](tb testing.TB, start func() (S, error), check func(testing.TB, error)) S {
+	tb.Helper()
+	s, err := start()
+	check(tb, err)
+	tb.Cleanup(s.close)
+	return s
+}
+
+// startErr returns the check of a server named name: skip (or fail when Required)
+// with hint when its program is not installed, fail on any other error.
+func startErr(name, hint string) func(testing.TB, error) {
+	return func(tb testing.TB, err error) {
+		tb.Helper()
+		if err == errNotInstalled {
+			Unavailable(tb, "%s", hint)
+		}
+		if err != nil {
+			tb.Fatalf("start %s: %v", name, err)
+		}
+	}
+}
