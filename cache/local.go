@@ -46,8 +46,15 @@ type otterPages[P any] = otter.Cache[string, pageSet[P]]
 
 // pageSet holds the cached pages of one list (a room's members, a user's rooms or
 // blocks) under the list's owner, so that one invalidation drops them all. It is never
-// changed once stored: adding a page stores a copy.
-type pageSet[P any] map[pageKey]P
+// changed once stored: adding a page stores a copy. A slice, not a map: nearly every
+// owner has one page (a user's first 500 rooms), and a map of one entry costs some
+// 600 bytes more, for every identified user.
+type pageSet[P any] []ownedPage[P]
+
+type ownedPage[P any] struct {
+	key  pageKey
+	page P
+}
 
 // maxPagesPerOwner bounds a pageSet: a user in 10,000 rooms reads 20 pages of 500.
 const maxPagesPerOwner = 64
@@ -150,24 +157,27 @@ func setIfCurrent[K comparable, V any](l *local, c *otter.Cache[K, V], key K, s 
 // s.
 func addPage[P any](l *local, c *otter.Cache[string, pageSet[P]], owner string, pk pageKey, s stamp, p P) {
 	old, _ := c.GetIfPresent(owner)
-	set := make(pageSet[P], min(len(old)+1, maxPagesPerOwner))
+	set := make(pageSet[P], 0, min(len(old)+1, maxPagesPerOwner))
 	if len(old) < maxPagesPerOwner {
-		for k, v := range old {
-			set[k] = v
+		for _, op := range old {
+			if op.key != pk {
+				set = append(set, op)
+			}
 		}
 	}
-	set[pk] = p
+	set = append(set, ownedPage[P]{pk, p})
 	setIfCurrent(l, c, owner, s, set)
 }
 
 func getPage[P any](c *otter.Cache[string, pageSet[P]], owner string, pk pageKey) (P, bool) {
-	set, ok := c.GetIfPresent(owner)
-	if !ok {
-		var zero P
-		return zero, false
+	set, _ := c.GetIfPresent(owner)
+	for _, op := range set {
+		if op.key == pk {
+			return op.page, true
+		}
 	}
-	p, ok := set[pk]
-	return p, ok
+	var zero P
+	return zero, false
 }
 
 // drop invalidates one key of kind k: (a, b) for the pair kinds, a alone for the rest.
