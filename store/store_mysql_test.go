@@ -13,7 +13,6 @@ import (
 	"github.com/laneim/laneim/testsvc"
 )
 
-
 // openTestMySQL opens the store on a fresh database of the shared MariaDB.
 func openTestMySQL(t *testing.T) (*MySQL, string) {
 	t.Helper()
