@@ -112,8 +112,11 @@ func (r *run) rooms(ctx context.Context) error {
 	g.SetLimit(o.concurrency)
 	for k := range o.rooms {
 		room := roomName(r.runID, k)
+		// Sender k starts k/rate seconds in: together they send at an even rate, not
+		// all at once every 1/perRoom seconds.
 		senders[k] = newSender(senderConfig{index: k, user: fmt.Sprintf("%s-s%d", r.runID, k), room: room,
-			rate: perRoom, inflight: 16, duration: o.duration}, acks)
+			rate: perRoom, inflight: 16, duration: o.duration,
+			offset: time.Duration(float64(k) / o.rate * float64(time.Second))}, acks)
 		members[k] = append(members[k], senders[k].cfg.user)
 		g.Go(func() error { return r.t.createRoom(gctx, owner, room) })
 	}

@@ -19,6 +19,10 @@ type senderConfig struct {
 	inflight int           // sends awaiting their ack at most
 	count    int64         // stop after count sends; 0: no limit
 	duration time.Duration // stop after duration; 0: no limit
+	// offset delays the schedule: message k is due at offset + k/rate. Senders of a
+	// total rate spread over many of them take offsets across one interval, so that
+	// the total is smooth rather than a burst from all of them at once.
+	offset time.Duration
 }
 
 // sender sends messages whose body is the send time in Unix microseconds, pipelined:
@@ -113,7 +117,7 @@ func (s *sender) run(ctx context.Context) error {
 			return nil
 		}
 		if s.cfg.rate > 0 {
-			due := time.Duration(float64(k) / s.cfg.rate * float64(time.Second))
+			due := s.cfg.offset + time.Duration(float64(k)/s.cfg.rate*float64(time.Second))
 			if due > elapsed {
 				wait := due - elapsed
 				if s.cfg.duration > 0 {
