@@ -110,28 +110,34 @@ func (d *dialers) dialIdentified(ctx context.Context, i int, wsURL, token string
 
 // dialIdentifiedWith is dialIdentified through the dialer wd.
 func dialIdentifiedWith(ctx context.Context, wd *websocket.Dialer, wsURL, token string) (*websocket.Conn, time.Duration, error) {
+	ws, hb, _, err := dialReady(ctx, wd, wsURL, token)
+	return ws, hb, err
+}
+
+// dialReady is dialIdentifiedWith that also returns ready.
+func dialReady(ctx context.Context, wd *websocket.Dialer, wsURL, token string) (*websocket.Conn, time.Duration, schema.ReadyD, error) {
 	dialCtx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
 	ws, _, err := wd.DialContext(dialCtx, wsURL, nil)
 	if err != nil {
-		return nil, 0, fmt.Errorf("dial %s: %w", wsURL, explainDialError(err))
+		return nil, 0, schema.ReadyD{}, fmt.Errorf("dial %s: %w", wsURL, explainDialError(err))
 	}
 	ws.SetReadLimit(maxServerFrame)
 	identify, _ := json.Marshal(map[string]any{"op": schema.OpIdentify, "d": schema.IdentifyD{Token: token}})
 	if err := writeFrame(ws, identify); err != nil {
 		ws.Close()
-		return nil, 0, fmt.Errorf("identify: %w", err)
+		return nil, 0, schema.ReadyD{}, fmt.Errorf("identify: %w", err)
 	}
 	var ready schema.ReadyD
 	if err := awaitReply(ws, schema.OpReady, nil, &ready); err != nil {
 		ws.Close()
-		return nil, 0, fmt.Errorf("identify: %w", err)
+		return nil, 0, schema.ReadyD{}, fmt.Errorf("identify: %w", err)
 	}
 	hb := time.Duration(ready.HeartbeatMs) * time.Millisecond
 	if hb <= 0 {
 		hb = 30 * time.Second
 	}
-	return ws, hb, nil
+	return ws, hb, ready, nil
 }
 
 // subscribe subscribes ws to room from seq since and waits for the reply.

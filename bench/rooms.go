@@ -283,32 +283,6 @@ func (r *run) rooms(ctx context.Context) error {
 	return nil
 }
 
-// dialReady is dialIdentifiedWith that also returns ready.
-func dialReady(ctx context.Context, wd *websocket.Dialer, wsURL, token string) (*websocket.Conn, time.Duration, schema.ReadyD, error) {
-	dialCtx, cancel := context.WithTimeout(ctx, setupTimeout)
-	defer cancel()
-	ws, _, err := wd.DialContext(dialCtx, wsURL, nil)
-	if err != nil {
-		return nil, 0, schema.ReadyD{}, fmt.Errorf("dial %s: %w", wsURL, explainDialError(err))
-	}
-	ws.SetReadLimit(maxServerFrame)
-	identify, _ := json.Marshal(map[string]any{"op": schema.OpIdentify, "d": schema.IdentifyD{Token: token}})
-	if err := writeFrame(ws, identify); err != nil {
-		ws.Close()
-		return nil, 0, schema.ReadyD{}, fmt.Errorf("identify: %w", err)
-	}
-	var ready schema.ReadyD
-	if err := awaitReply(ws, schema.OpReady, nil, &ready); err != nil {
-		ws.Close()
-		return nil, 0, schema.ReadyD{}, fmt.Errorf("identify: %w", err)
-	}
-	hb := time.Duration(ready.HeartbeatMs) * time.Millisecond
-	if hb <= 0 {
-		hb = 30 * time.Second
-	}
-	return ws, hb, ready, nil
-}
-
 var ticksOp = []byte(`{"op":"ticks","d":`)
 
 // readLoop reads the user's connection until it closes.

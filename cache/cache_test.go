@@ -43,11 +43,7 @@ func newEnv(t *testing.T, redisURL string) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	ns, err := embednats.Start(embednats.Options{Memory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
+	ns := embednats.StartTest(t)
 	return &env{t: t, path: path, store: st, nats: ns, redis: redisURL}
 }
 

@@ -47,16 +47,7 @@ type testStack struct {
 
 func newTestStack(tb testing.TB, mutate func(*Config), setup ...func(*Gateway)) *testStack {
 	tb.Helper()
-	srv, err := embednats.Start(embednats.Options{Memory: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(srv.Shutdown)
-	logicConn, err := srv.Connect()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(logicConn.Close)
+	srv, logicConn := embednats.ConnectTest(tb)
 	l := &fakeLogic{nc: logicConn, rooms: map[string]map[string]bool{}, msgs: map[string][]schema.Message{}}
 	secret := testSecret
 	for subject, handle := range map[string]func(string, []byte) any{

@@ -17,16 +17,7 @@ var testSecret = []byte(strings.Repeat("s", 32))
 // without any listener; it is not started.
 func newTestGateway(tb testing.TB, cfg Config) *Gateway {
 	tb.Helper()
-	srv, err := embednats.Start(embednats.Options{Memory: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nc.Close)
+	_, nc := embednats.ConnectTest(tb)
 	cfg.Secret = testSecret
 	g, err := New(cfg, nc)
 	if err != nil {

@@ -21,11 +21,7 @@ import (
 // (disjoint, covering, fair) and both serve requests through the services' queue
 // group.
 func TestTwoLogicNodes(t *testing.T) {
-	srv, err := embednats.Start(embednats.Options{Memory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
+	srv := embednats.StartTest(t)
 	db, err := store.OpenSQLite(filepath.Join(t.TempDir(), "laneim.db"), store.SQLiteOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -86,11 +86,7 @@ type groupHarness struct {
 }
 
 func newGroupHarness(t *testing.T) *groupHarness {
-	srv, err := embednats.Start(embednats.Options{Memory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := embednats.StartTest(t)
 	h := &groupHarness{t: t, srv: srv, ttl: 1500 * time.Millisecond}
 	nc := h.connect()
 	js, _ := jetstream.New(nc)

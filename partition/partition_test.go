@@ -15,16 +15,7 @@ import (
 // TestPendingGauge: after each batch, the partition's backlog gauge holds what waits
 // behind it, and 0 once all is handled.
 func TestPendingGauge(t *testing.T) {
-	srv, err := embednats.Start(embednats.Options{Memory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	_, nc := embednats.ConnectTest(t)
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -70,16 +61,7 @@ func TestPendingGauge(t *testing.T) {
 // TestSkipHandled: redeliveries anywhere in a batch are dropped, so that the handler
 // sees stream seqs strictly increasing past what was handled.
 func TestSkipHandled(t *testing.T) {
-	srv, err := embednats.Start(embednats.Options{Memory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	_, nc := embednats.ConnectTest(t)
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -19,16 +19,7 @@ import (
 // TestTwoPushers: two pushers on one NATS server share the IM_OUT partitions, and a
 // stored message goes out as a frame once, whichever of them owns its partition.
 func TestTwoPushers(t *testing.T) {
-	srv, err := embednats.Start(embednats.Options{Memory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	srv, nc := embednats.ConnectTest(t)
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
