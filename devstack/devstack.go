@@ -146,6 +146,9 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 	if err != nil {
 		return nil, err
 	}
+	if err := forgetPreviousRun(ctx, logicJS); err != nil {
+		return nil, err
+	}
 	// Logic reads metadata through the cache, which announces each write after it
 	// commits on logic's connection and drops what other nodes announce.
 	cacheCfg := cache.Config{NATS: logicConn, Logger: log.With().Str("component", "cache").Logger()}
@@ -424,4 +427,40 @@ func (s *Stack) close(ctx context.Context) {
 	if s.unlock != nil {
 		s.unlock()
 	}
+}
+
+// forgetPreviousRun clears what a previous process on this data dir left in the
+// partition groups: its members' keys, which would keep a share of the partitions
+// for their TTL, and its consumers' pins, which would hold them until the pinned TTL.
+// The data-dir lock says that process is gone, so after a crash the restarted stack
+// consumes what was left in IM_IN and IM_OUT at once instead of seconds later.
+func forgetPreviousRun(ctx context.Context, js jetstream.JetStream) error {
+	kv, err := js.KeyValue(ctx, subjects.BucketPartitions)
+	if err == nil {
+		keys, err := kv.Keys(ctx)
+		if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+			return fmt.Errorf("partition groups: %w", err)
+		}
+		for _, key := range keys {
+			if err := kv.Delete(ctx, key); err != nil {
+				return fmt.Errorf("partition groups: %w", err)
+			}
+		}
+	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Errorf("partition groups: %w", err)
+	}
+	for _, name := range []string{subjects.StreamIn, subjects.StreamOut} {
+		stream, err := js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", name, err)
+		}
+		for cons := range stream.ConsumerNames(ctx).Name() {
+			// A consumer nobody is pinned to answers an error: nothing to undo.
+			_ = stream.UnpinConsumer(ctx, cons, subjects.PriorityGroup)
+		}
+	}
+	return nil
 }
