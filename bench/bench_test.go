@@ -147,6 +147,32 @@ func TestConnsEmbedded(t *testing.T) {
 	}
 }
 
+// TestRoomsEmbedded: a small many-rooms run over the hand scanners (ticks and msgs):
+// every body on screen arrives in order, and every unread count is exact at the end.
+func TestRoomsEmbedded(t *testing.T) {
+	r := runReport(t, "rooms", "--embedded", "--users", "40", "--rooms", "8", "--rooms-per-user", "4",
+		"--rate", "40", "--duration", "2s", "--drain", "2500ms")
+	s := r.Rooms
+	if s == nil {
+		t.Fatal("no rooms results")
+	}
+	if s.Sent == 0 || s.Acked != s.Sent {
+		t.Errorf("sent %d acked %d", s.Sent, s.Acked)
+	}
+	if s.Bodies == 0 || s.Lost != 0 || s.OutOfOrder != 0 {
+		t.Errorf("bodies %d, lost %d, out of order %d", s.Bodies, s.Lost, s.OutOfOrder)
+	}
+	// 40 users x 4 rooms, each room with 20 members of which 5 look at it: the other
+	// 15 learn its seqs from ticks frames, which must have been read.
+	if s.TickFrames == 0 || s.TickRooms < s.TickFrames {
+		t.Errorf("%d tick frames naming %d rooms", s.TickFrames, s.TickRooms)
+	}
+	if s.Unread != 160 || s.UnreadExact != s.Unread {
+		t.Errorf("unread exact %d of %d, want 160 of 160", s.UnreadExact, s.Unread)
+	}
+	saneLatency(t, "body", s.Body, uint64(s.Bodies))
+}
+
 func TestTableOutput(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -175,6 +201,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"fanout", "--url", "http://example.com"}, "only runs against this machine"},
 		{[]string{"fanout", "--url", "http://[::1]:8080"}, "only runs against this machine"},
 		{[]string{"fanout", "--embedded", "--plot", "x.png"}, "only .svg"},
+		{[]string{"rooms", "--embedded", "--plot", "x.svg"}, "no per-second series"},
 		{[]string{"fanout", "--embedded", "--members", "10000"}, "--workers"},
 		{[]string{"ingest", "--embedded", "--url", "http://127.0.0.1:1"}, "exclude each other"},
 		{[]string{"nope"}, "unknown scenario"},

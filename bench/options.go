@@ -353,6 +353,9 @@ func (o *options) validate() error {
 		if ext := strings.ToLower(filepath.Ext(o.plot)); ext != ".svg" {
 			bad("--plot %s: only .svg is written (no image libraries here); open the .svg in a browser", o.plot)
 		}
+		if o.scenario == "rooms" || o.scenario == "conns" || o.scenario == "cdc" {
+			bad("--plot: %s keeps no per-second series to draw (fanout, ack and ingest do)", o.scenario)
+		}
 	}
 	if o.serverPID < 0 {
 		bad("--server-pid must be a pid")

@@ -68,9 +68,10 @@ type roomsUser struct {
 	screen string
 
 	// Read loop state, read by the parent after the loop ends (done).
-	latest     map[string]int64 // newest seq learned per room
-	next       int64            // next body seq expected on screen
-	hist       *Histogram       // body latency, µs
+	index      map[string]int // position of each room of the user in latest
+	latest     []int64        // newest seq learned per room
+	next       int64          // next body seq expected on screen
+	hist       *Histogram     // body latency, µs
 	bodies     int64
 	outOfOrder int64
 	tickFrames atomic.Int64
@@ -91,7 +92,7 @@ func (r *run) rooms(ctx context.Context) error {
 	users := make([]*roomsUser, o.users)
 	members := make([][]string, o.rooms)
 	for i := range users {
-		u := &roomsUser{name: memberName(r.runID, i), latest: make(map[string]int64, o.perUser),
+		u := &roomsUser{name: memberName(r.runID, i), index: make(map[string]int, o.perUser),
 			next: 1, hist: &Histogram{}, done: make(chan struct{})}
 		// User i is in rooms i*K .. i*K+K-1 (mod R): every room gets U*K/R members. Its
 		// screen is its (i mod K)-th room, so that screens spread over the rooms.
@@ -170,7 +171,8 @@ func (r *run) rooms(ctx context.Context) error {
 			identify.Record(time.Since(t0).Microseconds())
 			idMu.Unlock()
 			for _, rr := range ready.Rooms {
-				u.latest[rr.Room] = rr.Seq
+				u.index[rr.Room] = len(u.latest)
+				u.latest = append(u.latest, rr.Seq)
 			}
 			if len(ready.Rooms) != o.perUser || ready.More {
 				ws.Close()
@@ -259,7 +261,7 @@ func (r *run) rooms(ctx context.Context) error {
 		for _, k := range u.rooms {
 			room := roomName(r.runID, k)
 			st.Unread++
-			if u.latest[room] == final[room] {
+			if j, ok := u.index[room]; ok && u.latest[j] == final[room] {
 				st.UnreadExact++
 			}
 		}
@@ -291,6 +293,7 @@ func (u *roomsUser) readLoop() {
 	defer u.live.Store(false)
 	hist := u.hist
 	buf := make([]byte, 0, 1024)
+	var pending []roomSeq // a ticks frame's rooms, applied once the whole frame is read
 	for {
 		_, rd, err := u.ws.NextReader()
 		var frame []byte
@@ -305,7 +308,6 @@ func (u *roomsUser) readLoop() {
 		}
 		now := time.Now().UnixMicro()
 		if f, ok := parseMsgs(frame); ok {
-			room := string(f.room)
 			seq := f.seq
 			for {
 				e, ok := f.next()
@@ -326,26 +328,31 @@ func (u *roomsUser) readLoop() {
 				if seq >= u.next {
 					u.next = seq + 1
 				}
-				if seq > u.latest[room] {
-					u.latest[room] = seq
-				}
+				u.learn(f.room, seq)
 				seq++
 			}
 			continue
 		}
 		switch {
 		case bytes.HasPrefix(frame, ticksOp):
-			var t struct {
-				D schema.TicksD `json:"d"`
-			}
-			if json.Unmarshal(frame, &t) == nil {
-				u.tickFrames.Add(1)
-				for _, e := range t.D.Rooms {
-					u.tickRooms++
-					if e.Seq > u.latest[e.Room] {
-						u.latest[e.Room] = e.Seq
-					}
+			pending = pending[:0]
+			if !scanTicks(frame, func(room []byte, seq int64) { pending = append(pending, roomSeq{room, seq}) }) {
+				// Not the server's compact form: read it the slow way, or not at all.
+				pending = pending[:0]
+				var t struct {
+					D schema.TicksD `json:"d"`
 				}
+				if json.Unmarshal(frame, &t) != nil {
+					continue
+				}
+				for _, e := range t.D.Rooms {
+					pending = append(pending, roomSeq{[]byte(e.Room), e.Seq})
+				}
+			}
+			u.tickFrames.Add(1)
+			for _, p := range pending {
+				u.tickRooms++
+				u.learn(p.room, p.seq)
 			}
 		case string(frameOp(frame)) == schema.OpTick:
 			var t struct {
@@ -354,9 +361,7 @@ func (u *roomsUser) readLoop() {
 			if json.Unmarshal(frame, &t) == nil {
 				u.tickFrames.Add(1)
 				u.tickRooms++
-				if t.D.Seq > u.latest[t.D.Room] {
-					u.latest[t.D.Room] = t.D.Seq
-				}
+				u.learn([]byte(t.D.Room), t.D.Seq)
 			}
 		case string(frameOp(frame)) == schema.OpError:
 			code := "unknown"
@@ -368,5 +373,19 @@ func (u *roomsUser) readLoop() {
 			}
 			u.errors[code]++
 		}
+	}
+}
+
+// roomSeq is one room of a ticks frame, its id a view of the frame's bytes.
+type roomSeq struct {
+	room []byte
+	seq  int64
+}
+
+// learn records that room's newest seq is at least seq, for a room of the user (any
+// other is not counted: the unread counts checked at the end are of its rooms).
+func (u *roomsUser) learn(room []byte, seq int64) {
+	if i, ok := u.index[string(room)]; ok && seq > u.latest[i] {
+		u.latest[i] = seq
 	}
 }

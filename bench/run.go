@@ -166,10 +166,10 @@ func (r *run) execute(ctx context.Context) (err error) {
 	r.finishUsage()
 	r.report.Machine.LoadEnd = loadAverage()
 	if o.plot != "" {
+		// A plot that cannot be drawn costs the plot, not the run's report.
 		if err := writePlot(o.plot, r.report); err != nil {
-			return fmt.Errorf("plot: %w", err)
-		}
-		if abs, err := filepath.Abs(o.plot); err == nil {
+			fmt.Fprintf(r.stderr, "laneim: plot not written: %v\n", err)
+		} else if abs, err := filepath.Abs(o.plot); err == nil {
 			fmt.Fprintf(r.stderr, "plot written to %s\n", abs)
 		}
 	}

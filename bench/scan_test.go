@@ -351,3 +351,62 @@ func TestScanInt(t *testing.T) {
 		}
 	}
 }
+
+// FuzzScanTicks: whatever scanTicks accepts, encoding/json reads as the same rooms and
+// seqs, and it accepts every ticks frame written as the server writes them.
+func FuzzScanTicks(f *testing.F) {
+	f.Add([]byte(`{"op":"ticks","d":{"rooms":[{"room":"a","seq":1},{"room":"b-2","seq":907}]}}`), "r1", int64(5), uint8(3))
+	f.Add([]byte(`{"op":"ticks","d":{"rooms":[]}}`), "x", int64(0), uint8(0))
+	f.Add([]byte(`{"op":"ticks","d":{"rooms":[{"room":"a","seq":1.5}]}}`), "a", int64(-1), uint8(1))
+	f.Fuzz(func(t *testing.T, frame []byte, room string, seq int64, n uint8) {
+		check := func(frame []byte) bool {
+			var got []schema.TickD
+			if !scanTicks(frame, func(room []byte, seq int64) { got = append(got, schema.TickD{Room: string(room), Seq: seq}) }) {
+				return false
+			}
+			var want struct {
+				D schema.TicksD `json:"d"`
+			}
+			if err := json.Unmarshal(frame, &want); err != nil {
+				t.Fatalf("scanTicks accepted %q, encoding/json: %v", frame, err)
+			}
+			if len(got) != len(want.D.Rooms) {
+				t.Fatalf("%q: scanned %v, json %v", frame, got, want.D.Rooms)
+			}
+			for i := range got {
+				if got[i] != want.D.Rooms[i] {
+					t.Fatalf("%q room %d: scanned %v, json %v", frame, i, got[i], want.D.Rooms[i])
+				}
+			}
+			return true
+		}
+		check(frame)
+		if !schema.ValidID(room) {
+			return
+		}
+		// Written the server's way (gateway.appendTick): always accepted.
+		var d schema.TicksD
+		for i := range int(n % 6) {
+			d.Rooms = append(d.Rooms, schema.TickD{Room: room, Seq: seq + int64(i)})
+		}
+		if d.Rooms == nil {
+			d.Rooms = []schema.TickD{}
+		}
+		built, err := json.Marshal(schema.Frame{Op: schema.OpTicks, D: mustJSON(t, d)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !check(built) {
+			t.Fatalf("scanTicks refused %q", built)
+		}
+	})
+}
+
+func mustJSON(t *testing.T, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
