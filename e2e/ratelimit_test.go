@@ -180,3 +180,48 @@ func TestOverLimitAnswersEachFrame(t *testing.T) {
 		}
 	}
 }
+
+// TestIdentifyBudget: a user may identify in a burst of 64 on a gateway, then about
+// once a second; a connection closed for abuse (1009 here) empties the budget, so the
+// next identify at once is refused with rate_limited and 4029, and one a second later
+// is served. Another user is not affected.
+func TestIdentifyBudget(t *testing.T) {
+	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.RateLimit = 1000 })
+	tok := token(t, s, "carol")
+	identify := func() frame {
+		c := dial(t, s, 0)
+		f := c.reply(c.write("identify", map[string]string{"token": tok}))
+		_ = c.ws.Close()
+		return f
+	}
+	served := 0
+	var refused frame
+	for range 80 {
+		f := identify()
+		if f.Op != "ready" {
+			refused = f
+			break
+		}
+		served++
+	}
+	if served < 64 || served >= 80 || refused.errCode() != "rate_limited" {
+		t.Fatalf("%d identifies served of 80, then %s; want the 64 of a burst, then rate_limited", served, refused.raw)
+	}
+	connect(t, s, "dave") // another user is served meanwhile
+
+	time.Sleep(1100 * time.Millisecond)
+	carol := connect(t, s, "carol") // the budget refills
+	carol.writeRaw(make([]byte, 70000))
+	if code := carol.closeCode(5 * time.Second); code != 1009 {
+		t.Fatalf("oversized frame: close %d, want 1009", code)
+	}
+	c := dial(t, s, 0)
+	if f := c.reply(c.write("identify", map[string]string{"token": tok})); f.errCode() != "rate_limited" {
+		t.Fatalf("identify right after a 1009: %s, want rate_limited", f.raw)
+	}
+	if code := c.closeCode(5 * time.Second); code != 4029 {
+		t.Fatalf("refused identify: close %d, want 4029", code)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	connect(t, s, "carol")
+}

@@ -165,6 +165,7 @@ func (c *conn) readLoop() {
 			case errors.Is(err, errFrameTooLarge):
 				metricTooLarge.Inc()
 				c.startClose(schema.CloseTooLarge, "frame too large", false)
+				c.penalize()
 				c.drainReads()
 			}
 			return
@@ -215,10 +216,19 @@ func (c *conn) refuseOverLimit(op, rid []byte) bool {
 	metricRateLimited.Inc()
 	if !c.refusals.Allow() {
 		c.close(schema.CloseRateLimited, "rate limited")
+		c.penalize()
 		return false
 	}
 	c.replyError(rid, schema.Errorf(schema.CodeRateLimited, "over %g frames a second", float64(c.limiter.Limit())))
 	return true
+}
+
+// penalize empties the identify budget of the user of a connection closed for abuse.
+// Read goroutine only (it set c.user).
+func (c *conn) penalize() {
+	if c.user != "" {
+		c.gw.idents.drain(c.user)
+	}
 }
 
 var errFrameTooLarge = errors.New("frame over max_frame_bytes")
@@ -282,6 +292,7 @@ func (c *conn) handle(data []byte) bool {
 			metricRateLimited.Inc()
 			if !c.refusals.Allow() {
 				c.close(schema.CloseRateLimited, "rate limited")
+				c.penalize()
 				return false
 			}
 			c.replyError(f.Rid, schema.Errorf(schema.CodeRateLimited, "over %g frames a second", float64(c.limiter.Limit())))
@@ -345,6 +356,13 @@ func (c *conn) identify(f schema.Frame) bool {
 		return false
 	}
 	user := claims.User
+	if !c.gw.idents.allow(user) {
+		metricLimitRefused.WithLabelValues(limitIdentifies).Inc()
+		c.replyError(f.Rid, schema.Errorf(schema.CodeRateLimited, "%s identified more than %d times a second on this gateway; reconnect later",
+			user, identifyRate))
+		c.close(schema.CloseRateLimited, "too many identifies")
+		return false
+	}
 	c.token.Store(&d.Token)
 	c.expireAt(claims.Expires)
 	var b [12]byte

@@ -182,6 +182,7 @@ type Gateway struct {
 	sends    *sends              // sends waiting for their ack
 	ticker   *ticker             // flushes connections' coalesced ticks
 	httpRate *userLimits         // per-user HTTP rate limits
+	idents   *userLimits         // per-user identifies
 	rates    statusRates         // GET /v1/status's counter samples
 	// gatewayList caches GET /v1/gateways for a second.
 	gatewayList gatewaysCache
@@ -240,7 +241,11 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 	}
 	g.hub = newHub(g)
 	g.ticker = newTicker(cfg.TicksInterval)
-	g.httpRate = newUserLimits(cfg.RateLimit)
+	g.httpRate = newUserLimits(cfg.RateLimit, int(2*cfg.RateLimit))
+	g.idents = newUserLimits(0, 0)
+	if cfg.RateLimit > 0 {
+		g.idents = newUserLimits(identifyRate, identifyBurst)
+	}
 	g.users = newUsers(g)
 	g.resync = newResync(g)
 	var err error

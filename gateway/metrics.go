@@ -96,12 +96,13 @@ var (
 // label laneim_gateway_limit_refused_total and are named in the refusal.
 const (
 	limitConns         = "max_conns_per_user"
+	limitIdentifies    = "identifies_per_user"
 	limitSubscriptions = "max_subscriptions_per_conn"
 )
 
 func init() {
 	// Every label from the start, so a dashboard sees 0 rather than no series.
-	for _, limit := range []string{limitConns, limitSubscriptions} {
+	for _, limit := range []string{limitConns, limitIdentifies, limitSubscriptions} {
 		metricLimitRefused.WithLabelValues(limit)
 	}
 }
