@@ -26,7 +26,10 @@ type roomsStats struct {
 	Acked        int64   `json:"acked"`
 	// Body is receive time - send time of the messages of the rooms on screen (each
 	// user subscribes to one of its rooms).
-	Body       latencySummary `json:"body_latency"`
+	Body latencySummary `json:"body_latency"`
+	// Ack is send -> ack of the senders' messages: the part of a body's latency that is
+	// ingest (logic, the store), the rest being fanout.
+	Ack        latencySummary `json:"ack_latency"`
 	Bodies     int64          `json:"bodies"`
 	Lost       int64          `json:"bodies_lost"`
 	OutOfOrder int64          `json:"bodies_out_of_order"`
@@ -50,6 +53,7 @@ func (s *roomsStats) rows(row rowFunc) {
 	row("shape", "%s users x %d rooms each = %d rooms of %d; one room on screen each", fmtCount(int64(s.Users)), s.RoomsPerUser, s.Rooms, s.RoomSize)
 	row("sent", "%s acked of %s at %.0f msgs/s over all rooms", fmtCount(s.Acked), fmtCount(s.Sent), s.Rate)
 	row("bodies (on screen)", "%s  (%s received, %s lost, %s out of order)", s.Body, fmtCount(s.Bodies), fmtCount(s.Lost), fmtCount(s.OutOfOrder))
+	row("acks", "%s", s.Ack)
 	row("tick frames", "%s (%.2f per connection a second), naming %s rooms", fmtCount(s.TickFrames), s.TickFramesPerConn, fmtCount(s.TickRooms))
 	row("identify", "%s", s.Identify)
 	row("unread exact", "%s of %s (user, room) pairs", fmtCount(s.UnreadExact), fmtCount(s.Unread))
@@ -273,6 +277,7 @@ func (r *run) rooms(ctx context.Context) error {
 		}
 	}
 	st.Body = summarize(body)
+	st.Ack = summarize(acks.snapshot().total())
 	st.TickFramesPerConn = float64(st.TickFrames) / float64(o.users) / load.Seconds()
 	r.report.Rooms = st
 	r.checkSendErrors(totals.errors)
