@@ -610,6 +610,7 @@ func (c *conn) teardown() {
 		return
 	}
 	c.gw.users.remove(c)
+	c.setWatched(nil)
 	c.memberMu.Lock()
 	defer c.memberMu.Unlock()
 	c.tornDown = true

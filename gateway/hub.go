@@ -63,6 +63,16 @@ type room struct {
 	pending      []liveFrame
 	pendingBytes int
 	droppedUpTo  int64
+
+	// passive lists the room's passive coalesced connections by their tick slot (each
+	// roomConn knows its index), which a slot's flush hands the room's seq to; singles
+	// counts its passive single ones. Guarded by mu.
+	passive [tickSlots][]*conn
+	singles int
+	// tickSeq is the newest seq pusher's ticks told (written under mu); tickDirty
+	// marks the slots whose list of rooms with news holds the room.
+	tickSeq   atomic.Int64
+	tickDirty atomic.Uint32
 }
 
 // readerToken is the token of a subscribed connection, for a room-level history read
@@ -81,6 +91,9 @@ func (r *room) readerToken() string {
 // roomConn is one connection's state in one room. Guarded by the room's mu.
 type roomConn struct {
 	subscribed bool
+	// passiveAt is the connection's index in the room's passive list of its slot
+	// while it is passive and coalesced.
+	passiveAt int
 	// generation changes on every subscribe and unsubscribe; a history page read
 	// under an earlier generation is dropped.
 	generation uint64
@@ -163,7 +176,9 @@ func (h *hub) join(id string, c *conn) {
 			continue
 		}
 		if _, ok := r.conns[c]; !ok {
-			r.conns[c] = &roomConn{}
+			rc := &roomConn{}
+			r.conns[c] = rc
+			r.addPassive(c, rc)
 			// A failed subscription is counted, and retried at the next change.
 			_ = r.updateSubscriptions()
 		}
@@ -188,6 +203,8 @@ func (h *hub) leave(id string, c *conn) {
 	if rc.subscribed {
 		r.subscribed--
 		c.subscriptions.Add(-1)
+	} else {
+		r.removePassive(c, rc)
 	}
 	delete(r.conns, c)
 	_ = r.updateSubscriptions() // only unsubscribes
@@ -253,9 +270,44 @@ func (r *room) setPassive(c *conn, rc *roomConn) {
 		return
 	}
 	rc.subscribed, rc.catchingUp, rc.flushPending = false, false, false
+	r.addPassive(c, rc)
 	rc.generation++
 	rc.buffer, rc.bufferBytes, rc.overflowed = nil, 0, false
 	r.subscribed--
 	c.subscriptions.Add(-1)
 	_ = r.updateSubscriptions() // a failed tick subscription is counted, and retried at the next change
+}
+
+// addPassive adds c, now passive in the room, to the room's passive connections.
+// Callers hold r.mu.
+func (r *room) addPassive(c *conn, rc *roomConn) {
+	if c.ticks.single {
+		r.singles++
+		return
+	}
+	slot := c.ticks.slot
+	rc.passiveAt = len(r.passive[slot])
+	r.passive[slot] = append(r.passive[slot], c)
+}
+
+// removePassive takes c, passive in the room until now, out of the room's passive
+// connections. Callers hold r.mu.
+func (r *room) removePassive(c *conn, rc *roomConn) {
+	if c.ticks.single {
+		r.singles--
+		return
+	}
+	slot := c.ticks.slot
+	list := r.passive[slot]
+	last := len(list) - 1
+	if i := rc.passiveAt; i != last {
+		moved := list[last]
+		list[i] = moved
+		r.conns[moved].passiveAt = i
+	}
+	list[last] = nil
+	r.passive[slot] = list[:last]
+	if len(r.passive[slot]) == 0 {
+		r.passive[slot] = nil // a room's burst of members is not kept as capacity
+	}
 }

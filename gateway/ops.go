@@ -91,6 +91,7 @@ func (c *conn) subscribe(f schema.Frame) {
 			return
 		}
 		rc.subscribed = true
+		r.removePassive(c, rc)
 		r.subscribed++
 		c.subscriptions.Add(1)
 		// Failures are counted; only the msgs subscription matters here.

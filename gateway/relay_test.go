@@ -47,8 +47,9 @@ func subscribedRoom(g *Gateway, id string, n int) (*room, []*conn) {
 	}
 	r := g.hub.get(id)
 	r.mu.Lock()
-	for _, rc := range r.conns {
+	for c, rc := range r.conns {
 		rc.subscribed = true
+		r.removePassive(c, rc)
 		r.subscribed++
 	}
 	_ = r.updateSubscriptions()

@@ -15,11 +15,17 @@ import (
 // seq on im.room.<room>.tick at most every 250 ms; a connection passive in the room
 // learns it in one of two ways, chosen at identify (d.ticks):
 //
-//   - coalesced (the default): the seq is noted in the connection's pending set, and
-//     the ticker writes the connection one ticks frame naming every room noted since
-//     its previous frame, at most once per TicksInterval. What a connection is sent
-//     for its passive rooms is then bounded by the interval, not by messages x
-//     members, and a quiet room's last seq still arrives within one interval.
+//   - coalesced (the default): the room keeps its newest seq (tickSeq) and marks
+//     itself dirty in each slot that holds one of its passive connections; when the
+//     ticker flushes a slot, it reads each dirty room's seq once and hands it to the
+//     room's passive connections of that slot, then writes each connection one ticks
+//     frame naming every room it was handed. A tick thus costs the room a few marks,
+//     not a note for each of its passive members (with 500-member rooms ticking once
+//     a second, noting every member took a third of the gateway's CPU), and what a
+//     connection is sent for its passive rooms is bounded by the interval, not by
+//     messages x members. A quiet room's last seq still arrives within one interval.
+//     A connection not ready yet keeps what it was handed in its pending set until
+//     ready.
 //   - single: each tick frame as pusher made it, one per room every 250 ms at most.
 //
 // A connection may name up to schema.MaxWatchedRooms rooms to watch closely (the watch
@@ -41,12 +47,17 @@ type ticker struct {
 	next     atomic.Uint32 // the slot of the next connection
 	slots    [tickSlots]tickSlot
 	fast     tickSlot // connections with news of a watched room, flushed every turn
+
+	watchMu  sync.RWMutex
+	watchers map[string]int // guarded by watchMu: connections watching each room
 }
 
 type tickSlot struct {
-	mu    sync.Mutex
-	conns []*conn // guarded by mu: connections with pending ticks, each once
-	spare []*conn // guarded by mu: the previous flush's slice, for reuse
+	mu         sync.Mutex
+	conns      []*conn // guarded by mu: connections with pending ticks, each once
+	spare      []*conn // guarded by mu: the previous flush's slice, for reuse
+	rooms      []*room // guarded by mu: rooms with news for the slot's passive connections, each once
+	spareRooms []*room // guarded by mu: the previous flush's slice, for reuse
 }
 
 // connTicks is one connection's coalesced-tick state.
@@ -59,6 +70,20 @@ type connTicks struct {
 	queued     bool                // guarded by mu: the connection is in its slot's list
 	fastQueued bool                // guarded by mu: the connection is in the fast list
 	watched    map[string]struct{} // guarded by mu: rooms to tick at once (watch)
+	// watchedSent is the seq last written of each watched room, so that a slot flush
+	// does not name again a room a fast turn already told. Guarded by mu.
+	watchedSent map[string]int64
+
+	// handed is what the ticker's current slot flush handed the connection, and
+	// inFlush whether it is in that flush's list. The ticker goroutine's alone.
+	handed  []roomSeq
+	inFlush bool
+}
+
+// roomSeq is a room's newest seq, handed to a connection for its next ticks frame.
+type roomSeq struct {
+	room string
+	seq  int64
 }
 
 func newTicker(interval time.Duration) *ticker {
@@ -89,29 +114,30 @@ func (t *ticker) run(ctx context.Context) {
 	perSlot := max(int(t.interval/tickSlots/turn), 1) // turns between two slots
 	tk := time.NewTicker(turn)
 	defer tk.Stop()
-	var buf []byte
+	var sc tickScratch
 	for n, slot := 0, 0; ; n++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tk.C:
 		}
-		buf = t.fast.flush(buf, true)
+		t.fast.flush(&sc, true)
 		if n%perSlot == 0 {
-			buf = t.slots[slot].flush(buf, false)
+			t.slots[slot].flushRooms(&sc, slot)
+			t.slots[slot].flush(&sc, false)
 			slot = (slot + 1) % tickSlots
 		}
 	}
 }
 
 // flush flushes every connection queued in s.
-func (s *tickSlot) flush(buf []byte, fast bool) []byte {
+func (s *tickSlot) flush(sc *tickScratch, fast bool) {
 	s.mu.Lock()
 	conns := s.conns
 	s.conns, s.spare = s.spare[:0], nil
 	s.mu.Unlock()
 	for j, c := range conns {
-		buf = c.flushTicks(buf, fast)
+		c.flushTicks(sc, fast)
 		conns[j] = nil
 	}
 	s.mu.Lock()
@@ -119,54 +145,109 @@ func (s *tickSlot) flush(buf []byte, fast bool) []byte {
 		s.spare = conns[:0]
 	}
 	s.mu.Unlock()
-	return buf
 }
 
 // onTickFrame relays one of pusher's tick frames for room r to its passive
-// connections. Callers hold r.mu.
+// connections: it records the room's newest seq and marks the room for the slots of
+// its passive coalesced connections; single connections get the frame itself, and
+// connections watching the room are queued for the next fast turn. Callers hold r.mu.
 func (r *room) onTickFrame(data []byte) {
-	var seq int64 = -1
-	for c, rc := range r.conns {
-		if rc.subscribed {
-			continue
-		}
-		if c.ticks.single {
-			c.enqueue(data)
-			continue
-		}
-		if seq < 0 {
-			var f struct {
-				D schema.TickD `json:"d"`
+	var f struct {
+		D schema.TickD `json:"d"`
+	}
+	if err := json.Unmarshal(data, &f); err != nil || f.D.Seq < 0 {
+		metricEventsDropped.WithLabelValues("malformed").Inc()
+		return
+	}
+	seq := f.D.Seq
+	if seq > r.tickSeq.Load() {
+		r.tickSeq.Store(seq) // the only writer: r.mu is held
+	}
+	watched := r.gw.ticker.watching(r.id)
+	if r.singles > 0 || watched {
+		for c, rc := range r.conns {
+			switch {
+			case rc.subscribed:
+			case c.ticks.single:
+				c.enqueue(data)
+			case watched:
+				c.noteWatched(r.id, seq)
 			}
-			if err := json.Unmarshal(data, &f); err != nil || f.D.Seq < 0 {
-				metricEventsDropped.WithLabelValues("malformed").Inc()
-				return
-			}
-			seq = f.D.Seq
 		}
-		c.noteTick(r.id, seq)
+	}
+	for slot := range r.passive {
+		if len(r.passive[slot]) > 0 {
+			r.gw.ticker.markRoom(r, uint8(slot))
+		}
 	}
 }
 
-// noteTick records that room's newest seq is at least seq, for the next ticks frame.
-func (c *conn) noteTick(room string, seq int64) {
+// markRoom puts r in slot's list of rooms with news, unless it is there already.
+func (t *ticker) markRoom(r *room, slot uint8) {
+	bit := uint32(1) << slot
+	if r.tickDirty.Or(bit)&bit != 0 {
+		return
+	}
+	s := &t.slots[slot]
+	s.mu.Lock()
+	s.rooms = append(s.rooms, r)
+	s.mu.Unlock()
+}
+
+// flushRooms hands the newest seq of every room marked for the slot to the room's
+// passive connections of the slot, and writes each of them one ticks frame. Ticker
+// goroutine only.
+func (s *tickSlot) flushRooms(sc *tickScratch, slot int) {
+	s.mu.Lock()
+	rooms := s.rooms
+	s.rooms, s.spareRooms = s.spareRooms[:0], nil
+	s.mu.Unlock()
+	var touched []*conn
+	bit := uint32(1) << slot
+	for j, r := range rooms {
+		rooms[j] = nil
+		// Unmarked before the seq is read: a tick after the read marks it again.
+		r.tickDirty.And(^bit)
+		seq := r.tickSeq.Load()
+		r.mu.Lock()
+		for _, c := range r.passive[slot] {
+			t := &c.ticks
+			if !t.inFlush {
+				t.inFlush = true
+				touched = append(touched, c)
+			}
+			t.handed = append(t.handed, roomSeq{r.id, seq})
+		}
+		r.mu.Unlock()
+	}
+	s.mu.Lock()
+	if s.spareRooms == nil {
+		s.spareRooms = rooms[:0]
+	}
+	s.mu.Unlock()
+	for _, c := range touched {
+		c.flushHanded(sc)
+	}
+}
+
+// noteWatched records a watched room's newest seq and queues the connection for the
+// next fast turn.
+func (c *conn) noteWatched(room string, seq int64) {
 	t := &c.ticks
 	t.mu.Lock()
+	if _, ok := t.watched[room]; !ok {
+		t.mu.Unlock()
+		return
+	}
 	if t.pending == nil {
 		t.pending = make(map[string]int64)
 	}
 	if seq > t.pending[room] {
 		t.pending[room] = seq
 	}
-	queue := !t.queued
-	t.queued = true
-	_, watched := t.watched[room]
-	fast := watched && !t.fastQueued
-	t.fastQueued = t.fastQueued || fast
+	fast := !t.fastQueued
+	t.fastQueued = true
 	t.mu.Unlock()
-	if queue {
-		c.gw.ticker.add(c, false)
-	}
 	if fast {
 		c.gw.ticker.add(c, true)
 	}
@@ -177,7 +258,9 @@ func (c *conn) setWatched(rooms []string) {
 	t := &c.ticks
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	c.gw.ticker.watch(t.watched, rooms)
 	clear(t.watched)
+	clear(t.watchedSent)
 	if len(rooms) == 0 {
 		return
 	}
@@ -187,6 +270,34 @@ func (c *conn) setWatched(rooms []string) {
 	for _, r := range rooms {
 		t.watched[r] = struct{}{}
 	}
+}
+
+// watch moves one connection's watch from the rooms of old to those of rooms, in the
+// count of watchers per room that tells onTickFrame whether to look for them.
+func (t *ticker) watch(old map[string]struct{}, rooms []string) {
+	if len(old) == 0 && len(rooms) == 0 {
+		return
+	}
+	t.watchMu.Lock()
+	defer t.watchMu.Unlock()
+	if t.watchers == nil {
+		t.watchers = make(map[string]int)
+	}
+	for r := range old {
+		if t.watchers[r]--; t.watchers[r] <= 0 {
+			delete(t.watchers, r)
+		}
+	}
+	for _, r := range rooms {
+		t.watchers[r]++
+	}
+}
+
+// watching reports whether some connection watches room.
+func (t *ticker) watching(room string) bool {
+	t.watchMu.RLock()
+	defer t.watchMu.RUnlock()
+	return t.watchers[room] > 0
 }
 
 // dropTickLocked forgets room's pending tick (the connection left it). Callers hold
@@ -211,18 +322,31 @@ func (c *conn) requeueTicksLocked() {
 	}
 }
 
+// tickScratch is the ticker goroutine's reusable scratch: the rooms of the frame at
+// hand and its bytes.
+type tickScratch struct {
+	seqs []roomSeq
+	buf  []byte
+}
+
 // flushTicks writes the connection's pending ticks as ticks frames, leaving out rooms
 // it has left since. memberMu is held throughout, so that a leave's member event is
 // never followed by a tick of the room. fast says which list the connection was taken
-// from (a connection may be in both). buf is scratch, returned for reuse.
-func (c *conn) flushTicks(buf []byte, fast bool) []byte {
+// from (a connection may be in both).
+func (c *conn) flushTicks(sc *tickScratch, fast bool) {
 	c.memberMu.Lock()
 	defer c.memberMu.Unlock()
+	c.flushTicksLocked(sc, fast, true)
+}
+
+// flushTicksLocked is flushTicks for a caller holding c.memberMu; dequeued says the
+// connection was taken from a list (fast: the fast one).
+func (c *conn) flushTicksLocked(sc *tickScratch, fast, dequeued bool) {
 	t := &c.ticks
 	t.mu.Lock()
-	if fast {
+	if dequeued && fast {
 		t.fastQueued = false
-	} else {
+	} else if dequeued {
 		t.queued = false
 	}
 	if c.tornDown || !c.ready || len(t.pending) == 0 {
@@ -230,41 +354,122 @@ func (c *conn) flushTicks(buf []byte, fast bool) []byte {
 			t.pending = nil
 		}
 		t.mu.Unlock()
-		return buf // not ready: markReady queues it again
+		return // not ready: markReady queues it again
 	}
-	frames, total, buf := buildTicks(t.pending, c.rooms, buf)
+	sc.seqs = sc.seqs[:0]
+	for room, seq := range t.pending {
+		sc.seqs = append(sc.seqs, roomSeq{room, seq})
+	}
+	for room := range t.watched {
+		if seq, ok := t.pending[room]; ok {
+			if t.watchedSent == nil {
+				t.watchedSent = make(map[string]int64)
+			}
+			t.watchedSent[room] = seq
+		}
+	}
 	clear(t.pending)
 	t.mu.Unlock()
-	for _, f := range frames {
-		metricTicksFrames.Inc()
-		c.enqueue(f)
-	}
-	metricTicksRooms.Add(float64(total))
-	return buf
+	c.writeTicks(sc, sc.seqs)
 }
 
-// buildTicks encodes the pending seqs of the rooms in rooms as ticks frames of about
-// maxTicksFrame at most, and returns them, how many rooms they name, and buf (scratch)
-// for reuse.
-func buildTicks(pending map[string]int64, rooms map[string]struct{}, buf []byte) (frames [][]byte, total int, _ []byte) {
+// flushHanded writes what the current slot flush handed the connection, with its
+// pending ticks, as ticks frames; a connection not ready yet keeps it all pending
+// (markReady queues it). Ticker goroutine only.
+func (c *conn) flushHanded(sc *tickScratch) {
+	t := &c.ticks
+	handed := t.handed
+	t.handed, t.inFlush = handed[:0], false
+	if cap(handed) > 4*len(handed) && cap(handed) > 64 {
+		t.handed = nil // a burst of news is not kept as capacity
+	}
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
+	t.mu.Lock()
+	if c.tornDown {
+		t.pending = nil
+		t.mu.Unlock()
+		return
+	}
+	if len(t.watchedSent) > 0 {
+		kept := handed[:0]
+		for _, h := range handed {
+			if sent, ok := t.watchedSent[h.room]; !ok || h.seq > sent {
+				kept = append(kept, h)
+			}
+		}
+		handed = kept
+	}
+	if !c.ready || len(t.pending) > 0 {
+		// Merged into the pending set: written below when ready, else at ready.
+		if t.pending == nil {
+			t.pending = make(map[string]int64, len(handed))
+		}
+		for _, h := range handed {
+			if h.seq > t.pending[h.room] {
+				t.pending[h.room] = h.seq
+			}
+		}
+		t.mu.Unlock()
+		if c.ready {
+			c.flushTicksLocked(sc, false, false)
+		}
+		return
+	}
+	t.mu.Unlock()
+	c.writeTicks(sc, handed)
+}
+
+// writeTicks writes seqs, leaving out rooms the connection is no longer in, as ticks
+// frames of about maxTicksFrame at most. Each frame is built in sc and written at once
+// when the connection is idle (no copy, no garbage: ten thousand connections get one
+// a second), copied only when it must wait in the queue. Callers hold c.memberMu.
+func (c *conn) writeTicks(sc *tickScratch, seqs []roomSeq) {
+	total := 0
+	sc.buf = encodeTicks(sc.buf, seqs, c.rooms, func(frame []byte, rooms int) {
+		metricTicksFrames.Inc()
+		total += rooms
+		c.enqueueScratch(frame)
+	})
+	metricTicksRooms.Add(float64(total))
+}
+
+// encodeTicks encodes the seqs of the rooms in rooms as ticks frames of about
+// maxTicksFrame at most, calling emit with each frame (valid during the call only)
+// and how many rooms it names. buf is scratch, returned for reuse.
+func encodeTicks(buf []byte, seqs []roomSeq, rooms map[string]struct{}, emit func(frame []byte, rooms int)) []byte {
 	buf = buf[:0]
 	n := 0
-	for room, seq := range pending {
-		if _, member := rooms[room]; !member {
+	for _, e := range seqs {
+		if _, member := rooms[e.room]; !member {
 			continue
 		}
 		if len(buf) >= maxTicksFrame {
-			frames = append(frames, closeTicks(buf))
+			emit(append(buf, "]}}"...), n)
 			buf, n = buf[:0], 0
 		}
-		buf = appendTick(buf, n, room, seq)
+		buf = appendTick(buf, n, e.room, e.seq)
 		n++
-		total++
 	}
 	if n > 0 {
-		frames = append(frames, closeTicks(buf))
+		buf = append(buf, "]}}"...)
+		emit(buf, n)
 	}
-	return frames, total, buf[:0]
+	return buf[:0]
+}
+
+// buildTicks is encodeTicks for a pending set, returning copies of the frames and how
+// many rooms they name.
+func buildTicks(pending map[string]int64, rooms map[string]struct{}, buf []byte) (frames [][]byte, total int, _ []byte) {
+	seqs := make([]roomSeq, 0, len(pending))
+	for room, seq := range pending {
+		seqs = append(seqs, roomSeq{room, seq})
+	}
+	buf = encodeTicks(buf, seqs, rooms, func(frame []byte, n int) {
+		frames = append(frames, append([]byte(nil), frame...))
+		total += n
+	})
+	return frames, total, buf
 }
 
 const ticksPrefix = `{"op":"ticks","d":{"rooms":[`
@@ -282,11 +487,4 @@ func appendTick(b []byte, n int, room string, seq int64) []byte {
 	b = append(b, `","seq":`...)
 	b = strconv.AppendInt(b, seq, 10)
 	return append(b, '}')
-}
-
-// closeTicks ends a frame begun by appendTick and returns a copy the queue may keep.
-func closeTicks(b []byte) []byte {
-	out := make([]byte, 0, len(b)+3)
-	out = append(out, b...)
-	return append(out, "]}}"...)
 }

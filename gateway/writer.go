@@ -32,6 +32,27 @@ func (c *conn) enqueue(frame []byte) {
 	c.writeMu.Unlock()
 }
 
+// enqueueScratch is enqueue for a frame in the caller's scratch memory: written at
+// once when the connection is idle (writeInline keeps nothing of it), copied when it
+// must wait in the queue.
+func (c *conn) enqueueScratch(frame []byte) {
+	c.writeMu.Lock()
+	if !c.admitLocked(len(frame)) {
+		return
+	}
+	if !c.writing && c.raw != nil {
+		hdr := appendFrameHeader(c.inlineHdr[:0], opText, len(frame))
+		c.inlineBufs[0], c.inlineBufs[1] = hdr, frame
+		c.writeInline(c.inlineBufs[:], 1) // unlocks
+		return
+	}
+	frame = append([]byte(nil), frame...)
+	c.queue = append(c.queue, frame)
+	c.queuedBytes += len(frame)
+	c.kickLocked()
+	c.writeMu.Unlock()
+}
+
 // enqueueFrames is enqueue for several frames, which an idle connection gets in one
 // write. scratch holds their iovecs and belongs to the caller (nil: allocate).
 func (c *conn) enqueueFrames(frames [][]byte, scratch *writeScratch) {
