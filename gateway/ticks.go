@@ -380,8 +380,8 @@ func (c *conn) flushHanded(sc *tickScratch) {
 	t := &c.ticks
 	handed := t.handed
 	t.handed, t.inFlush = handed[:0], false
-	if cap(handed) > 4*len(handed) && cap(handed) > 64 {
-		t.handed = nil // a burst of news is not kept as capacity
+	if cap(handed) > 1024 && cap(handed) > 4*len(handed) {
+		t.handed = nil // a burst of news in many rooms is not kept as capacity
 	}
 	c.memberMu.Lock()
 	defer c.memberMu.Unlock()
