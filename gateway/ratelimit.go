@@ -17,15 +17,17 @@ func newLimiter(perSecond float64) *rate.Limiter {
 }
 
 // newRefusalLimiter bounds the rate_limited answers a connection may draw: a tenth of
-// its frame rate, in bursts of one second's frames. A client that slows down when
-// refused never meets it; one that goes on sending at twice its limit is closed
-// (4029) within about a second, rather than costing a parse and an answer for every
-// frame it floods (measured: ten such clients drew 460,000 answers in 30s).
+// its frame rate, in bursts of a tenth of a second's frames (at least 10). A client
+// that slows down when refused never meets it; one that goes on sending at twice its
+// limit is closed (4029) within a fraction of a second, rather than costing a parse
+// and an answer for every frame it floods (measured: ten such clients drew 460,000
+// answers in 30s; with bursts of a whole second's frames, still 350,000, each one
+// write, a fifth of a core).
 func newRefusalLimiter(perSecond float64) *rate.Limiter {
 	if perSecond <= 0 {
 		return nil
 	}
-	return rate.NewLimiter(rate.Limit(perSecond/10), int(max(perSecond, 1)))
+	return rate.NewLimiter(rate.Limit(perSecond/10), int(max(perSecond/10, 10)))
 }
 
 // userLimits rate-limits something per user: HTTP requests, identifies. Entries idle
