@@ -18,6 +18,8 @@ const (
 	OpRefresh     = "refresh"
 	OpRooms       = "rooms" // also the reply op
 	OpWatch       = "watch"
+	OpEdit        = "edit"
+	OpDelete      = "delete"
 )
 
 // Server ops.
@@ -116,6 +118,21 @@ type (
 		Room  string          `json:"room"`
 		Nonce string          `json:"nonce"`
 		Body  json.RawMessage `json:"body"`
+	}
+	// EditD replaces the body of the caller's message Seq; it is answered by an ack
+	// like a send, with the seq of the edit entry.
+	EditD struct {
+		Room  string          `json:"room"`
+		Nonce string          `json:"nonce"`
+		Seq   int64           `json:"seq"`
+		Body  json.RawMessage `json:"body"`
+	}
+	// DeleteD deletes message Seq (the caller's, or any as the room's owner or a
+	// moderator); answered by an ack with the seq of the delete entry.
+	DeleteD struct {
+		Room  string `json:"room"`
+		Nonce string `json:"nonce"`
+		Seq   int64  `json:"seq"`
 	}
 	HistoryD struct {
 		Room   string `json:"room"`

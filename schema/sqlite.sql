@@ -10,7 +10,13 @@ CREATE TABLE IF NOT EXISTS messages (
 	ts     INTEGER NOT NULL, -- accept time, Unix ms
 	sender TEXT    NOT NULL,
 	nonce  TEXT    NOT NULL,
-	body   BLOB,             -- the JSON body, byte for byte
+	body   BLOB,             -- the JSON body, byte for byte; NULL once deleted
+	-- schema.Kind: 0 a message, 1 an edit of message ref, 2 a delete of message
+	-- ref, 3 a message edited since (ref: the last edit's ts), 4 a deleted one. An
+	-- edit or a delete updates its target's row: history reads the current state.
+	-- (Added to older databases by the store's migrate, with the index of edits.)
+	kind   INTEGER NOT NULL DEFAULT 0,
+	ref    INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
 

@@ -16,21 +16,64 @@ import (
 	"github.com/laneim/laneim/schema"
 )
 
-// NewMessage is a send accepted by logic and not yet given a seq.
+// NewMessage is a send, an edit or a delete accepted by logic and not yet given a seq.
 type NewMessage struct {
 	Room  string
 	User  string
 	Nonce string
 	Ts    int64 // accept time, Unix ms
 	Body  json.RawMessage
+	// Kind is schema.KindPlain for a send, KindEdit or KindDelete for an entry that
+	// acts on the message of seq Ref (its Body: the new body, or nil for a delete).
+	Kind schema.Kind
+	Ref  int64
+	// Moderator lets a delete take another user's message: User owns or moderates
+	// the room. Logic finds it out; the store checks the message's author.
+	Moderator bool
 }
 
 // Appended is the outcome of one NewMessage: the stored message, and whether this
 // call stored it (false: the (room, user, nonce) was stored before and keeps its seq
-// and ts).
+// and ts), or Err when an edit or a delete was refused (no seq taken).
 type Appended struct {
 	schema.Message
 	New bool
+	Err *schema.Error
+}
+
+// target is what Append knows of the message an edit or a delete acts on.
+type target struct {
+	found bool
+	user  string
+	kind  schema.Kind
+}
+
+// refuseTarget is the answer to an edit or a delete of t, nil when it may go ahead.
+// Every MessageStore answers alike (the conformance suite holds them to it).
+func refuseTarget(m NewMessage, t target) *schema.Error {
+	switch {
+	case !t.found:
+		return schema.Errorf(schema.CodeNotFound, "room %s has no message %d", m.Room, m.Ref)
+	case t.kind.Targets():
+		return schema.Errorf(schema.CodeBadRequest, "message %d is an edit or a delete, not a message", m.Ref)
+	case t.kind == schema.KindDeleted:
+		return schema.Errorf(schema.CodeNotFound, "message %d was deleted", m.Ref)
+	case m.Kind == schema.KindEdit && t.user != m.User:
+		return schema.Errorf(schema.CodeForbidden, "only its author edits message %d", m.Ref)
+	case m.Kind == schema.KindDelete && t.user != m.User && !m.Moderator:
+		return schema.Errorf(schema.CodeForbidden, "only its author, the room's owner and its moderators delete message %d", m.Ref)
+	}
+	return nil
+}
+
+// applied is t after m acted on it, for a later entry of the same Append.
+func applied(m NewMessage, t target) target {
+	if m.Kind == schema.KindDelete {
+		t.kind = schema.KindDeleted
+	} else {
+		t.kind = schema.KindEdited
+	}
+	return t
 }
 
 // Query selects a page of a room's messages. With Ascending the page holds the first
@@ -52,6 +95,13 @@ type MessageStore interface {
 	// Append stores msgs durably in one write and returns one Appended per input, in
 	// input order. Messages of several rooms may be mixed; seqs of a room are given
 	// in input order. A (room, user, nonce) already stored is not stored again.
+	//
+	// An edit or a delete (Kind KindEdit, KindDelete) is checked against its target
+	// as of the entries before it (refuseTarget) and, refused, takes no seq and comes
+	// back with Err. Stored, it is an entry of the log at its own seq, and the target
+	// shows its current state from then on: an edit's body with KindEdited (Ref: the
+	// edit's ts), or KindDeleted with a null body, when a delete also nulls the
+	// bodies of the target's edit entries. Range returns that state.
 	Append(ctx context.Context, msgs []NewMessage) ([]Appended, error)
 	// Range returns a page of room's messages and whether more exist beyond the page
 	// in the direction of the query (newer for Ascending, older otherwise).

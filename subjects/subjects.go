@@ -188,6 +188,9 @@ const (
 	HeaderLast    = "Laneim-Last"
 	HeaderTs      = "Laneim-Ts"
 	HeaderSession = "Laneim-Session"
+	// HeaderMark names the message an edit or a delete acts on (schema.MarkHeader);
+	// absent on a plain message.
+	HeaderMark = "Laneim-Mark"
 	// HeaderToken carries the client's own token on every request a gateway makes
 	// for it and on its sends: logic acts only as the subject of a token it has
 	// verified.
