@@ -149,6 +149,30 @@ func testEditDelete(t *testing.T, open openMessageStore) {
 	log = append(log, entryState{"", schema.KindDelete, 1})
 	checkLog(t, s, "r", log)
 
+	// An entry may act on a message stored earlier in its own batch.
+	got, err = s.Append(ctx, []NewMessage{
+		newMsg("r", "alice", "a3", 7000),                      // seq 10
+		editMsg("r", "alice", "e7", 7000, 10, `"same batch"`), // seq 11
+		newMsg("r", "bob", "b3", 7000),                        // seq 12
+		deleteMsg("r", "bob", "d7", 7000, 12, false),          // seq 13
+		editMsg("r", "alice", "e8", 7000, 11, `"x"`),          // bad_request: an edit
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, code := range []string{"", "", "", "", schema.CodeBadRequest} {
+		wantCode(t, got[i], i, code)
+	}
+	if got[0].Seq != 10 || string(got[0].Body) != `{"text":"a3"}` || got[0].Kind != schema.KindPlain {
+		t.Errorf("a message edited later in its batch is published as sent: %+v", got[0])
+	}
+	log = append(log,
+		entryState{`"same batch"`, schema.KindEdited, 7000},
+		entryState{`"same batch"`, schema.KindEdit, 10},
+		entryState{"", schema.KindDeleted, 0},
+		entryState{"", schema.KindDelete, 12})
+	checkLog(t, s, "r", log)
+
 	// Another room's seq 1 is not this room's.
 	got, err = s.Append(ctx, []NewMessage{editMsg("other", "alice", "e1", 6000, 1, `"x"`)})
 	if err != nil {
