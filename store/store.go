@@ -206,5 +206,30 @@ type MetaStore interface {
 	// ListBlocks returns up to limit users user blocks, ordered by id, starting after
 	// the id after, and whether more follow.
 	ListBlocks(ctx context.Context, user, after string, limit int) ([]string, bool, error)
+
+	// RenameRoom sets room's name; schema.ErrNotFound for a missing room.
+	RenameRoom(ctx context.Context, room, name string) error
+	// TransferRoom makes user, a member of room, its owner, unless user is at
+	// caps.Created rooms created; the previous owner stays a member, and user is no
+	// longer listed as a moderator (an owner may do all a moderator may). Fails with
+	// not_found for a missing room, forbidden when user is not a member.
+	TransferRoom(ctx context.Context, room, user string, caps Caps) error
+	// DeleteRoom deletes room with its members and moderators, in one write, and
+	// returns the users that were its members. not_found for a missing room.
+	DeleteRoom(ctx context.Context, room string) (members []string, err error)
+	// SetModerator appoints (moderator true) or removes user as a moderator of room;
+	// changed is false when it already was so. Only a member is appointed
+	// (forbidden otherwise); a moderator who leaves the room stops being one.
+	SetModerator(ctx context.Context, room, user string, moderator bool) (changed bool, err error)
+	// IsModerator reports whether user is an appointed moderator of room (the owner
+	// is not one unless appointed before a transfer made it owner).
+	IsModerator(ctx context.Context, room, user string) (bool, error)
+	// ListModerators returns up to limit moderators of room, ordered by id.
+	ListModerators(ctx context.Context, room string, limit int) ([]string, error)
 	Close() error
+}
+
+// notMember is the refusal of a role for a user who is not a member of room.
+func notMember(room, user string) error {
+	return schema.Errorf(schema.CodeForbidden, "%s is not a member of room %s", user, room)
 }
