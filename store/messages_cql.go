@@ -587,3 +587,39 @@ func (s *CQL) LookupNonce(ctx context.Context, room, user, nonce string) (schema
 	}
 	return m, true, nil
 }
+
+// DeleteLog implements MessageStore. The room's last seq goes to 0 first, which
+// empties its log for every reader at once, then its partitions are deleted. Its
+// nonces stay: a nonce counts only for a seq up to the last one, and the room's next
+// Append overwrites those it reuses. The last seq is kept as 0 rather than deleted so
+// that its write time stays above the partitions' deletion: Append takes its
+// timestamps above it, and the messages of a room created again with the id are not
+// shadowed by the deletion, whatever the clocks of the logic nodes.
+func (s *CQL) DeleteLog(ctx context.Context, room string) error {
+	last, floor, err := s.readLast(ctx, room)
+	if err != nil {
+		return fmt.Errorf("delete room %s: %w", room, err)
+	}
+	ts := s.writeTimestamp(floor)
+	if err := s.session.ContextQuery(ctx, cqlInsertLast, nil).Bind(room, int64(0)).WithTimestamp(ts).ExecRelease(); err != nil {
+		return fmt.Errorf("delete room %s: %w", room, cqlUnavailable("last seq", err))
+	}
+	s.hintsMu.Lock()
+	delete(s.hints, room)
+	s.hintsMu.Unlock()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(cqlParallelism)
+	for b := int64(0); b <= bucketOf(last); b++ {
+		g.Go(func() error {
+			err := s.session.ContextQuery(gctx, cqlDeleteBucket, nil).Bind(room, b).WithTimestamp(ts).ExecRelease()
+			if err != nil {
+				return cqlUnavailable(fmt.Sprintf("bucket %d", b), err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("delete room %s: %w", room, err)
+	}
+	return nil
+}

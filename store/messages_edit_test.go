@@ -180,3 +180,40 @@ func testEditDelete(t *testing.T, open openMessageStore) {
 	}
 	wantCode(t, got[0], 0, schema.CodeNotFound)
 }
+
+func testDeleteLog(t *testing.T, open openMessageStore) {
+	s := open(t)
+	ctx := context.Background()
+	appendRoom(t, s, "gone", "m", 30)
+	appendRoom(t, s, "kept", "m", 3)
+	if err := s.DeleteLog(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteLog(ctx, "never"); err != nil {
+		t.Fatalf("a room without messages: %v", err)
+	}
+	for _, r := range readers(s) {
+		r.prepare()
+		if last, err := s.LastSeq(ctx, "gone"); err != nil || last != 0 {
+			t.Errorf("%s: last seq %d, %v", r.name, last, err)
+		}
+		msgs, more, err := s.Range(ctx, "gone", Query{Limit: 50})
+		if err != nil || len(msgs) != 0 || more {
+			t.Errorf("%s: a deleted log reads %d messages, more %v, %v", r.name, len(msgs), more, err)
+		}
+		if _, found, err := s.LookupNonce(ctx, "gone", "alice", "m3"); err != nil || found {
+			t.Errorf("%s: a deleted log's nonce: %v %v", r.name, found, err)
+		}
+		seqs, err := s.LastSeqs(ctx, []string{"gone", "kept"})
+		if err != nil || len(seqs) != 1 || seqs["kept"] != 3 {
+			t.Errorf("%s: last seqs %v, %v", r.name, seqs, err)
+		}
+	}
+	// A room created again with the id starts over, and an old nonce is new there.
+	got := appendRoom(t, s, "gone", "m", 2)
+	checkAppended(t, got, []appendWant{{1, 1000, `{"text":"m0"}`, true}, {2, 1001, `{"text":"m1"}`, true}})
+	msgs, _, err := s.Range(ctx, "gone", Query{Limit: 50, Ascending: true})
+	if err != nil || len(msgs) != 2 || msgs[1].Seq != 2 || string(msgs[1].Body) != `{"text":"m1"}` {
+		t.Fatalf("the log after starting over: %+v, %v", msgs, err)
+	}
+}

@@ -265,3 +265,28 @@ func (s *SQLite) LookupNonce(ctx context.Context, room, user, nonce string) (sch
 	}
 	return m, found, nil
 }
+
+// deleteChunk bounds the messages one transaction of DeleteLog deletes: the writer is
+// shared with every room's appends, and a room of millions of messages must not hold
+// it for seconds.
+const deleteChunk = 10_000
+
+// DeleteLog implements MessageStore, newest messages first, in transactions of
+// deleteChunk seqs: a delete cut off part way leaves a shorter log, which the next
+// call finishes.
+func (s *SQLite) DeleteLog(ctx context.Context, room string) error {
+	last, err := s.LastSeq(ctx, room)
+	if err != nil {
+		return err
+	}
+	for hi := last; hi > 0; hi -= deleteChunk {
+		err := s.writeTx(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE room = ? AND seq > ? AND seq <= ?`, room, max(hi-deleteChunk, 0), hi)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("delete the messages of room %s: %w", room, err)
+		}
+	}
+	return nil
+}

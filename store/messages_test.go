@@ -37,6 +37,7 @@ func testMessageStore(t *testing.T, open openMessageStore) {
 		{"LookupNonce", testLookupNonce},
 		{"ConcurrentRooms", testConcurrentRooms},
 		{"EditDelete", testEditDelete},
+		{"DeleteLog", testDeleteLog},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.test(t, open) })
 	}

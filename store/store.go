@@ -112,6 +112,10 @@ type MessageStore interface {
 	LastSeqs(ctx context.Context, rooms []string) (map[string]int64, error)
 	// LookupNonce finds the message user stored in room with nonce.
 	LookupNonce(ctx context.Context, room, user, nonce string) (schema.Message, bool, error)
+	// DeleteLog deletes room's log: afterwards the room has no messages and no
+	// nonces, and a room created again with its id starts from seq 1. Only logic
+	// calls it, for a room whose metadata is gone (no member can send to it).
+	DeleteLog(ctx context.Context, room string) error
 	Close() error
 }
 

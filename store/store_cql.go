@@ -111,6 +111,7 @@ var (
 	// The message an edit or a delete acts on, with the seqs of its edits so far.
 	cqlSelectTarget, _ = qb.Select("messages").Columns("sender", "kind", "ref", "edits").
 				Where(qb.Eq("room"), qb.Eq("bucket"), qb.Eq("seq")).ToCql()
+	cqlDeleteBucket = `DELETE FROM messages WHERE room = ? AND bucket = ?`
 	cqlEditTarget   = `UPDATE messages SET body = ?, kind = 3, ref = ?, edits = edits + ? WHERE room = ? AND bucket = ? AND seq = ?`
 	cqlDeleteTarget = `UPDATE messages SET body = null, kind = 4, ref = 0 WHERE room = ? AND bucket = ? AND seq = ?`
 	cqlClearBody    = `UPDATE messages SET body = null WHERE room = ? AND bucket = ? AND seq = ?`
