@@ -34,6 +34,7 @@ const (
 	OpTick         = "tick"
 	OpTicks        = "ticks"
 	OpMember       = "member"
+	OpRoom         = "room"
 	OpError        = "error"
 	// OpHistory doubles as the reply op of a history request.
 )
@@ -218,6 +219,27 @@ type (
 const (
 	ActionJoin  = "join"
 	ActionLeave = "leave"
+)
+
+// RoomEventD is a room event's d: what changed about a room its members are in.
+type RoomEventD struct {
+	Room   string `json:"room"`
+	Action string `json:"action"`
+	// Name: the new name (RoomRenamed). User: the new owner (RoomOwner), the member
+	// appointed or removed (RoomModerator), with Moderator saying which.
+	Name      string `json:"name,omitempty"`
+	User      string `json:"user,omitempty"`
+	Moderator *bool  `json:"moderator,omitempty"`
+}
+
+// Room actions.
+const (
+	RoomRenamed   = "renamed"
+	RoomOwner     = "owner"
+	RoomModerator = "moderator"
+	// RoomDeleted: the room and its history are gone; a session gets it instead of
+	// a member leave and receives nothing of the room after it.
+	RoomDeleted = "deleted"
 )
 
 // EncodeFrame encodes a server frame {"op","rid","d"}; rid may be nil. A d that

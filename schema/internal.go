@@ -69,6 +69,31 @@ type RoomInfo struct {
 	Public  bool   `json:"public"`
 	Seq     *int64 `json:"seq,omitempty"`
 	Members *int   `json:"members,omitempty"`
+	// Moderators lists the room's moderators (GET /v1/rooms/{room} only).
+	Moderators []string `json:"moderators,omitempty"`
+}
+
+// RoomRenameReq renames Room; RoomTransferReq gives it to Owner; RoomDeleteReq
+// deletes it with its history.
+type RoomRenameReq struct {
+	Room string `json:"room"`
+	Name string `json:"name"`
+}
+
+type RoomTransferReq struct {
+	Room  string `json:"room"`
+	Owner string `json:"owner"`
+}
+
+type RoomDeleteReq struct {
+	Room string `json:"room"`
+}
+
+// ModeratorReq appoints (Moderator true) or removes Target as a moderator of Room.
+type ModeratorReq struct {
+	Room      string `json:"room"`
+	Target    string `json:"target"`
+	Moderator bool   `json:"moderator"`
 }
 
 type RoomCreateReq struct {
@@ -165,4 +190,6 @@ const (
 	MaxHistoryLimit      = 200
 	DefaultMemberLimit   = 100
 	MaxMemberLimit       = 1000
+	// MaxModerators bounds a room's moderators: GET /v1/rooms/{room} lists them all.
+	MaxModerators = 100
 )

@@ -178,6 +178,15 @@ const (
 	SvcBlockList   = "im.svc.block.list"
 )
 
+// Logic's services of a room's owner: rename, transfer and delete the room, and
+// appoint its moderators (docs/protocol.md).
+const (
+	SvcRoomRename   = "im.svc.room.rename"
+	SvcRoomTransfer = "im.svc.room.transfer"
+	SvcRoomDelete   = "im.svc.room.delete"
+	SvcModeratorSet = "im.svc.moderator.set"
+)
+
 // Headers carried on ingest, outbound and fanout messages.
 const (
 	HeaderMsgID   = "Nats-Msg-Id"
