@@ -197,7 +197,10 @@ func (g *Gateway) getRoom(w http.ResponseWriter, r *http.Request, user string) e
 	if err := g.call(r.Context(), subjects.SvcRoomGet, schema.RoomGetReq{Room: r.PathValue("room")}, &reply); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, reply.Room)
+	if reply.Moderators == nil {
+		reply.Moderators = []string{}
+	}
+	writeJSON(w, http.StatusOK, schema.RoomDetail{RoomInfo: reply.Room, Moderators: reply.Moderators})
 	return nil
 }
 

@@ -320,8 +320,11 @@ func (l *Logic) roomGet(ctx context.Context, caller string, data []byte) (any, e
 		return nil, err
 	}
 	info := roomInfo(room)
-	info.Seq, info.Members, info.Moderators = &seq, &count, moderators
-	return schema.RoomReply{Room: info}, nil
+	info.Seq, info.Members = &seq, &count
+	if moderators == nil {
+		moderators = []string{}
+	}
+	return schema.RoomReply{Room: info, Moderators: moderators}, nil
 }
 
 func roomInfo(r store.Room) schema.RoomInfo {

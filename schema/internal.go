@@ -69,8 +69,6 @@ type RoomInfo struct {
 	Public  bool   `json:"public"`
 	Seq     *int64 `json:"seq,omitempty"`
 	Members *int   `json:"members,omitempty"`
-	// Moderators lists the room's moderators (GET /v1/rooms/{room} only).
-	Moderators []string `json:"moderators,omitempty"`
 }
 
 // RoomRenameReq renames Room; RoomTransferReq gives it to Owner; RoomDeleteReq
@@ -109,6 +107,14 @@ type RoomGetReq struct {
 type RoomReply struct {
 	Reply
 	Room RoomInfo `json:"room"`
+	// Moderators lists the room's moderators (room-get only), in id order.
+	Moderators []string `json:"moderators,omitempty"`
+}
+
+// RoomDetail is GET /v1/rooms/{room}'s answer: the room and its moderators.
+type RoomDetail struct {
+	RoomInfo
+	Moderators []string `json:"moderators"`
 }
 
 // MemberReq adds or removes Target in Room on behalf of the caller.
