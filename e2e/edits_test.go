@@ -3,10 +3,13 @@ package e2e
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/laneim/laneim/configs"
 	"github.com/laneim/laneim/schema"
+	"github.com/laneim/laneim/testsvc"
 )
 
 // entry is what a test expects of one message of a room.
@@ -51,8 +54,19 @@ func historyOf(t *testing.T, c *wsClient, room string) []schema.Message {
 // order by a subscriber and again by one catching up with since; history shows the
 // messages' current state; only the author edits, and the owner and moderators
 // delete others' messages.
-func TestEditDelete(t *testing.T) {
-	s := startStack(t, t.TempDir(), nil)
+func TestEditDelete(t *testing.T) { testEditDelete(t, nil) }
+
+// TestEditDeleteOnCQLAndMySQL: the same with the message history on Cassandra and the
+// metadata (moderators) on MariaDB.
+func TestEditDeleteOnCQLAndMySQL(t *testing.T) {
+	hosts, keyspace, dsn := testsvc.CQL(t), testsvc.CQLKeyspace(t), testsvc.MySQL(t)
+	testEditDelete(t, func(c *configs.Config) {
+		c.CQLHosts, c.CQLKeyspace, c.MySQLDSN = strings.Join(hosts, ","), keyspace, dsn
+	})
+}
+
+func testEditDelete(t *testing.T, mutate func(*configs.Config)) {
+	s := startStack(t, t.TempDir(), mutate)
 	room(t, s, "r", "owner", false, "alice", "bob", "mod")
 	mustHTTP(t, s, "owner", "PUT", "/v1/rooms/r/moderators/mod", nil, http.StatusNoContent)
 

@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/laneim/laneim/configs"
 	"github.com/laneim/laneim/schema"
+	"github.com/laneim/laneim/testsvc"
 )
 
 // roomEvent waits for c's next room event of room with action, skipping others.
@@ -29,8 +32,19 @@ func roomEvent(t *testing.T, c *wsClient, room, action string) schema.RoomEventD
 
 // TestRoomManagement: the owner renames, appoints moderators, transfers and deletes a
 // room; its members' sessions hear of each, and a deleted room's history is gone.
-func TestRoomManagement(t *testing.T) {
-	s := startStack(t, t.TempDir(), nil)
+func TestRoomManagement(t *testing.T) { testRoomManagement(t, nil) }
+
+// TestRoomManagementOnCQLAndMySQL: the same with the message history on Cassandra and
+// the metadata on MariaDB, through the metadata cache's invalidations.
+func TestRoomManagementOnCQLAndMySQL(t *testing.T) {
+	hosts, keyspace, dsn := testsvc.CQL(t), testsvc.CQLKeyspace(t), testsvc.MySQL(t)
+	testRoomManagement(t, func(c *configs.Config) {
+		c.CQLHosts, c.CQLKeyspace, c.MySQLDSN = strings.Join(hosts, ","), keyspace, dsn
+	})
+}
+
+func testRoomManagement(t *testing.T, mutate func(*configs.Config)) {
+	s := startStack(t, t.TempDir(), mutate)
 	room(t, s, "r", "owner", false, "alice", "bob")
 	alice := connect(t, s, "alice")
 	passiveBob := connect(t, s, "bob")
