@@ -311,3 +311,23 @@ func BenchmarkAppendMsgsFrame(b *testing.B) {
 		buf = AppendMsgsFrame(buf[:0], "general", msgs)
 	}
 }
+
+// FuzzParseMarkHeader: a Laneim-Mark header comes from whatever may publish on IM_IN;
+// what parses is an edit or a delete of a positive seq, and encodes back the same.
+func FuzzParseMarkHeader(f *testing.F) {
+	for _, seed := range []string{"", "edit:1", "delete:1001", "edit:0", "delete:-1", "edit:+5", "edit:9223372036854775807", "move:1"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		kind, ref, ok := ParseMarkHeader(h)
+		if !ok || h == "" {
+			return
+		}
+		if !kind.Targets() || ref < 1 {
+			t.Fatalf("%q parsed as kind %d ref %d", h, kind, ref)
+		}
+		if again, againRef, ok := ParseMarkHeader(MarkHeader(kind, ref)); !ok || again != kind || againRef != ref {
+			t.Fatalf("%q does not round-trip", h)
+		}
+	})
+}
