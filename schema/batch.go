@@ -189,7 +189,9 @@ type Mark struct {
 }
 
 // ParseMark decodes an entry's mark into its kind and ref. A mark that names no known
-// kind, or more than one, is an error; so is a seq below 1.
+// kind is KindPlain (a later version may add kinds: docs/protocol.md has clients show
+// such an entry as a plain message); one that names more than one, or a seq or ts
+// below 1, is an error.
 func ParseMark(raw json.RawMessage) (Kind, int64, error) {
 	var mark Mark
 	if err := json.Unmarshal(raw, &mark); err != nil {
@@ -209,7 +211,9 @@ func ParseMark(raw json.RawMessage) (Kind, int64, error) {
 		kind, ref, set = KindDeleted, 0, set+1
 	}
 	switch {
-	case set != 1:
+	case set == 0:
+		return KindPlain, 0, nil
+	case set > 1:
 		return 0, 0, fmt.Errorf("a mark names one of edit, delete, edited, deleted")
 	case kind != KindDeleted && ref < 1:
 		return 0, 0, fmt.Errorf("a mark's seq or ts must be positive")

@@ -285,9 +285,15 @@ func TestEntryMarks(t *testing.T) {
 			t.Errorf("kind %d has a mark header %q", tt.kind, h)
 		}
 	}
-	for _, bad := range []string{`{}`, `{"edit":1,"delete":2}`, `{"edit":0}`, `{"delete":-3}`, `{"deleted":false}`, `[1]`, `"edit"`} {
+	for _, bad := range []string{`{"edit":1,"delete":2}`, `{"delete":-3}`, `{"edited":-1}`, `[1]`, `"edit"`} {
 		if _, _, err := ParseMark(json.RawMessage(bad)); err == nil {
 			t.Errorf("mark %s accepted", bad)
+		}
+	}
+	// A mark of no kind this version knows: a plain message.
+	for _, unknown := range []string{`{}`, `{"pinned":true}`, `{"edit":0}`} {
+		if kind, _, err := ParseMark(json.RawMessage(unknown)); err != nil || kind != KindPlain {
+			t.Errorf("mark %s: kind %d, %v", unknown, kind, err)
 		}
 	}
 	for _, bad := range []string{"edit", "edit:", "edit:0", "edit:x", "delete:-1", "move:3", " edit:1"} {

@@ -102,8 +102,9 @@ export function decodeBatch(d) {
         if (!Array.isArray(e) || (e.length !== 3 && e.length !== 4) || typeof e[0] !== "string" || !Number.isSafeInteger(e[1])) {
             throw bad(`batch entry ${i} is not [user, dt, body, mark?]`);
         }
-        if (e.length === 4)
-            b.msgs.push([e[0], e[1], e[2], decodeMark(e[3], i)]);
+        const mark = e.length === 4 ? decodeMark(e[3], i) : undefined;
+        if (mark !== undefined)
+            b.msgs.push([e[0], e[1], e[2], mark]);
         else
             b.msgs.push([e[0], e[1], e[2]]);
     }
@@ -116,11 +117,17 @@ export function decodeBatch(d) {
     }
     return b;
 }
-/** Decodes an entry's mark: exactly one of edit, delete, edited (positive integers) or deleted (true). */
+/**
+ * Decodes an entry's mark: one of edit, delete, edited (positive integers) or deleted
+ * (true). A mark of none of them (a kind of a later version) is undefined: the entry is
+ * a plain message, as docs/protocol.md says.
+ */
 export function decodeMark(v, i) {
     const o = obj(v, `batch entry ${i} mark`);
     const keys = Object.keys(o).filter((k) => k === "edit" || k === "delete" || k === "edited" || k === "deleted");
-    if (keys.length !== 1)
+    if (keys.length === 0)
+        return undefined;
+    if (keys.length > 1)
         throw bad(`batch entry ${i} mark names ${keys.length} of edit, delete, edited, deleted`);
     const key = keys[0];
     if (key === "deleted") {

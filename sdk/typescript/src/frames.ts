@@ -229,7 +229,8 @@ export function decodeBatch(d: unknown): Batch {
     if (!Array.isArray(e) || (e.length !== 3 && e.length !== 4) || typeof e[0] !== "string" || !Number.isSafeInteger(e[1])) {
       throw bad(`batch entry ${i} is not [user, dt, body, mark?]`);
     }
-    if (e.length === 4) b.msgs.push([e[0], e[1] as number, e[2], decodeMark(e[3], i)]);
+    const mark = e.length === 4 ? decodeMark(e[3], i) : undefined;
+    if (mark !== undefined) b.msgs.push([e[0], e[1] as number, e[2], mark]);
     else b.msgs.push([e[0], e[1] as number, e[2]]);
   }
   if (b.msgs.length > 0 && b.seq < 1) throw bad(`batch of room ${b.room} starts at seq ${b.seq}`);
@@ -240,11 +241,16 @@ export function decodeBatch(d: unknown): Batch {
   return b;
 }
 
-/** Decodes an entry's mark: exactly one of edit, delete, edited (positive integers) or deleted (true). */
-export function decodeMark(v: unknown, i: number): Mark {
+/**
+ * Decodes an entry's mark: one of edit, delete, edited (positive integers) or deleted
+ * (true). A mark of none of them (a kind of a later version) is undefined: the entry is
+ * a plain message, as docs/protocol.md says.
+ */
+export function decodeMark(v: unknown, i: number): Mark | undefined {
   const o = obj(v, `batch entry ${i} mark`);
   const keys = Object.keys(o).filter((k) => k === "edit" || k === "delete" || k === "edited" || k === "deleted");
-  if (keys.length !== 1) throw bad(`batch entry ${i} mark names ${keys.length} of edit, delete, edited, deleted`);
+  if (keys.length === 0) return undefined;
+  if (keys.length > 1) throw bad(`batch entry ${i} mark names ${keys.length} of edit, delete, edited, deleted`);
   const key = keys[0] as "edit" | "delete" | "edited" | "deleted";
   if (key === "deleted") {
     if (o["deleted"] !== true) throw bad(`batch entry ${i} mark deleted is not true`);

@@ -173,10 +173,18 @@ describe("edits and deletes", () => {
   });
 
   it("refuses malformed marks", () => {
-    for (const mark of [{}, { edit: 1, delete: 2 }, { edit: 0 }, { delete: -1 }, { edited: 1.5 }, { deleted: false }, [1], "edit", null]) {
+    for (const mark of [{ edit: 1, delete: 2 }, { edit: 0 }, { delete: -1 }, { edited: 1.5 }, { deleted: false }, [1], "edit", null]) {
       badFrame(() => decodeBatch({ room: "r", seq: 1, ts: 0, msgs: [["a", 0, "x", mark]] }));
     }
     badFrame(() => decodeBatch({ room: "r", seq: 1, ts: 0, msgs: [["a", 0, "x", { edit: 1 }, 5]] }));
+  });
+
+  it("reads a mark of no kind it knows as a plain message", () => {
+    const b = decodeBatch({ room: "r", seq: 1, ts: 0, msgs: [["a", 0, "x", { pinned: true }], ["a", 0, "y", {}]] });
+    assert.deepEqual(batchMessages(b), [
+      { room: "r", seq: 1, ts: 0, user: "a", body: "x" },
+      { room: "r", seq: 2, ts: 0, user: "a", body: "y" },
+    ]);
   });
 
   it("decodes room events", () => {
