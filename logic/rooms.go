@@ -2,6 +2,7 @@ package logic
 
 import (
 	"context"
+	"time"
 
 	"github.com/laneim/laneim/schema"
 	"github.com/laneim/laneim/store"
@@ -9,6 +10,9 @@ import (
 
 // Room management by its owner (and, for a rename, its moderators): each change is
 // announced with a room event to the members' sessions (docs/protocol.md).
+
+// logDeleteTimeout bounds the deletion of a deleted room's message log.
+const logDeleteTimeout = 5 * time.Minute
 
 // mayModerate reports whether user may do what a moderator of room may: its owner and
 // its appointed moderators.
@@ -116,7 +120,12 @@ func (l *Logic) roomDelete(ctx context.Context, caller string, data []byte) (any
 	// log that cannot be deleted now stays behind in the message store, where a room
 	// created again with the id would find it: an operator's matter, counted and
 	// logged, not the owner's, whose room is deleted.
-	if err := l.msgs.DeleteLog(ctx, req.Room); err != nil {
+	//
+	// A long log takes a while (SQLite deletes 10,000 seqs a transaction): it is not
+	// cut short with the request, whose caller may have given up by then.
+	deleteCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), logDeleteTimeout)
+	defer cancel()
+	if err := l.msgs.DeleteLog(deleteCtx, req.Room); err != nil {
 		metricLogDeleteErrors.Inc()
 		l.cfg.Logger.Error().Err(err).Str("room", req.Room).Msg("the message log of a deleted room was not deleted")
 	}
