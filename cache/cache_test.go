@@ -225,7 +225,15 @@ func TestAnswersFollowWrites(t *testing.T) {
 			{"remove bob", func() error { _, err := b.RemoveMember(ctx, "r1", "bob"); return err }},
 			{"block", func() error { _, err := a.Block(ctx, "carol", "alice", store.Caps{}); return err }},
 			{"unblock", func() error { _, err := b.Unblock(ctx, "carol", "alice"); return err }},
+			{"add carol", func() error { _, err := a.AddMember(ctx, "r2", "carol", store.Caps{}); return err }},
+			{"rename", func() error { return b.RenameRoom(ctx, "r2", "renamed") }},
+			{"transfer", func() error { return a.TransferRoom(ctx, "r2", "alice", store.Caps{}) }},
+			{"moderator", func() error { _, err := b.SetModerator(ctx, "r2", "carol", true); return err }},
 			{"leave", func() error { _, err := a.LeaveRooms(ctx, "alice", []string{"r1", "r2"}); return err }},
+			{"delete r2", func() error { _, err := b.DeleteRoom(ctx, "r2"); return err }},
+			{"create r2 again", func() error {
+				return a.CreateRoom(ctx, store.Room{ID: "r2", Name: "again", Owner: "carol"}, store.Caps{})
+			}},
 		}
 		for _, s := range steps {
 			if err := s.write(); err != nil {

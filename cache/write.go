@@ -116,3 +116,70 @@ func (c *Cache) invalidate(ctx context.Context, invs ...schema.Inval) {
 		}
 	}
 }
+
+// RenameRoom implements store.MetaStore: the room's entry and its name, which users'
+// room pages join.
+func (c *Cache) RenameRoom(ctx context.Context, room, name string) error {
+	err := c.store.RenameRoom(ctx, room, name)
+	if err == nil {
+		c.invalidateRoom(ctx, room, schema.ChangeUpdate)
+	}
+	return err
+}
+
+// TransferRoom implements store.MetaStore: the room's entry holds its owner.
+func (c *Cache) TransferRoom(ctx context.Context, room, user string, caps store.Caps) error {
+	err := c.store.TransferRoom(ctx, room, user, caps)
+	if err == nil {
+		c.invalidateRoom(ctx, room, schema.ChangeUpdate)
+	}
+	return err
+}
+
+// invalChunk bounds the keys of one announcement: a 10,000-member room's delete goes
+// as ten messages of some 60 KB rather than one of 600 KB.
+const invalChunk = 1000
+
+// DeleteRoom implements store.MetaStore: the room, and each member's membership and
+// room pages, announced key by key (a room-wide members key would leave the members'
+// own room pages standing).
+func (c *Cache) DeleteRoom(ctx context.Context, room string) ([]string, error) {
+	members, err := c.store.DeleteRoom(ctx, room)
+	if err != nil {
+		return members, err
+	}
+	invs := []schema.Inval{
+		{Table: schema.TableRooms, Keys: []schema.InvalKey{{Room: room, Change: schema.ChangeDelete}}},
+		{Table: schema.TableMembers, Keys: []schema.InvalKey{{Room: room, Change: schema.ChangeDelete}}},
+	}
+	for start := 0; start < len(members); start += invalChunk {
+		chunk := members[start:min(start+invalChunk, len(members))]
+		keys := make([]schema.InvalKey, len(chunk))
+		for i, user := range chunk {
+			keys[i] = schema.InvalKey{Room: room, User: user, Change: schema.ChangeDelete}
+		}
+		invs = append(invs, schema.Inval{Table: schema.TableMembers, Keys: keys})
+	}
+	c.invalidate(ctx, invs...)
+	return members, nil
+}
+
+// SetModerator implements store.MetaStore. Roles are not cached: they are read for a
+// delete of another user's message and a room's description, both rare.
+func (c *Cache) SetModerator(ctx context.Context, room, user string, moderator bool) (bool, error) {
+	return c.store.SetModerator(ctx, room, user, moderator)
+}
+
+// IsModerator implements store.MetaStore, from the store.
+func (c *Cache) IsModerator(ctx context.Context, room, user string) (bool, error) {
+	return c.store.IsModerator(ctx, room, user)
+}
+
+// ListModerators implements store.MetaStore, from the store.
+func (c *Cache) ListModerators(ctx context.Context, room string, limit int) ([]string, error) {
+	return c.store.ListModerators(ctx, room, limit)
+}
+
+func (c *Cache) invalidateRoom(ctx context.Context, room, change string) {
+	c.invalidate(ctx, schema.Inval{Table: schema.TableRooms, Keys: []schema.InvalKey{{Room: room, Change: change}}})
+}

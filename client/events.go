@@ -28,7 +28,10 @@ type Event struct {
 	// reconnect, or an op this version does not know, in which case only Raw is set.
 	Op string
 	// Batch (op msgs): new messages of a subscribed room, with entries already
-	// delivered removed. Batch.Messages() turns entries into messages.
+	// delivered removed. Batch.Messages() turns entries into messages; an edit or a
+	// delete is an entry too, with schema.Message.Kind KindEdit or KindDelete and Ref
+	// the seq of the message it acts on (history and catch-up show an edited message
+	// as KindEdited, a deleted one as KindDeleted).
 	Batch *schema.Batch
 	// Ticks (op ticks, the default): the latest seqs of rooms this connection is
 	// passive in that changed since the previous ticks event, each room once.
@@ -38,6 +41,10 @@ type Event struct {
 	Tick *schema.TickD
 	// Member (op member): someone joined or left a room of the user.
 	Member *schema.MemberD
+	// Room (op room): a room of the user was renamed (schema.RoomRenamed), given to
+	// a new owner (RoomOwner), got or lost a moderator (RoomModerator), or was
+	// deleted (RoomDeleted: nothing of it follows, as after a leave).
+	Room *schema.RoomEventD
 	// Read (op read): another session of the user marked {room, seq} read.
 	Read *schema.TickD
 	// Err (op error): a server error without rid (the server is about to close), a
@@ -147,6 +154,9 @@ func decodeEvent(f inFrame, raw []byte) (ev Event, ok bool, err error) {
 	case schema.OpMember:
 		ev.Member = new(schema.MemberD)
 		err = decodeRoomD(f.D, ev.Member, &ev.Member.Room)
+	case schema.OpRoom:
+		ev.Room = new(schema.RoomEventD)
+		err = decodeRoomD(f.D, ev.Room, &ev.Room.Room)
 	case schema.OpError:
 		ev.Err = new(schema.ErrorD)
 		if err = json.Unmarshal(f.D, ev.Err); err == nil && ev.Err.Code == "" {

@@ -193,3 +193,32 @@ func (h *HTTP) GatewayURLs(ctx context.Context) ([]string, error) {
 	}
 	return urls, nil
 }
+
+// RenameRoom renames room (its owner and moderators): PATCH /v1/rooms/{room}.
+func (h *HTTP) RenameRoom(ctx context.Context, room, name string) (schema.RoomInfo, error) {
+	var info schema.RoomInfo
+	err := h.Do(ctx, http.MethodPatch, "/v1/rooms/"+url.PathEscape(room), map[string]string{"name": name}, &info)
+	return info, err
+}
+
+// TransferRoom gives room to user, a member (its owner): PUT /v1/rooms/{room}/owner.
+func (h *HTTP) TransferRoom(ctx context.Context, room, user string) (schema.RoomInfo, error) {
+	var info schema.RoomInfo
+	err := h.Do(ctx, http.MethodPut, "/v1/rooms/"+url.PathEscape(room)+"/owner", map[string]string{"user": user}, &info)
+	return info, err
+}
+
+// DeleteRoom deletes room and its history (its owner): DELETE /v1/rooms/{room}.
+func (h *HTTP) DeleteRoom(ctx context.Context, room string) error {
+	return h.Do(ctx, http.MethodDelete, "/v1/rooms/"+url.PathEscape(room), nil, nil)
+}
+
+// SetModerator appoints (moderator true) or removes user as a moderator of room (its
+// owner): PUT or DELETE /v1/rooms/{room}/moderators/{user}.
+func (h *HTTP) SetModerator(ctx context.Context, room, user string, moderator bool) error {
+	method := http.MethodDelete
+	if moderator {
+		method = http.MethodPut
+	}
+	return h.Do(ctx, method, "/v1/rooms/"+url.PathEscape(room)+"/moderators/"+url.PathEscape(user), nil, nil)
+}

@@ -337,13 +337,80 @@ func (c *Client) SendNonce(ctx context.Context, room, nonce string, body any) (s
 	d = append(d, `,"body":`...)
 	d = append(d, encoded...)
 	d = append(d, '}')
+	return c.submit(ctx, schema.OpSend, d)
+}
+
+// Edit replaces the body of the user's message seq in room with a fresh nonce; see
+// EditNonce.
+func (c *Client) Edit(ctx context.Context, room string, seq int64, body any) (schema.AckD, error) {
+	return c.EditNonce(ctx, room, NewNonce(), seq, body)
+}
+
+// EditNonce replaces the body of the user's message seq in room (the edit op) and
+// waits for the ack, whose seq is the edit's own entry in the room's log. It retries
+// as SendNonce does; a retry with the nonce is stored once. The server refuses an
+// edit of another user's message (forbidden), of a seq that is no message
+// (not_found: none, or deleted; bad_request: an edit or a delete).
+func (c *Client) EditNonce(ctx context.Context, room, nonce string, seq int64, body any) (schema.AckD, error) {
+	if err := checkMarked(room, nonce, seq); err != nil {
+		return schema.AckD{}, err
+	}
+	encoded, err := encodeJSON(body)
+	if err != nil {
+		return schema.AckD{}, err
+	}
+	if body == nil {
+		encoded = []byte("null")
+	}
+	d, err := json.Marshal(schema.EditD{Room: room, Nonce: nonce, Seq: seq, Body: encoded})
+	if err != nil {
+		return schema.AckD{}, err
+	}
+	return c.submit(ctx, schema.OpEdit, d)
+}
+
+// Delete deletes message seq of room with a fresh nonce; see DeleteNonce.
+func (c *Client) Delete(ctx context.Context, room string, seq int64) (schema.AckD, error) {
+	return c.DeleteNonce(ctx, room, NewNonce(), seq)
+}
+
+// DeleteNonce deletes message seq of room (the delete op: the user's own message, or
+// any as the room's owner or moderator) and waits for the ack, whose seq is the
+// delete's own entry in the room's log. It retries as SendNonce does.
+func (c *Client) DeleteNonce(ctx context.Context, room, nonce string, seq int64) (schema.AckD, error) {
+	if err := checkMarked(room, nonce, seq); err != nil {
+		return schema.AckD{}, err
+	}
+	d, err := json.Marshal(schema.DeleteD{Room: room, Nonce: nonce, Seq: seq})
+	if err != nil {
+		return schema.AckD{}, err
+	}
+	return c.submit(ctx, schema.OpDelete, d)
+}
+
+func checkMarked(room, nonce string, seq int64) error {
+	switch {
+	case !schema.ValidID(room):
+		return schema.Errorf(schema.CodeBadRequest, "room %q is not a valid id", room)
+	case !schema.ValidNonce(nonce):
+		return schema.Errorf(schema.CodeBadRequest, "nonce %q is not 1 to 64 printable ASCII characters", nonce)
+	case seq < 1:
+		return schema.Errorf(schema.CodeBadRequest, "seq %d is no message's", seq)
+	}
+	return nil
+}
+
+// submit sends a send, edit or delete frame's d until it is acked, refused, or ctx
+// ends: again with the same d (and so the same nonce) after SendTimeout or a lost
+// connection.
+func (c *Client) submit(ctx context.Context, op string, d []byte) (schema.AckD, error) {
 	for {
 		cn, err := c.waitConn(ctx)
 		if err != nil {
 			return schema.AckD{}, err
 		}
 		attempt, cancel := context.WithTimeout(ctx, c.cfg.SendTimeout)
-		r, err := c.roundTrip(attempt, cn, schema.OpSend, d)
+		r, err := c.roundTrip(attempt, cn, op, d)
 		cancel()
 		if err == nil {
 			if r.op != schema.OpAck {

@@ -309,6 +309,10 @@ func (c *conn) handle(data []byte) bool {
 		c.unsubscribe(f)
 	case schema.OpSend:
 		c.send(f)
+	case schema.OpEdit:
+		c.editMessage(f)
+	case schema.OpDelete:
+		c.deleteMessage(f)
 	case schema.OpHistory:
 		c.history(f)
 	case schema.OpRead:
@@ -330,7 +334,7 @@ func (c *conn) handle(data []byte) bool {
 func opLabel(op string) string {
 	switch op {
 	case schema.OpHeartbeat, schema.OpSubscribe, schema.OpUnsubscribe, schema.OpSend, schema.OpHistory, schema.OpRead, schema.OpIdentify, schema.OpRefresh,
-		schema.OpRooms:
+		schema.OpRooms, schema.OpEdit, schema.OpDelete:
 		return op
 	}
 	return "unknown"

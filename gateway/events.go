@@ -9,20 +9,26 @@ import (
 	"github.com/laneim/laneim/subjects"
 )
 
-// onEvent relays a member event to every member connection of the room except those
-// of the user concerned, who get it on their own subject.
+// onEvent relays an event of the room to every member connection of the room: a
+// member event to all but those of the user concerned, who get it on their own
+// subject; a room event (a rename, a new owner, a moderator) to all.
 func (r *room) onEvent(data []byte) {
 	var ev struct {
-		D schema.MemberD `json:"d"`
+		Op string         `json:"op"`
+		D  schema.MemberD `json:"d"`
 	}
 	if err := json.Unmarshal(data, &ev); err != nil {
 		r.gw.droppedEvent(err, "room event")
 		return
 	}
+	skip := ev.D.User
+	if ev.Op == schema.OpRoom {
+		skip = ""
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for c := range r.conns {
-		if c.user != ev.D.User {
+		if skip == "" || c.user != skip {
 			c.enqueue(data)
 		}
 	}
@@ -54,6 +60,18 @@ func (g *Gateway) onUserEvent(user string, m *nats.Msg) {
 		}
 		for _, c := range conns {
 			c.applyMember(d, m.Data)
+		}
+	case schema.OpRoom:
+		// A deleted room, announced to each member on its own subject: every session
+		// drops the room as on its leave, and gets this event in place of the leave.
+		var d schema.RoomEventD
+		if err := json.Unmarshal(ev.D, &d); err != nil || !schema.ValidID(d.Room) || d.Action != schema.RoomDeleted {
+			g.droppedEvent(err, "room event")
+			return
+		}
+		leave := schema.MemberD{Room: d.Room, User: user, Action: schema.ActionLeave}
+		for _, c := range conns {
+			c.applyMember(leave, m.Data)
 		}
 	case opKick:
 		// An operator's kick: nats pub im.user.<user>.events '{"op":"kick","d":{"reason":"..."}}'

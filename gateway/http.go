@@ -34,6 +34,13 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/rooms/{room}/members", g.authed(g.listMembers))
 	mux.HandleFunc("GET /v1/rooms/{room}/messages", g.authed(g.getMessages))
 	mux.HandleFunc("POST /v1/rooms/{room}/messages", g.authed(g.postMessage))
+	mux.HandleFunc("PATCH /v1/rooms/{room}/messages/{seq}", g.authed(g.editMessage))
+	mux.HandleFunc("DELETE /v1/rooms/{room}/messages/{seq}", g.authed(g.deleteMessage))
+	mux.HandleFunc("PATCH /v1/rooms/{room}", g.authed(g.renameRoom))
+	mux.HandleFunc("DELETE /v1/rooms/{room}", g.authed(g.deleteRoom))
+	mux.HandleFunc("PUT /v1/rooms/{room}/owner", g.authed(g.transferRoom))
+	mux.HandleFunc("PUT /v1/rooms/{room}/moderators/{user}", g.authed(g.addModerator))
+	mux.HandleFunc("DELETE /v1/rooms/{room}/moderators/{user}", g.authed(g.removeModerator))
 	mux.HandleFunc("PUT /v1/rooms/{room}/read", g.authed(g.putRead))
 	mux.HandleFunc("GET /v1/me/rooms", g.authed(g.myRooms))
 	mux.HandleFunc("POST /v1/me/rooms/leave", g.authed(g.leaveRooms))
@@ -190,7 +197,10 @@ func (g *Gateway) getRoom(w http.ResponseWriter, r *http.Request, user string) e
 	if err := g.call(r.Context(), subjects.SvcRoomGet, schema.RoomGetReq{Room: r.PathValue("room")}, &reply); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, reply.Room)
+	if reply.Moderators == nil {
+		reply.Moderators = []string{}
+	}
+	writeJSON(w, http.StatusOK, schema.RoomDetail{RoomInfo: reply.Room, Moderators: reply.Moderators})
 	return nil
 }
 
@@ -278,18 +288,70 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, user strin
 	if e := checkSend(&d, g.cfg.MaxBodyBytes); e != nil {
 		return e
 	}
+	return g.submitHTTP(w, r, user, d.Room, d.Nonce, "", d.Body)
+}
+
+// editMessage: PATCH /v1/rooms/{room}/messages/{seq} {"nonce","body"}, the edit op.
+func (g *Gateway) editMessage(w http.ResponseWriter, r *http.Request, user string) error {
+	seq, err := pathSeq(r)
+	if err != nil {
+		return err
+	}
+	var d schema.SendD
+	if err := readBody(r, &d); err != nil {
+		return err
+	}
+	d.Room = r.PathValue("room")
+	if e := checkSend(&d, g.cfg.MaxBodyBytes); e != nil {
+		return e
+	}
+	return g.submitHTTP(w, r, user, d.Room, d.Nonce, schema.MarkHeader(schema.KindEdit, seq), d.Body)
+}
+
+// deleteMessage: DELETE /v1/rooms/{room}/messages/{seq} {"nonce"}, the delete op.
+func (g *Gateway) deleteMessage(w http.ResponseWriter, r *http.Request, user string) error {
+	seq, err := pathSeq(r)
+	if err != nil {
+		return err
+	}
+	var d struct {
+		Nonce string `json:"nonce"`
+	}
+	if err := readBody(r, &d); err != nil {
+		return err
+	}
+	if !schema.ValidNonce(d.Nonce) {
+		return schema.Errorf(schema.CodeBadRequest, "nonce must be 1 to 64 printable ASCII characters")
+	}
+	return g.submitHTTP(w, r, user, r.PathValue("room"), d.Nonce, schema.MarkHeader(schema.KindDelete, seq), nil)
+}
+
+func pathSeq(r *http.Request) (int64, error) {
+	seq, err := strconv.ParseInt(r.PathValue("seq"), 10, 64)
+	if err != nil {
+		return 0, schema.Errorf(schema.CodeBadRequest, "seq must be an integer")
+	}
+	if e := checkTarget(seq); e != nil {
+		return 0, e
+	}
+	return seq, nil
+}
+
+// submitHTTP hands a checked send, edit or delete to ingest and answers its ack as
+// {"seq","ts"}.
+func (g *Gateway) submitHTTP(w http.ResponseWriter, r *http.Request, user, room, nonce, mark string, body json.RawMessage) error {
 	// Logic checks membership at ingest too, but a send it refuses burns the nonce for
 	// the dedupe window: ask first.
 	var state schema.RoomStateReply
-	if err := g.call(r.Context(), subjects.SvcRoomState, schema.RoomStateReq{Room: d.Room}, &state); err != nil {
+	if err := g.call(r.Context(), subjects.SvcRoomState, schema.RoomStateReq{Room: room}, &state); err != nil {
 		return err
 	}
 	if !state.Member {
-		return schema.Errorf(schema.CodeForbidden, "not a member of room %s", d.Room)
+		return schema.Errorf(schema.CodeForbidden, "not a member of room %s", room)
 	}
 	acked := make(chan schema.SendAck, 1)
 	token, _ := r.Context().Value(callerKey{}).(string)
-	g.sends.submit(d.Room, user, token, d.Nonce, d.Body, func(ack schema.SendAck) { acked <- ack })
+	g.sends.submit(room, user, token, nonce, mark, body, func(ack schema.SendAck) { acked <- ack })
 	select {
 	case ack := <-acked:
 		if ack.Err != nil {
@@ -300,6 +362,69 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, user strin
 	case <-r.Context().Done():
 		return schema.Errorf(schema.CodeUnavailable, "request ended before the ack")
 	}
+}
+
+// renameRoom: PATCH /v1/rooms/{room} {"name"}.
+func (g *Gateway) renameRoom(w http.ResponseWriter, r *http.Request, user string) error {
+	var body struct {
+		Name string `json:"name"`
+	}
+	if err := readBody(r, &body); err != nil {
+		return err
+	}
+	var reply schema.RoomReply
+	if err := g.call(r.Context(), subjects.SvcRoomRename, schema.RoomRenameReq{Room: r.PathValue("room"), Name: body.Name}, &reply); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, reply.Room)
+	return nil
+}
+
+// transferRoom: PUT /v1/rooms/{room}/owner {"user"}.
+func (g *Gateway) transferRoom(w http.ResponseWriter, r *http.Request, user string) error {
+	var body struct {
+		User string `json:"user"`
+	}
+	if err := readBody(r, &body); err != nil {
+		return err
+	}
+	if !schema.ValidID(body.User) {
+		return schema.Errorf(schema.CodeBadRequest, "user must be a user id")
+	}
+	var reply schema.RoomReply
+	if err := g.call(r.Context(), subjects.SvcRoomTransfer, schema.RoomTransferReq{Room: r.PathValue("room"), Owner: body.User}, &reply); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, reply.Room)
+	return nil
+}
+
+// deleteRoom: DELETE /v1/rooms/{room}.
+func (g *Gateway) deleteRoom(w http.ResponseWriter, r *http.Request, user string) error {
+	var reply schema.Reply
+	if err := g.call(r.Context(), subjects.SvcRoomDelete, schema.RoomDeleteReq{Room: r.PathValue("room")}, &reply); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (g *Gateway) addModerator(w http.ResponseWriter, r *http.Request, user string) error {
+	return g.setModerator(w, r, true)
+}
+
+func (g *Gateway) removeModerator(w http.ResponseWriter, r *http.Request, user string) error {
+	return g.setModerator(w, r, false)
+}
+
+func (g *Gateway) setModerator(w http.ResponseWriter, r *http.Request, moderator bool) error {
+	var reply schema.Reply
+	req := schema.ModeratorReq{Room: r.PathValue("room"), Target: r.PathValue("user"), Moderator: moderator}
+	if err := g.call(r.Context(), subjects.SvcModeratorSet, req, &reply); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func (g *Gateway) putRead(w http.ResponseWriter, r *http.Request, user string) error {

@@ -208,17 +208,66 @@ func (c *conn) send(f schema.Frame) {
 		c.replyError(f.Rid, e)
 		return
 	}
-	if !c.isMember(d.Room) {
+	c.submit(f.Rid, d.Room, d.Nonce, "", d.Body)
+}
+
+// checkTarget validates the message seq an edit or a delete names. Whether it exists,
+// and whose it is, logic's store tells.
+func checkTarget(seq int64) *schema.Error {
+	if seq < 1 {
+		return schema.Errorf(schema.CodeBadRequest, "seq must be a message's seq, 1 or more")
+	}
+	return nil
+}
+
+// editMessage replaces the body of one of the user's messages: an entry of the room's log,
+// acked like a send.
+func (c *conn) editMessage(f schema.Frame) {
+	var d schema.EditD
+	if !c.decode(f, &d, nil) {
+		return
+	}
+	send := schema.SendD{Room: d.Room, Nonce: d.Nonce, Body: d.Body}
+	if e := checkSend(&send, c.gw.cfg.MaxBodyBytes); e != nil {
+		c.replyError(f.Rid, e)
+		return
+	}
+	if e := checkTarget(d.Seq); e != nil {
+		c.replyError(f.Rid, e)
+		return
+	}
+	c.submit(f.Rid, d.Room, d.Nonce, schema.MarkHeader(schema.KindEdit, d.Seq), d.Body)
+}
+
+// deleteMessage deletes a message: the user's own, or any as the room's owner or moderator.
+func (c *conn) deleteMessage(f schema.Frame) {
+	var d schema.DeleteD
+	if !c.decode(f, &d, &d.Room) {
+		return
+	}
+	if !schema.ValidNonce(d.Nonce) {
+		c.replyError(f.Rid, schema.Errorf(schema.CodeBadRequest, "nonce must be 1 to 64 printable ASCII characters"))
+		return
+	}
+	if e := checkTarget(d.Seq); e != nil {
+		c.replyError(f.Rid, e)
+		return
+	}
+	c.submit(f.Rid, d.Room, d.Nonce, schema.MarkHeader(schema.KindDelete, d.Seq), nil)
+}
+
+// submit hands a checked send, edit or delete to ingest and answers its ack.
+func (c *conn) submit(rid json.RawMessage, room, nonce, mark string, body json.RawMessage) {
+	if !c.isMember(room) {
 		ctx, cancel := c.requestContext()
-		_, err := c.checkMember(ctx, d.Room)
+		_, err := c.checkMember(ctx, room)
 		cancel()
 		if err != nil {
-			c.replyError(f.Rid, schema.AsError(err))
+			c.replyError(rid, schema.AsError(err))
 			return
 		}
 	}
-	rid := f.Rid
-	c.gw.sends.submit(d.Room, c.user, c.currentToken(), d.Nonce, d.Body, func(ack schema.SendAck) {
+	c.gw.sends.submit(room, c.user, c.currentToken(), nonce, mark, body, func(ack schema.SendAck) {
 		if ack.Err != nil {
 			c.replyError(rid, ack.Err)
 			return

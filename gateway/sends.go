@@ -64,8 +64,9 @@ func (s *sends) stop() {
 }
 
 // submit publishes a send of user, whose token is token, and calls done exactly once
-// with its ack or error.
-func (s *sends) submit(room, user, token, nonce string, body json.RawMessage, done func(schema.SendAck)) {
+// with its ack or error. mark is "" for a plain message, or names the message an edit
+// or a delete acts on (schema.MarkHeader); edits and deletes share the sends' nonces.
+func (s *sends) submit(room, user, token, nonce, mark string, body json.RawMessage, done func(schema.SendAck)) {
 	key := sendKey{room, user, nonce}
 	s.mu.Lock()
 	w := s.waiting[key]
@@ -86,6 +87,9 @@ func (s *sends) submit(room, user, token, nonce string, body json.RawMessage, do
 	msg.Header.Set(subjects.HeaderToken, token)
 	msg.Header.Set(subjects.HeaderNonce, subjects.EncodeNonce(nonce))
 	msg.Header.Set(subjects.HeaderReply, subjects.GatewayAcksT(s.gw.cfg.ID))
+	if mark != "" {
+		msg.Header.Set(subjects.HeaderMark, mark)
+	}
 	msg.Data = body
 	if _, err := s.js.PublishMsgAsync(msg); err != nil {
 		s.gw.hotWarn().Err(err).Msg("publish send")

@@ -29,6 +29,23 @@ func (l *Logic) publishMemberUnflushed(room, user, action string) {
 	}
 }
 
+// publishRoom announces a change of a room (a rename, a new owner, a moderator) to
+// every member's sessions on the room's events subject, flushed before the reply.
+func (l *Logic) publishRoom(d schema.RoomEventD) {
+	frame := schema.EncodeFrame(schema.OpRoom, nil, d)
+	if err := l.nc.Publish(subjects.RoomEventsT(d.Room), frame); err != nil {
+		l.cfg.Logger.Warn().Err(err).Msg("publish room event")
+	}
+	l.flushEvents()
+}
+
+// publishUserEvent publishes an encoded event on user's own subject.
+func (l *Logic) publishUserEvent(user string, frame []byte) {
+	if err := l.nc.Publish(subjects.UserEventsT(user), frame); err != nil {
+		l.cfg.Logger.Warn().Err(err).Msg("publish user event")
+	}
+}
+
 func (l *Logic) flushEvents() {
 	if err := l.nc.Flush(); err != nil {
 		l.cfg.Logger.Warn().Err(err).Msg("flush member event")

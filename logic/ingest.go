@@ -3,6 +3,7 @@ package logic
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -22,7 +23,9 @@ type pendingSend struct {
 	room  string
 	user  string
 	nonce string
-	reply string // the sending gateway's ack subject
+	reply string      // the sending gateway's ack subject
+	kind  schema.Kind // of an edit or a delete, which act on the message of seq ref
+	ref   int64
 	err   *schema.Error
 	index int // into the Append batch, -1 when refused
 }
@@ -77,6 +80,8 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) error {
 		s.user, s.reply = h.Get(subjects.HeaderUser), h.Get(subjects.HeaderReply)
 		nonce, nonceOK := subjects.DecodeNonce(h.Get(subjects.HeaderNonce))
 		s.nonce = nonce
+		kind, ref, markOK := schema.ParseMarkHeader(h.Get(subjects.HeaderMark))
+		s.kind, s.ref = kind, ref
 		// The sender is the subject of the token the gateway forwarded, judged at the
 		// time the gateway published the send: a NATS credential alone cannot send as
 		// anyone. Laneim-User must name the same user (the gateway's ack key).
@@ -93,7 +98,10 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) error {
 		case !schema.ValidID(s.room) || !nonceOK || !schema.ValidNonce(s.nonce):
 			s.err = schema.Errorf(schema.CodeBadRequest, "invalid room or nonce")
 			continue
-		case !json.Valid(m.Data()) || !utf8.Valid(m.Data()):
+		case !markOK:
+			s.err = schema.Errorf(schema.CodeBadRequest, "invalid edit or delete")
+			continue
+		case s.kind != schema.KindDelete && (!json.Valid(m.Data()) || !utf8.Valid(m.Data())):
 			s.err = schema.Errorf(schema.CodeBadRequest, "body is not UTF-8 JSON")
 			continue
 		}
@@ -116,7 +124,27 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) error {
 			continue
 		}
 		s.index = len(news)
-		news = append(news, store.NewMessage{Room: s.room, User: s.user, Nonce: s.nonce, Ts: now, Body: s.msg.Data()})
+		nm := store.NewMessage{Room: s.room, User: s.user, Nonce: s.nonce, Ts: now, Body: s.msg.Data()}
+		if s.kind.Targets() {
+			nm.Kind, nm.Ref = s.kind, s.ref
+			if s.kind == schema.KindDelete {
+				nm.Body = nil
+				// Whether the sender may delete others' messages; the store knows
+				// whose the message is. Deletes are rare: two lookups each.
+				room, err := l.meta.GetRoom(storeCtx, s.room)
+				if errors.Is(err, schema.ErrNotFound) {
+					s.err, s.index = schema.AsError(noAccess(s.room)), -1
+					continue
+				}
+				if err != nil {
+					return fmt.Errorf("delete in room %s: %w", s.room, err)
+				}
+				if nm.Moderator, err = l.mayModerate(storeCtx, room, s.user); err != nil {
+					return fmt.Errorf("delete in room %s: %w", s.room, err)
+				}
+			}
+		}
+		news = append(news, nm)
 	}
 
 	var stored []store.Appended
@@ -139,13 +167,20 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) error {
 		ack := schema.SendAck{Room: s.room, User: s.user, Nonce: s.nonce, Err: s.err}
 		if s.err != nil {
 			metricRefused.WithLabelValues(s.err.Code).Inc()
+		} else if a := stored[s.index]; a.Err != nil {
+			ack.Err = a.Err
+			metricRefused.WithLabelValues(a.Err.Code).Inc()
 		} else {
-			a := stored[s.index]
 			ack.Seq, ack.Ts = a.Seq, a.Ts
-			if a.New {
-				metricStored.Inc()
-			} else {
+			switch {
+			case !a.New:
 				metricDuplicates.Inc()
+			case a.Kind == schema.KindEdit:
+				metricEdits.WithLabelValues("edit").Inc()
+			case a.Kind == schema.KindDelete:
+				metricEdits.WithLabelValues("delete").Inc()
+			default:
+				metricStored.Inc()
 			}
 			// Re-publish duplicates too: they heal a crash between the store write and
 			// IM_OUT; pusher drops seqs it has already published.
@@ -194,6 +229,9 @@ func outMsg(m schema.Message) *nats.Msg {
 	out.Header.Set(subjects.HeaderSeq, seq)
 	out.Header.Set(subjects.HeaderTs, strconv.FormatInt(m.Ts, 10))
 	out.Header.Set(subjects.HeaderUser, m.User)
+	if m.Kind.Targets() {
+		out.Header.Set(subjects.HeaderMark, schema.MarkHeader(m.Kind, m.Ref))
+	}
 	out.Data = m.Body
 	return out
 }

@@ -36,6 +36,15 @@ var (
 	metricAddsBlocked = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_logic_adds_blocked_total", Help: "Member adds refused because the user added blocks the one adding.",
 	})
+	metricEdits = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_logic_edits_stored_total", Help: "Edits and deletes of messages newly stored, by kind (edit, delete).",
+	}, []string{"kind"})
+	metricRoomChanges = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_logic_room_changes_total", Help: "Rooms renamed, transferred, deleted, and moderators set, by action.",
+	}, []string{"action"})
+	metricLogDeleteErrors = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_logic_room_log_delete_errors_total", Help: "Deleted rooms whose message log could not be deleted (left in the message store).",
+	})
 	metricReplyTooLarge = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "laneim_logic_reply_too_large_total", Help: "Service replies over NATS's max payload, answered internal instead, by endpoint.",
 	}, []string{"endpoint"})

@@ -48,6 +48,10 @@ func (l *Logic) startServices() error {
 		{"block-add", subjects.SvcBlockAdd, l.blockAdd},
 		{"block-remove", subjects.SvcBlockRemove, l.blockRemove},
 		{"block-list", subjects.SvcBlockList, l.blockList},
+		{"room-rename", subjects.SvcRoomRename, l.roomRename},
+		{"room-transfer", subjects.SvcRoomTransfer, l.roomTransfer},
+		{"room-delete", subjects.SvcRoomDelete, l.roomDelete},
+		{"moderator-set", subjects.SvcModeratorSet, l.moderatorSet},
 	}
 	for _, e := range endpoints {
 		if err := svc.AddEndpoint(e.name, l.serve(e.name, e.handle), micro.WithEndpointSubject(e.subject)); err != nil {
@@ -311,9 +315,16 @@ func (l *Logic) roomGet(ctx context.Context, caller string, data []byte) (any, e
 	if err != nil {
 		return nil, err
 	}
+	moderators, err := l.meta.ListModerators(ctx, req.Room, schema.MaxModerators)
+	if err != nil {
+		return nil, err
+	}
 	info := roomInfo(room)
 	info.Seq, info.Members = &seq, &count
-	return schema.RoomReply{Room: info}, nil
+	if moderators == nil {
+		moderators = []string{}
+	}
+	return schema.RoomReply{Room: info, Moderators: moderators}, nil
 }
 
 func roomInfo(r store.Room) schema.RoomInfo {

@@ -290,10 +290,19 @@ func decodeOut(m jetstream.Msg) (schema.Message, error) {
 	if err != nil {
 		return schema.Message{}, fmt.Errorf("ts header: %w", err)
 	}
-	return schema.Message{
+	msg := schema.Message{
 		Room: subjects.RoomOfStored(m.Subject()), Seq: seq, Ts: ts,
 		User: h.Get(subjects.HeaderUser), Body: m.Data(),
-	}, nil
+	}
+	// An edit or a delete names its target; a plain message has no mark.
+	if mark := h.Get(subjects.HeaderMark); mark != "" {
+		kind, ref, ok := schema.ParseMarkHeader(mark)
+		if !ok || !kind.Targets() {
+			return schema.Message{}, fmt.Errorf("mark header %q", mark)
+		}
+		msg.Kind, msg.Ref = kind, ref
+	}
+	return msg, nil
 }
 
 func (p *Pusher) markTick(room string, seq int64) {

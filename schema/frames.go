@@ -18,6 +18,8 @@ const (
 	OpRefresh     = "refresh"
 	OpRooms       = "rooms" // also the reply op
 	OpWatch       = "watch"
+	OpEdit        = "edit"
+	OpDelete      = "delete"
 )
 
 // Server ops.
@@ -32,6 +34,7 @@ const (
 	OpTick         = "tick"
 	OpTicks        = "ticks"
 	OpMember       = "member"
+	OpRoom         = "room"
 	OpError        = "error"
 	// OpHistory doubles as the reply op of a history request.
 )
@@ -117,6 +120,21 @@ type (
 		Nonce string          `json:"nonce"`
 		Body  json.RawMessage `json:"body"`
 	}
+	// EditD replaces the body of the caller's message Seq; it is answered by an ack
+	// like a send, with the seq of the edit entry.
+	EditD struct {
+		Room  string          `json:"room"`
+		Nonce string          `json:"nonce"`
+		Seq   int64           `json:"seq"`
+		Body  json.RawMessage `json:"body"`
+	}
+	// DeleteD deletes message Seq (the caller's, or any as the room's owner or a
+	// moderator); answered by an ack with the seq of the delete entry.
+	DeleteD struct {
+		Room  string `json:"room"`
+		Nonce string `json:"nonce"`
+		Seq   int64  `json:"seq"`
+	}
 	HistoryD struct {
 		Room   string `json:"room"`
 		Before *int64 `json:"before,omitempty"`
@@ -201,6 +219,27 @@ type (
 const (
 	ActionJoin  = "join"
 	ActionLeave = "leave"
+)
+
+// RoomEventD is a room event's d: what changed about a room its members are in.
+type RoomEventD struct {
+	Room   string `json:"room"`
+	Action string `json:"action"`
+	// Name: the new name (RoomRenamed). User: the new owner (RoomOwner), the member
+	// appointed or removed (RoomModerator), with Moderator saying which.
+	Name      string `json:"name,omitempty"`
+	User      string `json:"user,omitempty"`
+	Moderator *bool  `json:"moderator,omitempty"`
+}
+
+// Room actions.
+const (
+	RoomRenamed   = "renamed"
+	RoomOwner     = "owner"
+	RoomModerator = "moderator"
+	// RoomDeleted: the room and its history are gone; a session gets it instead of
+	// a member leave and receives nothing of the room after it.
+	RoomDeleted = "deleted"
 )
 
 // EncodeFrame encodes a server frame {"op","rid","d"}; rid may be nil. A d that

@@ -133,14 +133,36 @@ func FuzzParseFrame(f *testing.F) {
 func FuzzBatchMessages(f *testing.F) {
 	f.Add([]byte(`{"room":"r","seq":1,"ts":5,"msgs":[["a",0,"x"],["b",1,{}]]}`))
 	f.Add([]byte(`{"room":"r","seq":1,"msgs":[[1,2],["a","b","c"]]}`))
+	f.Add([]byte(`{"room":"r","seq":1,"ts":5,"msgs":[["a",0,"x",{"edited":9}],["b",1,null,{"deleted":true}],["a",2,"y",{"edit":1}],["b",3,null,{"delete":2}]]}`))
+	f.Add([]byte(`{"room":"r","seq":1,"msgs":[["a",0,1,{"edit":1,"delete":2}],["a",0,1,{}],["a",0,1,{"edit":-1}],["a",0,1,5,6]]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var b Batch
 		if json.Unmarshal(data, &b) != nil {
 			return
 		}
 		msgs, err := b.Messages()
-		if err == nil && len(msgs) != len(b.Msgs) {
+		if err != nil {
+			return
+		}
+		if len(msgs) != len(b.Msgs) {
 			t.Fatalf("%d messages from %d entries", len(msgs), len(b.Msgs))
+		}
+		// What decodes encodes back to the same messages, marks included.
+		if b.Room == "" || !ValidID(b.Room) {
+			return
+		}
+		var again Batch
+		if err := json.Unmarshal(AppendBatch(nil, b.Room, msgs, nil), &again); err != nil {
+			t.Fatalf("re-encoded batch: %v", err)
+		}
+		back, err := again.Messages()
+		if err != nil || len(back) != len(msgs) {
+			t.Fatalf("re-encoded batch decodes to %d messages, %v", len(back), err)
+		}
+		for i := range msgs {
+			if back[i].Kind != msgs[i].Kind || back[i].Ref != msgs[i].Ref || back[i].Seq != msgs[i].Seq || back[i].User != msgs[i].User {
+				t.Fatalf("entry %d: %+v became %+v", i, msgs[i], back[i])
+			}
 		}
 	})
 }
@@ -224,6 +246,94 @@ func FuzzPeekFrame(f *testing.F) {
 		}
 		if fr.Op != string(op) || string(fr.Rid) != string(rid) {
 			t.Fatalf("%q: ParseFrame op %q rid %q, PeekFrame op %q rid %q", data, fr.Op, fr.Rid, op, rid)
+		}
+	})
+}
+
+// TestEntryMarks: a plain entry has three elements, the others a mark that decodes to
+// their kind and ref.
+func TestEntryMarks(t *testing.T) {
+	tests := []struct {
+		kind Kind
+		ref  int64
+		want string
+	}{
+		{KindPlain, 0, `["a",0,"x"]`},
+		{KindEdit, 7, `["a",0,"x",{"edit":7}]`},
+		{KindDelete, 7, `["a",0,null,{"delete":7}]`},
+		{KindEdited, 1764064800123, `["a",0,"x",{"edited":1764064800123}]`},
+		{KindDeleted, 0, `["a",0,null,{"deleted":true}]`},
+	}
+	for _, tt := range tests {
+		m := Message{Room: "r", Seq: 1, Ts: 5, User: "a", Body: json.RawMessage(`"x"`), Kind: tt.kind, Ref: tt.ref}
+		if tt.kind == KindDelete || tt.kind == KindDeleted {
+			m.Body = nil
+		}
+		if got := string(AppendEntry(nil, m, 5)); got != tt.want {
+			t.Errorf("kind %d: %s, want %s", tt.kind, got, tt.want)
+		}
+		b := Batch{Room: "r", Seq: 1, Ts: 5, Msgs: []json.RawMessage{json.RawMessage(tt.want)}}
+		msgs, err := b.Messages()
+		if err != nil || msgs[0].Kind != tt.kind || msgs[0].Ref != tt.ref {
+			t.Errorf("%s decodes to %+v, %v", tt.want, msgs, err)
+		}
+		if h := MarkHeader(tt.kind, tt.ref); tt.kind.Targets() {
+			if kind, ref, ok := ParseMarkHeader(h); !ok || kind != tt.kind || ref != tt.ref {
+				t.Errorf("header %q reads as %d %d %v", h, kind, ref, ok)
+			}
+		} else if h != "" {
+			t.Errorf("kind %d has a mark header %q", tt.kind, h)
+		}
+	}
+	for _, bad := range []string{`{"edit":1,"delete":2}`, `{"delete":-3}`, `{"edited":-1}`, `[1]`, `"edit"`} {
+		if _, _, err := ParseMark(json.RawMessage(bad)); err == nil {
+			t.Errorf("mark %s accepted", bad)
+		}
+	}
+	// A mark of no kind this version knows: a plain message.
+	for _, unknown := range []string{`{}`, `{"pinned":true}`, `{"edit":0}`} {
+		if kind, _, err := ParseMark(json.RawMessage(unknown)); err != nil || kind != KindPlain {
+			t.Errorf("mark %s: kind %d, %v", unknown, kind, err)
+		}
+	}
+	for _, bad := range []string{"edit", "edit:", "edit:0", "edit:x", "delete:-1", "move:3", " edit:1"} {
+		if _, _, ok := ParseMarkHeader(bad); ok {
+			t.Errorf("mark header %q accepted", bad)
+		}
+	}
+}
+
+// BenchmarkAppendMsgsFrame: the frame pusher builds once per run of a room's messages,
+// of plain messages (the mark costs them one compare per entry, no allocation).
+func BenchmarkAppendMsgsFrame(b *testing.B) {
+	msgs := make([]Message, 50)
+	for i := range msgs {
+		msgs[i] = Message{Room: "general", Seq: int64(1000 + i), Ts: 1764064800123 + int64(i), User: "alice",
+			Body: json.RawMessage(`{"text":"a typical chat message of some sixty bytes or so"}`)}
+	}
+	buf := make([]byte, 0, 8192)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendMsgsFrame(buf[:0], "general", msgs)
+	}
+}
+
+// FuzzParseMarkHeader: a Laneim-Mark header comes from whatever may publish on IM_IN;
+// what parses is an edit or a delete of a positive seq, and encodes back the same.
+func FuzzParseMarkHeader(f *testing.F) {
+	for _, seed := range []string{"", "edit:1", "delete:1001", "edit:0", "delete:-1", "edit:+5", "edit:9223372036854775807", "move:1"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		kind, ref, ok := ParseMarkHeader(h)
+		if !ok || h == "" {
+			return
+		}
+		if !kind.Targets() || ref < 1 {
+			t.Fatalf("%q parsed as kind %d ref %d", h, kind, ref)
+		}
+		if again, againRef, ok := ParseMarkHeader(MarkHeader(kind, ref)); !ok || again != kind || againRef != ref {
+			t.Fatalf("%q does not round-trip", h)
 		}
 	})
 }

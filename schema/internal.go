@@ -71,6 +71,29 @@ type RoomInfo struct {
 	Members *int   `json:"members,omitempty"`
 }
 
+// RoomRenameReq renames Room; RoomTransferReq gives it to Owner; RoomDeleteReq
+// deletes it with its history.
+type RoomRenameReq struct {
+	Room string `json:"room"`
+	Name string `json:"name"`
+}
+
+type RoomTransferReq struct {
+	Room  string `json:"room"`
+	Owner string `json:"owner"`
+}
+
+type RoomDeleteReq struct {
+	Room string `json:"room"`
+}
+
+// ModeratorReq appoints (Moderator true) or removes Target as a moderator of Room.
+type ModeratorReq struct {
+	Room      string `json:"room"`
+	Target    string `json:"target"`
+	Moderator bool   `json:"moderator"`
+}
+
 type RoomCreateReq struct {
 	Room   string `json:"room,omitempty"`
 	Name   string `json:"name,omitempty"`
@@ -84,6 +107,14 @@ type RoomGetReq struct {
 type RoomReply struct {
 	Reply
 	Room RoomInfo `json:"room"`
+	// Moderators lists the room's moderators (room-get only), in id order.
+	Moderators []string `json:"moderators,omitempty"`
+}
+
+// RoomDetail is GET /v1/rooms/{room}'s answer: the room and its moderators.
+type RoomDetail struct {
+	RoomInfo
+	Moderators []string `json:"moderators"`
 }
 
 // MemberReq adds or removes Target in Room on behalf of the caller.
@@ -165,4 +196,6 @@ const (
 	MaxHistoryLimit      = 200
 	DefaultMemberLimit   = 100
 	MaxMemberLimit       = 1000
+	// MaxModerators bounds a room's moderators: GET /v1/rooms/{room} lists them all.
+	MaxModerators = 100
 )

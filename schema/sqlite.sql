@@ -10,7 +10,13 @@ CREATE TABLE IF NOT EXISTS messages (
 	ts     INTEGER NOT NULL, -- accept time, Unix ms
 	sender TEXT    NOT NULL,
 	nonce  TEXT    NOT NULL,
-	body   BLOB,             -- the JSON body, byte for byte
+	body   BLOB,             -- the JSON body, byte for byte; NULL once deleted
+	-- schema.Kind: 0 a message, 1 an edit of message ref, 2 a delete of message
+	-- ref, 3 a message edited since (ref: the last edit's ts), 4 a deleted one. An
+	-- edit or a delete updates its target's row: history reads the current state.
+	-- (Added to older databases by the store's migrate, with the index of edits.)
+	kind   INTEGER NOT NULL DEFAULT 0,
+	ref    INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
 
@@ -79,4 +85,25 @@ CREATE TRIGGER IF NOT EXISTS user_counts_block_in AFTER INSERT ON blocks BEGIN
 END;
 CREATE TRIGGER IF NOT EXISTS user_counts_block_out AFTER DELETE ON blocks BEGIN
 	UPDATE user_counts SET blocks = blocks - 1 WHERE user = OLD.user;
+END;
+
+-- The moderators a room's owner appointed: they may delete any message of the room
+-- (docs/protocol.md). Only members are moderators: a member's row going takes its
+-- moderator row with it.
+CREATE TABLE IF NOT EXISTS moderators (
+	room    TEXT    NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+	user    TEXT    NOT NULL,
+	created INTEGER NOT NULL, -- Unix ms
+	PRIMARY KEY (room, user)
+) WITHOUT ROWID;
+
+CREATE TRIGGER IF NOT EXISTS moderators_member_out AFTER DELETE ON members BEGIN
+	DELETE FROM moderators WHERE room = OLD.room AND user = OLD.user;
+END;
+-- A room given to another owner counts under the new owner's created cap.
+CREATE TRIGGER IF NOT EXISTS user_counts_room_owner AFTER UPDATE OF owner ON rooms
+	WHEN OLD.owner != NEW.owner BEGIN
+	UPDATE user_counts SET created = created - 1 WHERE user = OLD.owner;
+	INSERT INTO user_counts (user, created) VALUES (NEW.owner, 1)
+		ON CONFLICT (user) DO UPDATE SET created = created + 1;
 END;

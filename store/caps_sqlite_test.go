@@ -122,7 +122,7 @@ func TestSQLiteCountsMigration(t *testing.T) {
 		t.Errorf("carol holds %v after reopening, want 2 rooms", got)
 	}
 	var version int
-	if err := s.reader.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil || version != countsVersion {
-		t.Errorf("user_version %d, %v; want %d", version, err, countsVersion)
+	if err := s.reader.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil || version != editsVersion {
+		t.Errorf("user_version %d, %v; want %d", version, err, editsVersion)
 	}
 }

@@ -23,13 +23,15 @@ import (
 //     nonces;
 //  4. the rooms' new last seqs, which make the new messages readable.
 //
-// Results and repeats are as SQLite's Append.
+// Results and repeats are as SQLite's Append. Edits and deletes add a fifth round,
+// once they are part of the log: their targets' rows, brought to the current state
+// (messages_cql_edit.go).
 func (s *CQL) Append(ctx context.Context, msgs []NewMessage) ([]Appended, error) {
 	if len(msgs) == 0 {
 		return nil, nil
 	}
 	a := newCQLAppend(s, msgs)
-	for _, round := range []func(context.Context) error{a.readIndex, a.readStored, a.write, a.writeLast} {
+	for _, round := range []func(context.Context) error{a.readIndex, a.readStored, a.write, a.writeLast, a.applyTargets} {
 		if err := round(ctx); err != nil {
 			return nil, fmt.Errorf("append %d messages: %w", len(msgs), err)
 		}
@@ -39,7 +41,7 @@ func (s *CQL) Append(ctx context.Context, msgs []NewMessage) ([]Appended, error)
 	}
 	for i := range msgs {
 		if f := a.first[i]; f != i {
-			a.out[i] = Appended{Message: a.out[f].Message}
+			a.out[i] = Appended{Message: a.out[f].Message, Err: a.out[f].Err}
 		}
 	}
 	return a.out, nil
@@ -57,6 +59,8 @@ type cqlAppend struct {
 	unique []int      // indexes of first occurrences, in order
 	rooms  []*roomWrite
 	byRoom map[string]*roomWrite
+	// targets are the messages the batch's edits and deletes act on; nil without any.
+	targets map[targetKey]*cqlTarget
 }
 
 // roomWrite is one room's share of an Append.
@@ -106,6 +110,12 @@ func newCQLAppend(s *CQL, msgs []NewMessage) *cqlAppend {
 			a.rooms = append(a.rooms, r)
 		}
 		r.sends++
+		if m.Kind.Targets() {
+			if a.targets == nil {
+				a.targets = make(map[targetKey]*cqlTarget)
+			}
+			a.targets[targetKey{m.Room, m.Ref}] = &cqlTarget{}
+		}
 	}
 	return a
 }
@@ -161,8 +171,10 @@ func (a *cqlAppend) readStored(ctx context.Context) error {
 			m := a.msgs[i]
 			stored := schema.Message{Room: m.Room, Seq: h.seq, User: m.User}
 			var sender, nonce string
+			var kind int
 			err := a.s.session.ContextQuery(gctx, cqlSelectMessage, nil).Bind(m.Room, bucketOf(h.seq), h.seq).
-				Scan(&stored.Ts, &sender, &nonce, (*[]byte)(&stored.Body))
+				Scan(&stored.Ts, &sender, &nonce, (*[]byte)(&stored.Body), &kind, &stored.Ref)
+			stored.Kind = schema.Kind(kind)
 			switch {
 			case errors.Is(err, gocql.ErrNotFound):
 				return nil // the index points at nothing: store the send anew
@@ -175,6 +187,12 @@ func (a *cqlAppend) readStored(ctx context.Context) error {
 			}
 			return nil
 		})
+	}
+	for key, t := range a.targets {
+		if key.seq < 1 || key.seq > a.byRoom[key.room].last {
+			continue // not part of the log: not found
+		}
+		g.Go(func() error { return a.s.readTarget(gctx, key, t) })
 	}
 	floors := make([][]int64, len(a.rooms))
 	for ri, r := range a.rooms {
@@ -204,9 +222,24 @@ func (a *cqlAppend) readStored(ctx context.Context) error {
 // order, and writes them and their nonces.
 func (a *cqlAppend) write(ctx context.Context) error {
 	for _, i := range a.unique {
-		if !a.hits[i].stored {
-			r := a.byRoom[a.msgs[i].Room]
-			r.pending = append(r.pending, i)
+		m := a.msgs[i]
+		switch {
+		case a.hits[i].stored:
+			if m.Kind.Targets() {
+				a.heal(a.out[i].Message)
+			}
+			continue
+		case m.Kind.Targets():
+			if !a.decide(i) {
+				continue
+			}
+		}
+		r := a.byRoom[m.Room]
+		r.pending = append(r.pending, i)
+		if t := a.targets[targetKey{m.Room, r.last + int64(len(r.pending))}]; t != nil {
+			// A later entry of this batch acts on this one: its row is written with
+			// the final state at once.
+			t.target, t.inBatch = target{found: true, user: m.User, kind: m.Kind}, true
 		}
 	}
 	g, gctx := a.group(ctx)
@@ -219,8 +252,12 @@ func (a *cqlAppend) write(ctx context.Context) error {
 		for k, i := range r.pending {
 			m := a.msgs[i]
 			a.out[i] = Appended{
-				Message: schema.Message{Room: m.Room, Seq: r.last + 1 + int64(k), Ts: m.Ts, User: m.User, Body: m.Body},
+				Message: schema.Message{Room: m.Room, Seq: r.last + 1 + int64(k), Ts: m.Ts, User: m.User, Body: m.Body, Kind: m.Kind, Ref: m.Ref},
 				New:     true,
+			}
+			if m.Kind == schema.KindEdit {
+				t := a.targets[targetKey{m.Room, m.Ref}]
+				t.newEdits = append(t.newEdits, a.out[i].Seq)
 			}
 		}
 		for _, part := range partitionBatches(r.pending, r.last, a.msgs) {
@@ -284,7 +321,23 @@ func (a *cqlAppend) writePartition(ctx context.Context, r *roomWrite, part []int
 	b := a.s.session.NewBatch(gocql.UnloggedBatch).WithContext(ctx).WithTimestamp(r.ts)
 	for _, i := range part {
 		m := a.out[i]
-		b.Query(cqlInsertMessage, m.Room, bucketOf(m.Seq), m.Seq, m.Ts, m.User, a.msgs[i].Nonce, []byte(m.Body))
+		if t := a.targets[targetKey{m.Room, m.Seq}]; t != nil && t.inBatch && t.changed {
+			kind, ref, body := schema.KindEdited, t.editTs, []byte(t.body)
+			if t.deleted {
+				kind, ref, body = schema.KindDeleted, 0, nil
+			}
+			b.Query(cqlInsertChanged, m.Room, bucketOf(m.Seq), m.Seq, m.Ts, m.User, a.msgs[i].Nonce, body, int(kind), ref, t.newEdits)
+			continue
+		}
+		if !m.Kind.Targets() {
+			b.Query(cqlInsertMessage, m.Room, bucketOf(m.Seq), m.Seq, m.Ts, m.User, a.msgs[i].Nonce, []byte(m.Body))
+			continue
+		}
+		body := []byte(m.Body)
+		if m.Kind == schema.KindEdit && a.targets[targetKey{m.Room, m.Ref}].deleted {
+			body = nil // its message is deleted later in this batch: the body goes with it
+		}
+		b.Query(cqlInsertMarked, m.Room, bucketOf(m.Seq), m.Seq, m.Ts, m.User, a.msgs[i].Nonce, body, int(m.Kind), m.Ref)
 	}
 	if err := a.s.session.ExecuteBatch(b); err != nil {
 		return cqlUnavailable(fmt.Sprintf("room %s seqs %d-%d", r.room, a.out[part[0]].Seq, a.out[part[len(part)-1]].Seq), err)
@@ -440,9 +493,11 @@ func (s *CQL) readNewest(ctx context.Context, room string, bucket, limit int64) 
 func scanMessages(iter *gocqlx.Iterx, room string, msgs []schema.Message) []schema.Message {
 	for {
 		m := schema.Message{Room: room}
-		if !iter.Scan(&m.Seq, &m.Ts, &m.User, (*[]byte)(&m.Body)) {
+		var kind int
+		if !iter.Scan(&m.Seq, &m.Ts, &m.User, (*[]byte)(&m.Body), &kind, &m.Ref) {
 			return msgs
 		}
+		m.Kind = schema.Kind(kind)
 		msgs = append(msgs, m)
 	}
 }
@@ -517,8 +572,10 @@ func (s *CQL) LookupNonce(ctx context.Context, room, user, nonce string) (schema
 	}
 	m := schema.Message{Room: room, Seq: seq, User: user}
 	var sender, storedNonce string
+	var kind int
 	err := s.session.ContextQuery(ctx, cqlSelectMessage, nil).Bind(room, bucketOf(seq), seq).
-		Scan(&m.Ts, &sender, &storedNonce, (*[]byte)(&m.Body))
+		Scan(&m.Ts, &sender, &storedNonce, (*[]byte)(&m.Body), &kind, &m.Ref)
+	m.Kind = schema.Kind(kind)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return schema.Message{}, false, nil
 	}
@@ -529,4 +586,40 @@ func (s *CQL) LookupNonce(ctx context.Context, room, user, nonce string) (schema
 		return schema.Message{}, false, nil
 	}
 	return m, true, nil
+}
+
+// DeleteLog implements MessageStore. The room's last seq goes to 0 first, which
+// empties its log for every reader at once, then its partitions are deleted. Its
+// nonces stay: a nonce counts only for a seq up to the last one, and the room's next
+// Append overwrites those it reuses. The last seq is kept as 0 rather than deleted so
+// that its write time stays above the partitions' deletion: Append takes its
+// timestamps above it, and the messages of a room created again with the id are not
+// shadowed by the deletion, whatever the clocks of the logic nodes.
+func (s *CQL) DeleteLog(ctx context.Context, room string) error {
+	last, floor, err := s.readLast(ctx, room)
+	if err != nil {
+		return fmt.Errorf("delete room %s: %w", room, err)
+	}
+	ts := s.writeTimestamp(floor)
+	if err := s.session.ContextQuery(ctx, cqlInsertLast, nil).Bind(room, int64(0)).WithTimestamp(ts).ExecRelease(); err != nil {
+		return fmt.Errorf("delete room %s: %w", room, cqlUnavailable("last seq", err))
+	}
+	s.hintsMu.Lock()
+	delete(s.hints, room)
+	s.hintsMu.Unlock()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(cqlParallelism)
+	for b := int64(0); b <= bucketOf(last); b++ {
+		g.Go(func() error {
+			err := s.session.ContextQuery(gctx, cqlDeleteBucket, nil).Bind(room, b).WithTimestamp(ts).ExecRelease()
+			if err != nil {
+				return cqlUnavailable(fmt.Sprintf("bucket %d", b), err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("delete room %s: %w", room, err)
+	}
+	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gocql/gocql"
+
 	"github.com/laneim/laneim/schema"
 	"github.com/laneim/laneim/testsvc"
 )
@@ -203,4 +205,42 @@ func TestCQLLargeBodies(t *testing.T) {
 			t.Fatalf("seq %d: body of %d bytes, want %d", m.Seq, len(m.Body), len(body))
 		}
 	}
+}
+
+// TestCQLEditsMigration: a keyspace whose messages table predates edits gets its
+// columns at open, and its messages can be edited.
+func TestCQLEditsMigration(t *testing.T) {
+	hosts, keyspace := testsvc.CQL(t), testsvc.CQLKeyspace(t)
+	cluster := gocql.NewCluster(hosts...)
+	cluster.Timeout = 30 * time.Second
+	session, err := cluster.CreateSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`CREATE KEYSPACE ` + keyspace + ` WITH replication = ` + DefaultCQLReplication,
+		`CREATE TABLE ` + keyspace + `.messages (room text, bucket bigint, seq bigint, ts bigint, sender text,
+			nonce text, body blob, PRIMARY KEY ((room, bucket), seq)) WITH CLUSTERING ORDER BY (seq DESC)`,
+	} {
+		if err := session.Query(stmt).Exec(); err != nil {
+			session.Close()
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	session.Close()
+
+	s := openTestCQLOn(t, hosts, keyspace)
+	ctx := context.Background()
+	appendRoom(t, s, "r", "m", 2)
+	got, err := s.Append(ctx, []NewMessage{editMsg("r", "alice", "e1", 2000, 1, `"new"`)})
+	if err != nil || got[0].Seq != 3 || got[0].Err != nil {
+		t.Fatalf("edit after the migration: %+v, %v", got, err)
+	}
+	checkLog(t, s, "r", []entryState{
+		{`"new"`, schema.KindEdited, 2000},
+		{`{"text":"m1"}`, schema.KindPlain, 0},
+		{`"new"`, schema.KindEdit, 1},
+	})
+	// Opened again, there is nothing left to add.
+	openTestCQLOn(t, hosts, keyspace)
 }

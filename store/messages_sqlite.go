@@ -29,7 +29,8 @@ type nonceKey struct {
 // before comes back with the stored seq, ts and body and New false. A message repeated
 // within the batch is stored once: the repeats report New false, so a caller that
 // publishes the New results publishes each message once. The Body of a New result is
-// the caller's slice, not a copy.
+// the caller's slice, not a copy. Edits and deletes update their target's row in the
+// same transaction.
 func (s *SQLite) Append(ctx context.Context, msgs []NewMessage) ([]Appended, error) {
 	if len(msgs) == 0 {
 		return nil, nil
@@ -51,7 +52,7 @@ func (s *SQLite) Append(ctx context.Context, msgs []NewMessage) ([]Appended, err
 		for i, m := range msgs {
 			key := nonceKey{m.Room, m.User, m.Nonce}
 			if first, ok := seen[key]; ok {
-				out[i] = Appended{Message: out[first].Message}
+				out[i] = Appended{Message: out[first].Message, Err: out[first].Err}
 				continue
 			}
 			seen[key] = i
@@ -62,12 +63,32 @@ func (s *SQLite) Append(ctx context.Context, msgs []NewMessage) ([]Appended, err
 				if err != nil && !errors.Is(err, sql.ErrNoRows) {
 					return fmt.Errorf("append room %s: last seq: %w", m.Room, err)
 				}
+				lastSeq[m.Room] = last
+			}
+			if m.Kind.Targets() {
+				// Edits and deletes are rare: a lookup first, so that a retry of one
+				// stored before is not checked against its target's state since.
+				stored, found, err := s.scanNonce(lookup.QueryRowContext(ctx, m.Room, m.User, m.Nonce), m.Room, m.User)
+				if err != nil {
+					return fmt.Errorf("append room %s: stored nonce %q: %w", m.Room, m.Nonce, err)
+				}
+				if found {
+					out[i] = Appended{Message: stored}
+					continue
+				}
+				if e, err := s.checkTarget(ctx, tx, m); err != nil || e != nil {
+					out[i] = Appended{Err: e}
+					if err != nil {
+						return err
+					}
+					continue
+				}
 			}
 			seq := last + 1
 			// The insert yields on a nonce conflict instead of a lookup before every
 			// insert: new messages, the common case, cost one statement each. Measured
 			// with batches of 100: 50,000 msgs/s against 34,000 with the lookup first.
-			res, err := insert.ExecContext(ctx, m.Room, seq, m.Ts, m.User, m.Nonce, []byte(m.Body))
+			res, err := insert.ExecContext(ctx, m.Room, seq, m.Ts, m.User, m.Nonce, []byte(m.Body), m.Kind, m.Ref)
 			if err != nil {
 				return fmt.Errorf("append room %s seq %d: %w", m.Room, seq, err)
 			}
@@ -78,15 +99,17 @@ func (s *SQLite) Append(ctx context.Context, msgs []NewMessage) ([]Appended, err
 			if inserted == 1 {
 				lastSeq[m.Room] = seq
 				out[i] = Appended{
-					Message: schema.Message{Room: m.Room, Seq: seq, Ts: m.Ts, User: m.User, Body: m.Body},
+					Message: schema.Message{Room: m.Room, Seq: seq, Ts: m.Ts, User: m.User, Body: m.Body, Kind: m.Kind, Ref: m.Ref},
 					New:     true,
+				}
+				if m.Kind.Targets() {
+					if err := s.applyTarget(ctx, tx, m); err != nil {
+						return err
+					}
 				}
 				continue
 			}
-			lastSeq[m.Room] = last
-			stored := schema.Message{Room: m.Room, User: m.User}
-			err = lookup.QueryRowContext(ctx, m.Room, m.User, m.Nonce).
-				Scan(&stored.Seq, &stored.Ts, (*[]byte)(&stored.Body))
+			stored, _, err := s.scanNonce(lookup.QueryRowContext(ctx, m.Room, m.User, m.Nonce), m.Room, m.User)
 			if err != nil {
 				return fmt.Errorf("append room %s: stored nonce %q: %w", m.Room, m.Nonce, err)
 			}
@@ -98,6 +121,46 @@ func (s *SQLite) Append(ctx context.Context, msgs []NewMessage) ([]Appended, err
 		return nil, fmt.Errorf("append %d messages: %w", len(msgs), err)
 	}
 	return out, nil
+}
+
+// scanNonce reads a nonce lookup's row.
+func (s *SQLite) scanNonce(row *sql.Row, room, user string) (schema.Message, bool, error) {
+	m := schema.Message{Room: room, User: user}
+	err := row.Scan(&m.Seq, &m.Ts, (*[]byte)(&m.Body), &m.Kind, &m.Ref)
+	if errors.Is(err, sql.ErrNoRows) {
+		return schema.Message{}, false, nil
+	}
+	return m, err == nil, err
+}
+
+// checkTarget reads the target of an edit or a delete, as this transaction has left
+// it, and answers refuseTarget's verdict.
+func (s *SQLite) checkTarget(ctx context.Context, tx *sql.Tx, m NewMessage) (*schema.Error, error) {
+	t := target{found: true}
+	err := tx.StmtContext(ctx, s.selectTarget).QueryRowContext(ctx, m.Room, m.Ref).Scan(&t.user, &t.kind)
+	if errors.Is(err, sql.ErrNoRows) {
+		t.found = false
+	} else if err != nil {
+		return nil, fmt.Errorf("append room %s: target %d: %w", m.Room, m.Ref, err)
+	}
+	return refuseTarget(m, t), nil
+}
+
+// applyTarget brings the target of a stored edit or delete to its current state.
+func (s *SQLite) applyTarget(ctx context.Context, tx *sql.Tx, m NewMessage) error {
+	var err error
+	if m.Kind == schema.KindEdit {
+		_, err = tx.StmtContext(ctx, s.editTarget).ExecContext(ctx, []byte(m.Body), m.Ts, m.Room, m.Ref)
+	} else {
+		_, err = tx.StmtContext(ctx, s.deleteTarget).ExecContext(ctx, m.Room, m.Ref)
+		if err == nil {
+			_, err = tx.StmtContext(ctx, s.clearEdits).ExecContext(ctx, m.Room, m.Ref)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("append room %s: apply to message %d: %w", m.Room, m.Ref, err)
+	}
+	return nil
 }
 
 // Range implements MessageStore.
@@ -123,7 +186,7 @@ func (s *SQLite) Range(ctx context.Context, room string, q Query) ([]schema.Mess
 	msgs := make([]schema.Message, 0, min(limit, 256)+1)
 	for rows.Next() {
 		m := schema.Message{Room: room}
-		if err := rows.Scan(&m.Seq, &m.Ts, &m.User, (*[]byte)(&m.Body)); err != nil {
+		if err := rows.Scan(&m.Seq, &m.Ts, &m.User, (*[]byte)(&m.Body), &m.Kind, &m.Ref); err != nil {
 			return nil, false, fmt.Errorf("range room %s: %w", room, err)
 		}
 		msgs = append(msgs, m)
@@ -196,13 +259,34 @@ func (s *SQLite) lastSeqsChunk(ctx context.Context, rooms []string, out map[stri
 
 // LookupNonce implements MessageStore.
 func (s *SQLite) LookupNonce(ctx context.Context, room, user, nonce string) (schema.Message, bool, error) {
-	m := schema.Message{Room: room, User: user}
-	err := s.lookupNonceR.QueryRowContext(ctx, room, user, nonce).Scan(&m.Seq, &m.Ts, (*[]byte)(&m.Body))
-	if errors.Is(err, sql.ErrNoRows) {
-		return schema.Message{}, false, nil
-	}
+	m, found, err := s.scanNonce(s.lookupNonceR.QueryRowContext(ctx, room, user, nonce), room, user)
 	if err != nil {
 		return schema.Message{}, false, fmt.Errorf("lookup nonce room %s user %s: %w", room, user, err)
 	}
-	return m, true, nil
+	return m, found, nil
+}
+
+// deleteChunk bounds the messages one transaction of DeleteLog deletes: the writer is
+// shared with every room's appends, and a room of millions of messages must not hold
+// it for seconds.
+const deleteChunk = 10_000
+
+// DeleteLog implements MessageStore, newest messages first, in transactions of
+// deleteChunk seqs: a delete cut off part way leaves a shorter log, which the next
+// call finishes.
+func (s *SQLite) DeleteLog(ctx context.Context, room string) error {
+	last, err := s.LastSeq(ctx, room)
+	if err != nil {
+		return err
+	}
+	for hi := last; hi > 0; hi -= deleteChunk {
+		err := s.writeTx(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE room = ? AND seq > ? AND seq <= ?`, room, max(hi-deleteChunk, 0), hi)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("delete the messages of room %s: %w", room, err)
+		}
+	}
+	return nil
 }

@@ -2,12 +2,15 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math"
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/laneim/laneim/schema"
 )
 
 func TestSQLiteMessageStore(t *testing.T) {
@@ -93,5 +96,49 @@ func TestSQLiteListMembersHugeLimit(t *testing.T) {
 	members, _, err := s.ListMembers(context.Background(), "r", "", math.MaxInt)
 	if err != nil || len(members) != 0 {
 		t.Fatalf("ListMembers with limit MaxInt = %v, %v", members, err)
+	}
+}
+
+// TestSQLiteEditsMigration: a message log written before edits (no kind, ref) gets the
+// columns and the index of edits when it is opened, and its messages can be edited.
+func TestSQLiteEditsMigration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "laneim.db")
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
+			sender TEXT NOT NULL, nonce TEXT NOT NULL, body BLOB, PRIMARY KEY (room, seq)) WITHOUT ROWID`,
+		`CREATE UNIQUE INDEX messages_nonce ON messages (room, sender, nonce)`,
+		`INSERT INTO messages VALUES ('r', 1, 1000, 'alice', 'n1', '"old"'), ('r', 2, 1001, 'bob', 'n2', '"two"')`,
+		`PRAGMA user_version = 1`,
+	} {
+		if _, err := old.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenSQLite(path, SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Append(ctx, []NewMessage{editMsg("r", "alice", "e1", 2000, 1, `"new"`), deleteMsg("r", "bob", "d1", 2000, 2, false)})
+	if err != nil || got[0].Seq != 3 || got[1].Seq != 4 {
+		t.Fatalf("edit and delete after the migration: %+v, %v", got, err)
+	}
+	checkLog(t, s, "r", []entryState{
+		{`"new"`, schema.KindEdited, 2000},
+		{"", schema.KindDeleted, 0},
+		{`"new"`, schema.KindEdit, 1},
+		{"", schema.KindDelete, 2},
+	})
+	var version int
+	if err := s.reader.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil || version != editsVersion {
+		t.Errorf("user_version %d, %v", version, err)
 	}
 }

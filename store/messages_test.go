@@ -36,6 +36,8 @@ func testMessageStore(t *testing.T, open openMessageStore) {
 		{"LastSeqs", testLastSeqs},
 		{"LookupNonce", testLookupNonce},
 		{"ConcurrentRooms", testConcurrentRooms},
+		{"EditDelete", testEditDelete},
+		{"DeleteLog", testDeleteLog},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.test(t, open) })
 	}

@@ -124,7 +124,20 @@ func insertCappedMySQL(ctx context.Context, tx *sql.Tx, user string, caps Caps, 
 
 // RemoveMember implements MetaStore.
 func (s *MySQL) RemoveMember(ctx context.Context, room, user string) (bool, error) {
-	removed, err := s.deleteOne(ctx, "DELETE FROM members WHERE room = ? AND `user` = ?", room, user)
+	var removed bool
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM members WHERE room = ? AND `user` = ?", room, user)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if removed = n == 1; err != nil || !removed {
+			return err
+		}
+		// A moderator who leaves stops being one.
+		_, err = tx.ExecContext(ctx, "DELETE FROM moderators WHERE room = ? AND `user` = ?", room, user)
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("remove %s from room %s: %w", user, room, classify(err))
 	}
@@ -173,6 +186,9 @@ func (s *MySQL) LeaveRooms(ctx context.Context, user string, rooms []string) ([]
 			}
 			in, args = inList(user, found)
 			if _, err := tx.ExecContext(ctx, "DELETE FROM members WHERE `user` = ? AND room IN "+in, args...); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, "DELETE FROM moderators WHERE `user` = ? AND room IN "+in, args...); err != nil {
 				return err
 			}
 			for _, room := range found {

@@ -30,6 +30,7 @@ func testMetaStore(t *testing.T, open func(t *testing.T) MetaStore) {
 		{"ConcurrentCaps", metaConcurrentCaps},
 		{"Blocks", metaBlocks},
 		{"CaseSensitiveIDs", metaCaseSensitiveIDs},
+		{"Roles", metaRoles},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open(t)) })

@@ -16,21 +16,64 @@ import (
 	"github.com/laneim/laneim/schema"
 )
 
-// NewMessage is a send accepted by logic and not yet given a seq.
+// NewMessage is a send, an edit or a delete accepted by logic and not yet given a seq.
 type NewMessage struct {
 	Room  string
 	User  string
 	Nonce string
 	Ts    int64 // accept time, Unix ms
 	Body  json.RawMessage
+	// Kind is schema.KindPlain for a send, KindEdit or KindDelete for an entry that
+	// acts on the message of seq Ref (its Body: the new body, or nil for a delete).
+	Kind schema.Kind
+	Ref  int64
+	// Moderator lets a delete take another user's message: User owns or moderates
+	// the room. Logic finds it out; the store checks the message's author.
+	Moderator bool
 }
 
 // Appended is the outcome of one NewMessage: the stored message, and whether this
 // call stored it (false: the (room, user, nonce) was stored before and keeps its seq
-// and ts).
+// and ts), or Err when an edit or a delete was refused (no seq taken).
 type Appended struct {
 	schema.Message
 	New bool
+	Err *schema.Error
+}
+
+// target is what Append knows of the message an edit or a delete acts on.
+type target struct {
+	found bool
+	user  string
+	kind  schema.Kind
+}
+
+// refuseTarget is the answer to an edit or a delete of t, nil when it may go ahead.
+// Every MessageStore answers alike (the conformance suite holds them to it).
+func refuseTarget(m NewMessage, t target) *schema.Error {
+	switch {
+	case !t.found:
+		return schema.Errorf(schema.CodeNotFound, "room %s has no message %d", m.Room, m.Ref)
+	case t.kind.Targets():
+		return schema.Errorf(schema.CodeBadRequest, "message %d is an edit or a delete, not a message", m.Ref)
+	case t.kind == schema.KindDeleted:
+		return schema.Errorf(schema.CodeNotFound, "message %d was deleted", m.Ref)
+	case m.Kind == schema.KindEdit && t.user != m.User:
+		return schema.Errorf(schema.CodeForbidden, "only its author edits message %d", m.Ref)
+	case m.Kind == schema.KindDelete && t.user != m.User && !m.Moderator:
+		return schema.Errorf(schema.CodeForbidden, "only its author, the room's owner and its moderators delete message %d", m.Ref)
+	}
+	return nil
+}
+
+// applied is t after m acted on it, for a later entry of the same Append.
+func applied(m NewMessage, t target) target {
+	if m.Kind == schema.KindDelete {
+		t.kind = schema.KindDeleted
+	} else {
+		t.kind = schema.KindEdited
+	}
+	return t
 }
 
 // Query selects a page of a room's messages. With Ascending the page holds the first
@@ -52,6 +95,13 @@ type MessageStore interface {
 	// Append stores msgs durably in one write and returns one Appended per input, in
 	// input order. Messages of several rooms may be mixed; seqs of a room are given
 	// in input order. A (room, user, nonce) already stored is not stored again.
+	//
+	// An edit or a delete (Kind KindEdit, KindDelete) is checked against its target
+	// as of the entries before it (refuseTarget) and, refused, takes no seq and comes
+	// back with Err. Stored, it is an entry of the log at its own seq, and the target
+	// shows its current state from then on: an edit's body with KindEdited (Ref: the
+	// edit's ts), or KindDeleted with a null body, when a delete also nulls the
+	// bodies of the target's edit entries. Range returns that state.
 	Append(ctx context.Context, msgs []NewMessage) ([]Appended, error)
 	// Range returns a page of room's messages and whether more exist beyond the page
 	// in the direction of the query (newer for Ascending, older otherwise).
@@ -62,6 +112,10 @@ type MessageStore interface {
 	LastSeqs(ctx context.Context, rooms []string) (map[string]int64, error)
 	// LookupNonce finds the message user stored in room with nonce.
 	LookupNonce(ctx context.Context, room, user, nonce string) (schema.Message, bool, error)
+	// DeleteLog deletes room's log: afterwards the room has no messages and no
+	// nonces, and a room created again with its id starts from seq 1. Only logic
+	// calls it, for a room whose metadata is gone (no member can send to it).
+	DeleteLog(ctx context.Context, room string) error
 	Close() error
 }
 
@@ -156,5 +210,30 @@ type MetaStore interface {
 	// ListBlocks returns up to limit users user blocks, ordered by id, starting after
 	// the id after, and whether more follow.
 	ListBlocks(ctx context.Context, user, after string, limit int) ([]string, bool, error)
+
+	// RenameRoom sets room's name; schema.ErrNotFound for a missing room.
+	RenameRoom(ctx context.Context, room, name string) error
+	// TransferRoom makes user, a member of room, its owner, unless user is at
+	// caps.Created rooms created; the previous owner stays a member, and user is no
+	// longer listed as a moderator (an owner may do all a moderator may). Fails with
+	// not_found for a missing room, forbidden when user is not a member.
+	TransferRoom(ctx context.Context, room, user string, caps Caps) error
+	// DeleteRoom deletes room with its members and moderators, in one write, and
+	// returns the users that were its members. not_found for a missing room.
+	DeleteRoom(ctx context.Context, room string) (members []string, err error)
+	// SetModerator appoints (moderator true) or removes user as a moderator of room;
+	// changed is false when it already was so. Only a member is appointed
+	// (forbidden otherwise); a moderator who leaves the room stops being one.
+	SetModerator(ctx context.Context, room, user string, moderator bool) (changed bool, err error)
+	// IsModerator reports whether user is an appointed moderator of room (the owner
+	// is not one unless appointed before a transfer made it owner).
+	IsModerator(ctx context.Context, room, user string) (bool, error)
+	// ListModerators returns up to limit moderators of room, ordered by id.
+	ListModerators(ctx context.Context, room string, limit int) ([]string, error)
 	Close() error
+}
+
+// notMember is the refusal of a role for a user who is not a member of room.
+func notMember(room, user string) error {
+	return schema.Errorf(schema.CodeForbidden, "%s is not a member of room %s", user, room)
 }

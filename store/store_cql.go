@@ -100,16 +100,29 @@ var (
 	cqlSelectNonce, _   = qb.Select("message_nonces").Columns("seq", "writetime(seq)").Where(qb.Eq("room"), qb.Eq("sender"), qb.Eq("nonce")).ToCql()
 	cqlInsertNonce, _   = qb.Insert("message_nonces").Columns("room", "sender", "nonce", "seq").ToCql()
 	cqlInsertMessage, _ = qb.Insert("messages").Columns("room", "bucket", "seq", "ts", "sender", "nonce", "body").ToCql()
-	cqlSelectMessage, _ = qb.Select("messages").Columns("ts", "sender", "nonce", "body").
+	cqlSelectMessage, _ = qb.Select("messages").Columns("ts", "sender", "nonce", "body", "kind", "ref").
 				Where(qb.Eq("room"), qb.Eq("bucket"), qb.Eq("seq")).ToCql()
+	// An edit or a delete is inserted with its kind and target; a plain message
+	// leaves both unset (read as 0), so that its row costs no more than before.
+	cqlInsertMarked, _ = qb.Insert("messages").Columns("room", "bucket", "seq", "ts", "sender", "nonce", "body", "kind", "ref").ToCql()
+	// A message stored edited or deleted already: a later entry of its own Append
+	// acted on it.
+	cqlInsertChanged, _ = qb.Insert("messages").Columns("room", "bucket", "seq", "ts", "sender", "nonce", "body", "kind", "ref", "edits").ToCql()
+	// The message an edit or a delete acts on, with the seqs of its edits so far.
+	cqlSelectTarget, _ = qb.Select("messages").Columns("sender", "kind", "ref", "edits").
+				Where(qb.Eq("room"), qb.Eq("bucket"), qb.Eq("seq")).ToCql()
+	cqlDeleteBucket = `DELETE FROM messages WHERE room = ? AND bucket = ?`
+	cqlEditTarget   = `UPDATE messages SET body = ?, kind = 3, ref = ?, edits = edits + ? WHERE room = ? AND bucket = ? AND seq = ?`
+	cqlDeleteTarget = `UPDATE messages SET body = null, kind = 4, ref = 0 WHERE room = ? AND bucket = ? AND seq = ?`
+	cqlClearBody    = `UPDATE messages SET body = null WHERE room = ? AND bucket = ? AND seq = ?`
 	// The rows beyond a room's last seq in one partition, with their write times.
 	cqlSelectBeyond, _ = qb.Select("messages").Columns("writetime(ts)").
 				Where(qb.Eq("room"), qb.Eq("bucket"), qb.Gt("seq")).ToCql()
-	cqlRangeAsc, _ = qb.Select("messages").Columns("seq", "ts", "sender", "body").
+	cqlRangeAsc, _ = qb.Select("messages").Columns("seq", "ts", "sender", "body", "kind", "ref").
 			Where(qb.Eq("room"), qb.Eq("bucket"), qb.GtOrEqNamed("seq", "lo"), qb.LtOrEqNamed("seq", "hi")).
 			OrderBy("seq", qb.ASC).ToCql()
 	// The newest rows of one partition, in its clustering order.
-	cqlNewest, _ = qb.Select("messages").Columns("seq", "ts", "sender", "body").
+	cqlNewest, _ = qb.Select("messages").Columns("seq", "ts", "sender", "body", "kind", "ref").
 			Where(qb.Eq("room"), qb.Eq("bucket")).LimitNamed("limit").ToCql()
 )
 
@@ -226,7 +239,42 @@ func OpenCQL(ctx context.Context, opts CQLOptions) (*CQL, error) {
 			return nil, cqlUnavailable("create tables", err)
 		}
 	}
+	if err := addCQLColumns(ctx, session, opts.Keyspace); err != nil {
+		session.Close()
+		return nil, err
+	}
 	return &CQL{session: session, hints: make(map[string]int64)}, nil
+}
+
+// cqlEditColumns are the columns of messages that edits and deletes brought, with
+// their types: a keyspace created before them gets them at open. (ALTER TABLE ... ADD
+// IF NOT EXISTS is Cassandra 5's, not ScyllaDB's: the store asks the schema instead.)
+var cqlEditColumns = []struct{ name, typ string }{
+	{"kind", "int"},          // schema.Kind; unset (0) for a plain message
+	{"ref", "bigint"},        // the seq an edit or a delete acts on, the ts of an edited message's last edit
+	{"edits", "set<bigint>"}, // the seqs of a message's edits, whose bodies its delete nulls
+}
+
+func addCQLColumns(ctx context.Context, session gocqlx.Session, keyspace string) error {
+	have := make(map[string]bool)
+	iter := session.ContextQuery(ctx, `SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = 'messages'`, nil).
+		Bind(keyspace).Iter()
+	var name string
+	for iter.Scan(&name) {
+		have[name] = true
+	}
+	if err := iter.Close(); err != nil {
+		return cqlUnavailable("read the columns of messages", err)
+	}
+	for _, c := range cqlEditColumns {
+		if have[c.name] {
+			continue
+		}
+		if err := session.ContextQuery(ctx, "ALTER TABLE messages ADD "+c.name+" "+c.typ, nil).ExecRelease(); err != nil {
+			return cqlUnavailable("add column messages."+c.name, err)
+		}
+	}
+	return nil
 }
 
 func stripCQLComments(stmt string) string {

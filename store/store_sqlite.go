@@ -47,6 +47,10 @@ type SQLite struct {
 	// because the writer has a single connection.
 	insertMessage *sql.Stmt // writer
 	lookupNonceW  *sql.Stmt // writer: a nonce inside Append's transaction
+	selectTarget  *sql.Stmt // writer: the message an edit or a delete acts on
+	editTarget    *sql.Stmt // writer
+	deleteTarget  *sql.Stmt // writer
+	clearEdits    *sql.Stmt // writer: the bodies of a deleted message's edits
 	maxSeqW       *sql.Stmt // writer: a room's last seq inside Append's transaction
 	lastSeq       *sql.Stmt // reader
 	lookupNonceR  *sql.Stmt // reader
@@ -240,17 +244,21 @@ func (s *SQLite) prepare() error {
 		stmt  **sql.Stmt
 		query string
 	}{
-		{s.writer, &s.insertMessage, `INSERT INTO messages (room, seq, ts, sender, nonce, body)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (room, sender, nonce) DO NOTHING`},
-		{s.writer, &s.lookupNonceW, `SELECT seq, ts, body FROM messages
+		{s.writer, &s.insertMessage, `INSERT INTO messages (room, seq, ts, sender, nonce, body, kind, ref)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (room, sender, nonce) DO NOTHING`},
+		{s.writer, &s.lookupNonceW, `SELECT seq, ts, body, kind, ref FROM messages
 			WHERE room = ? AND sender = ? AND nonce = ?`},
+		{s.writer, &s.selectTarget, `SELECT sender, kind FROM messages WHERE room = ? AND seq = ?`},
+		{s.writer, &s.editTarget, `UPDATE messages SET body = ?, kind = 3, ref = ? WHERE room = ? AND seq = ?`},
+		{s.writer, &s.deleteTarget, `UPDATE messages SET body = NULL, kind = 4, ref = 0 WHERE room = ? AND seq = ?`},
+		{s.writer, &s.clearEdits, `UPDATE messages SET body = NULL WHERE room = ? AND kind = 1 AND ref = ?`},
 		{s.writer, &s.maxSeqW, `SELECT seq FROM messages WHERE room = ? ORDER BY seq DESC LIMIT 1`},
 		{s.reader, &s.lastSeq, `SELECT seq FROM messages WHERE room = ? ORDER BY seq DESC LIMIT 1`},
-		{s.reader, &s.lookupNonceR, `SELECT seq, ts, body FROM messages
+		{s.reader, &s.lookupNonceR, `SELECT seq, ts, body, kind, ref FROM messages
 			WHERE room = ? AND sender = ? AND nonce = ?`},
-		{s.reader, &s.rangeAsc, `SELECT seq, ts, sender, body FROM messages
+		{s.reader, &s.rangeAsc, `SELECT seq, ts, sender, body, kind, ref FROM messages
 			WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?`},
-		{s.reader, &s.rangeDesc, `SELECT seq, ts, sender, body FROM messages
+		{s.reader, &s.rangeDesc, `SELECT seq, ts, sender, body, kind, ref FROM messages
 			WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?`},
 		{s.reader, &s.isMember, `SELECT 1 FROM members WHERE room = ? AND user = ?`},
 		{s.reader, &s.listMembers, `SELECT user FROM members
@@ -287,6 +295,7 @@ func (s *SQLite) Close() error {
 		}
 		for _, stmt := range []*sql.Stmt{
 			s.insertMessage, s.lookupNonceW, s.maxSeqW, s.lastSeq, s.lookupNonceR,
+			s.selectTarget, s.editTarget, s.deleteTarget, s.clearEdits,
 			s.rangeAsc, s.rangeDesc, s.isMember, s.listMembers, s.userRooms,
 			s.setRead, s.readSeq, s.isBlocked, s.listBlocks,
 		} {
@@ -309,37 +318,70 @@ func (s *SQLite) Close() error {
 	return s.closeErr
 }
 
-// countsVersion is the user_version from which user_counts is kept by its triggers.
-const countsVersion = 1
+// Versions of the database (PRAGMA user_version) that migrate knows.
+const (
+	// countsVersion: user_counts is kept by its triggers.
+	countsVersion = 1
+	// editsVersion: messages have kind and ref (edits and deletes), and the index of
+	// a message's edits.
+	editsVersion = 2
+)
 
-// migrate brings a database written by an older laneim up to the schema: one from
-// before user_counts gets it computed from what the user holds, once, in the same
-// transaction that records the version. Nothing else writes while the store opens.
+// migrate brings a database written by an older laneim up to the schema, one version
+// at a time, each in the transaction that records it. Nothing else writes while the
+// store opens.
 func (s *SQLite) migrate(ctx context.Context) error {
 	var version int
 	if err := s.writer.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
 		return fmt.Errorf("read user_version: %w", err)
 	}
-	if version >= countsVersion {
-		return nil
+	if version < countsVersion {
+		// Before user_counts: computed from what each user holds, once.
+		err := s.writeTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM user_counts`); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO user_counts (user, rooms, created, blocks)
+				SELECT user, SUM(rooms), SUM(created), SUM(blocks) FROM (
+					SELECT user, 1 AS rooms, 0 AS created, 0 AS blocks FROM members
+					UNION ALL SELECT owner, 0, 1, 0 FROM rooms
+					UNION ALL SELECT user, 0, 0, 1 FROM blocks)
+				GROUP BY user`); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, countsVersion))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("count what each user holds: %w", err)
+		}
 	}
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM user_counts`); err != nil {
+	if version < editsVersion {
+		err := s.writeTx(ctx, func(tx *sql.Tx) error {
+			// A database created by this schema has the columns already; ADD COLUMN
+			// with a constant default rewrites no row.
+			for _, column := range []string{"kind", "ref"} {
+				var has int
+				if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = ?`, column).Scan(&has); err != nil {
+					return err
+				}
+				if has == 0 {
+					if _, err := tx.ExecContext(ctx, `ALTER TABLE messages ADD COLUMN `+column+` INTEGER NOT NULL DEFAULT 0`); err != nil {
+						return err
+					}
+				}
+			}
+			// The edits of a message, for its delete to null their bodies: partial,
+			// so that a plain message's insert does not touch it.
+			if _, err := tx.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS messages_edits ON messages (room, ref) WHERE kind = 1`); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, editsVersion))
 			return err
+		})
+		if err != nil {
+			return fmt.Errorf("add edits and deletes to messages: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO user_counts (user, rooms, created, blocks)
-			SELECT user, SUM(rooms), SUM(created), SUM(blocks) FROM (
-				SELECT user, 1 AS rooms, 0 AS created, 0 AS blocks FROM members
-				UNION ALL SELECT owner, 0, 1, 0 FROM rooms
-				UNION ALL SELECT user, 0, 0, 1 FROM blocks)
-			GROUP BY user`); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, countsVersion))
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("count what each user holds: %w", err)
 	}
 	return nil
 }

@@ -178,6 +178,15 @@ const (
 	SvcBlockList   = "im.svc.block.list"
 )
 
+// Logic's services of a room's owner: rename, transfer and delete the room, and
+// appoint its moderators (docs/protocol.md).
+const (
+	SvcRoomRename   = "im.svc.room.rename"
+	SvcRoomTransfer = "im.svc.room.transfer"
+	SvcRoomDelete   = "im.svc.room.delete"
+	SvcModeratorSet = "im.svc.moderator.set"
+)
+
 // Headers carried on ingest, outbound and fanout messages.
 const (
 	HeaderMsgID   = "Nats-Msg-Id"
@@ -188,6 +197,9 @@ const (
 	HeaderLast    = "Laneim-Last"
 	HeaderTs      = "Laneim-Ts"
 	HeaderSession = "Laneim-Session"
+	// HeaderMark names the message an edit or a delete acts on (schema.MarkHeader);
+	// absent on a plain message.
+	HeaderMark = "Laneim-Mark"
 	// HeaderToken carries the client's own token on every request a gateway makes
 	// for it and on its sends: logic acts only as the subject of a token it has
 	// verified.

@@ -511,7 +511,8 @@ function addOlder(page) {
   for (const m of page.messages) {
     if (view.seqs.has(m.seq)) continue;
     view.seqs.add(m.seq);
-    frag.append(messageItem(m));
+    // An edit or a delete is already applied to its message in history.
+    if (m.edit === undefined && m.delete === undefined) frag.append(messageItem(m));
   }
   list.prepend(frag);
   const first = page.messages[0];
@@ -546,7 +547,17 @@ async function loadOlder() {
 
 function onMessage(m) {
   if (view === undefined || m.room !== view.room) return;
-  addMessage(m, m.user === session.user);
+  if (m.edit !== undefined || m.delete !== undefined) applyChange(m);
+  else addMessage(m, m.user === session.user);
+}
+
+/** Applies a live edit or delete to the message it names, if shown. */
+function applyChange(m) {
+  view.seqs.add(m.seq);
+  view.lastSeq = Math.max(view.lastSeq, m.seq);
+  const body = $("message-list").querySelector(`li[data-seq="${m.edit ?? m.delete}"] .msg-body`);
+  if (body === null) return;
+  body.textContent = m.delete !== undefined ? "(deleted)" : `${messageText(m.body)} (edited)`;
 }
 
 /** Adds one message where its seq belongs (nearly always the end), once. */
@@ -597,7 +608,7 @@ function messageItem(m) {
         el("span", { class: "msg-user" }, m.user),
         el("time", { class: "msg-time", datetime: when.toISOString(), title: `${when.toLocaleString()} · seq ${m.seq}` }, timeText(when)),
       ),
-      el("div", { class: "msg-body" }, messageText(m.body)),
+      el("div", { class: "msg-body" }, m.deleted ? "(deleted)" : m.edited !== undefined ? `${messageText(m.body)} (edited)` : messageText(m.body)),
     ),
   );
 }

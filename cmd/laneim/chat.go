@@ -255,7 +255,18 @@ func (p *printer) event(ev client.Event, room string) {
 			return
 		}
 		for _, m := range msgs {
-			p.printf("[%d] %s: %s", m.Seq, m.User, bodyText(m.Body))
+			switch m.Kind {
+			case schema.KindEdit:
+				p.printf("[%d] %s edited [%d]: %s", m.Seq, m.User, m.Ref, bodyText(m.Body))
+			case schema.KindDelete:
+				p.printf("[%d] %s deleted [%d]", m.Seq, m.User, m.Ref)
+			case schema.KindEdited:
+				p.printf("[%d] %s: %s (edited)", m.Seq, m.User, bodyText(m.Body))
+			case schema.KindDeleted:
+				p.printf("[%d] %s: (deleted)", m.Seq, m.User)
+			default:
+				p.printf("[%d] %s: %s", m.Seq, m.User, bodyText(m.Body))
+			}
 		}
 	case ev.Member != nil && ev.Member.Room == room:
 		verb := "joined"
@@ -263,6 +274,17 @@ func (p *printer) event(ev client.Event, room string) {
 			verb = "left"
 		}
 		p.printf("* %s %s", ev.Member.User, verb)
+	case ev.Room != nil && ev.Room.Room == room:
+		switch ev.Room.Action {
+		case schema.RoomRenamed:
+			p.printf("* the room is now called %s", ev.Room.Name)
+		case schema.RoomOwner:
+			p.printf("* %s owns the room now", ev.Room.User)
+		case schema.RoomModerator:
+			p.printf("* %s moderator: %v", ev.Room.User, ev.Room.Moderator != nil && *ev.Room.Moderator)
+		case schema.RoomDeleted:
+			p.printf("* the room was deleted")
+		}
 	case ev.Ready != nil:
 		p.printf("* reconnected")
 	case ev.Err != nil:

@@ -13,7 +13,7 @@
 import { backoffDelay } from "./backoff.js";
 import { Emitter } from "./emitter.js";
 import { CloseCode, LaneError } from "./errors.js";
-import { batchEnd, batchMessages, decodeAck, decodeBatch, decodeError, decodeMember, decodeReady, decodeRefreshed, decodeRoomSeq, decodeTicks, decodeRoomsPage, encodeFrame, parseFrame, validId, validNonce, } from "./frames.js";
+import { batchEnd, batchMessages, decodeAck, decodeBatch, decodeError, decodeMember, decodeReady, decodeRefreshed, decodeRoomChange, decodeRoomSeq, decodeTicks, decodeRoomsPage, encodeFrame, parseFrame, validId, validNonce, } from "./frames.js";
 import { wsUrl } from "./http.js";
 import { newNonce } from "./nonce.js";
 import { acceptBatch } from "./seqtrack.js";
@@ -255,14 +255,44 @@ export class Client extends Emitter {
         const nonce = options.nonce ?? newNonce();
         if (!validNonce(nonce))
             throw new LaneError("bad_request", "nonce must be 1 to 64 printable ASCII characters", { room });
-        const { signal } = options;
-        const d = { room, nonce, body: body ?? null };
+        return this.#submit("send", { room, nonce, body: body ?? null }, nonce, options.signal);
+    }
+    /**
+     * Replaces the body of the user's message seq of room (the edit op), retried as send
+     * is; resolves with the seq of the edit's own entry in the room's log. Subscribers
+     * get it as a message with `edit: seq`. Refused (a LaneError): another user's
+     * message (forbidden), no such message or a deleted one (not_found), an edit or a
+     * delete (bad_request).
+     */
+    async edit(room, seq, body, options = {}) {
+        checkRoom(room);
+        checkSeq(room, seq);
+        const nonce = options.nonce ?? newNonce();
+        if (!validNonce(nonce))
+            throw new LaneError("bad_request", "nonce must be 1 to 64 printable ASCII characters", { room });
+        return this.#submit("edit", { room, nonce, seq, body: body ?? null }, nonce, options.signal);
+    }
+    /**
+     * Deletes message seq of room (the delete op): the user's own, or any as the room's
+     * owner or a moderator. Retried as send is; resolves with the seq of the delete's own
+     * entry. Subscribers get it as a message with `delete: seq` and a null body.
+     */
+    async delete(room, seq, options = {}) {
+        checkRoom(room);
+        checkSeq(room, seq);
+        const nonce = options.nonce ?? newNonce();
+        if (!validNonce(nonce))
+            throw new LaneError("bad_request", "nonce must be 1 to 64 printable ASCII characters", { room });
+        return this.#submit("delete", { room, nonce, seq }, nonce, options.signal);
+    }
+    /** Sends a send, edit or delete until it is acked or refused. */
+    async #submit(op, d, nonce, signal) {
         for (;;) {
             if (signal?.aborted)
                 throw abortReason(signal);
             const conn = await this.#waitConn(signal);
             try {
-                const f = await this.#request(conn, "send", d, "ack", this.#sendTimeout, signal);
+                const f = await this.#request(conn, op, d, "ack", this.#sendTimeout, signal);
                 const ack = decodeAck(f.d);
                 this.#onAck(ack.room, ack.seq);
                 return { seq: ack.seq, ts: ack.ts, nonce };
@@ -864,6 +894,15 @@ export class Client extends Emitter {
                     this.emit("member", m);
                     break;
                 }
+                case "room": {
+                    const c = decodeRoomChange(f.d);
+                    if (c.action === "deleted") {
+                        this.#rooms.delete(c.room); // as after a leave: nothing of the room follows
+                        this.#emitUnread(this.#unread.leave(c.room));
+                    }
+                    this.emit("room", c);
+                    break;
+                }
                 case "error":
                     this.emit("error", decodeError(f.d));
                     break;
@@ -977,6 +1016,10 @@ export class Client extends Emitter {
 function checkRoom(room) {
     if (!validId(room))
         throw new LaneError("bad_request", `room ${JSON.stringify(room)} is not a valid id`);
+}
+function checkSeq(room, seq) {
+    if (!Number.isSafeInteger(seq) || seq < 1)
+        throw new LaneError("bad_request", `seq ${seq} is no message's`, { room });
 }
 function abortReason(signal) {
     const r = signal.reason;

@@ -4,6 +4,24 @@
 // Everything a server sends is checked before use: a frame of the wrong shape is a
 // LaneError with code bad_frame, never a crash or a half-filled object.
 import { LaneError } from "./errors.js";
+export function decodeRoomChange(d) {
+    const o = obj(d, "room event");
+    const action = str(o, "action", "room event");
+    if (action !== "renamed" && action !== "owner" && action !== "moderator" && action !== "deleted") {
+        throw bad(`room event action ${JSON.stringify(action)} is unknown`);
+    }
+    const c = { room: room(o, "room event"), action };
+    if (o["name"] !== undefined)
+        c.name = str(o, "name", "room event");
+    if (o["user"] !== undefined)
+        c.user = str(o, "user", "room event");
+    if (o["moderator"] !== undefined) {
+        if (typeof o["moderator"] !== "boolean")
+            throw bad("room event moderator is not a boolean");
+        c.moderator = o["moderator"];
+    }
+    return c;
+}
 const idPattern = /^[A-Za-z0-9_-]{1,64}$/;
 const noncePattern = /^[\x20-\x7e]{1,64}$/;
 /** Whether s is a valid user or room id: 1 to 64 of A-Z a-z 0-9 _ -. */
@@ -81,10 +99,14 @@ export function decodeBatch(d) {
     if (!Array.isArray(msgs))
         throw bad("batch.msgs is not an array");
     for (const [i, e] of msgs.entries()) {
-        if (!Array.isArray(e) || e.length !== 3 || typeof e[0] !== "string" || !Number.isSafeInteger(e[1])) {
-            throw bad(`batch entry ${i} is not [user, dt, body]`);
+        if (!Array.isArray(e) || (e.length !== 3 && e.length !== 4) || typeof e[0] !== "string" || !Number.isSafeInteger(e[1])) {
+            throw bad(`batch entry ${i} is not [user, dt, body, mark?]`);
         }
-        b.msgs.push([e[0], e[1], e[2]]);
+        const mark = e.length === 4 ? decodeMark(e[3], i) : undefined;
+        if (mark !== undefined)
+            b.msgs.push([e[0], e[1], e[2], mark]);
+        else
+            b.msgs.push([e[0], e[1], e[2]]);
     }
     if (b.msgs.length > 0 && b.seq < 1)
         throw bad(`batch of room ${b.room} starts at seq ${b.seq}`);
@@ -95,9 +117,33 @@ export function decodeBatch(d) {
     }
     return b;
 }
-/** Turns the entries of a batch into messages. */
+/**
+ * Decodes an entry's mark: one of edit, delete, edited (positive integers) or deleted
+ * (true). A mark of none of them (a kind of a later version) is undefined: the entry is
+ * a plain message, as docs/protocol.md says.
+ */
+export function decodeMark(v, i) {
+    const o = obj(v, `batch entry ${i} mark`);
+    const keys = Object.keys(o).filter((k) => k === "edit" || k === "delete" || k === "edited" || k === "deleted");
+    if (keys.length === 0)
+        return undefined;
+    if (keys.length > 1)
+        throw bad(`batch entry ${i} mark names ${keys.length} of edit, delete, edited, deleted`);
+    const key = keys[0];
+    if (key === "deleted") {
+        if (o["deleted"] !== true)
+            throw bad(`batch entry ${i} mark deleted is not true`);
+        return { deleted: true };
+    }
+    const n = int(o, key, `batch entry ${i} mark`, 1);
+    return key === "edit" ? { edit: n } : key === "delete" ? { delete: n } : { edited: n };
+}
+/** Turns the entries of a batch into messages, marks spread into their fields. */
 export function batchMessages(b) {
-    return b.msgs.map(([user, dt, body], i) => ({ room: b.room, seq: b.seq + i, ts: b.ts + dt, user, body }));
+    return b.msgs.map(([user, dt, body, mark], i) => {
+        const m = { room: b.room, seq: b.seq + i, ts: b.ts + dt, user, body };
+        return mark === undefined ? m : { ...m, ...mark };
+    });
 }
 /** The last seq of a batch with entries, or 0. */
 export function batchEnd(b) {

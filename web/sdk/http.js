@@ -89,6 +89,11 @@ function query(params) {
     return s === "" ? "" : `?${s}`;
 }
 /** Calls laneIM's HTTP API with a bearer token. Every failure is a LaneError with status. */
+function checkSeq(seq) {
+    if (!Number.isSafeInteger(seq) || seq < 1)
+        throw new LaneError("bad_request", `seq ${seq} is no message's`);
+    return seq;
+}
 export class LaneHttp {
     baseUrl;
     #token;
@@ -203,6 +208,42 @@ export class LaneHttp {
             throw new LaneError("bad_request", "nonce must be 1 to 64 printable ASCII characters");
         const out = (await this.request("POST", `/v1/rooms/${checkId("room", room)}/messages`, { nonce, body: body ?? null }));
         return { seq: out.seq, ts: out.ts, nonce };
+    }
+    /** PATCH /v1/rooms/{room}/messages/{seq}: edits the user's message seq, as the edit op. */
+    async editMessage(room, seq, body, options = {}) {
+        const nonce = options.nonce ?? newNonce();
+        if (!validNonce(nonce))
+            throw new LaneError("bad_request", "nonce must be 1 to 64 printable ASCII characters");
+        const out = (await this.request("PATCH", `/v1/rooms/${checkId("room", room)}/messages/${checkSeq(seq)}`, { nonce, body: body ?? null }));
+        return { seq: out.seq, ts: out.ts, nonce };
+    }
+    /** DELETE /v1/rooms/{room}/messages/{seq}: deletes message seq, as the delete op. */
+    async deleteMessage(room, seq, options = {}) {
+        const nonce = options.nonce ?? newNonce();
+        if (!validNonce(nonce))
+            throw new LaneError("bad_request", "nonce must be 1 to 64 printable ASCII characters");
+        const out = (await this.request("DELETE", `/v1/rooms/${checkId("room", room)}/messages/${checkSeq(seq)}`, { nonce }));
+        return { seq: out.seq, ts: out.ts, nonce };
+    }
+    /** PATCH /v1/rooms/{room}: renames the room (its owner and moderators). */
+    async renameRoom(room, name) {
+        return (await this.request("PATCH", `/v1/rooms/${checkId("room", room)}`, { name }));
+    }
+    /** PUT /v1/rooms/{room}/owner: gives the room to user, a member (its owner). */
+    async transferRoom(room, user) {
+        return (await this.request("PUT", `/v1/rooms/${checkId("room", room)}/owner`, { user: checkId("user", user) }));
+    }
+    /** DELETE /v1/rooms/{room}: deletes the room and its history (its owner). */
+    async deleteRoom(room) {
+        await this.request("DELETE", `/v1/rooms/${checkId("room", room)}`);
+    }
+    /** PUT /v1/rooms/{room}/moderators/{user}: appoints a member moderator (the owner). */
+    async addModerator(room, user) {
+        await this.request("PUT", `/v1/rooms/${checkId("room", room)}/moderators/${checkId("user", user)}`);
+    }
+    /** DELETE /v1/rooms/{room}/moderators/{user}: removes a moderator (the owner). */
+    async removeModerator(room, user) {
+        await this.request("DELETE", `/v1/rooms/${checkId("room", room)}/moderators/${checkId("user", user)}`);
     }
     /** PUT /v1/rooms/{room}/read: sets the read mark; every session of the user gets a read event. */
     async read(room, seq) {

@@ -11,12 +11,26 @@ export interface Message<Body = unknown> {
   /** When the server stored it, Unix milliseconds. */
   ts: number;
   user: string;
-  /** Any JSON value, as the sender wrote it. */
+  /** Any JSON value, as the sender wrote it; null for a delete and a deleted message. */
   body: Body;
+  /** Set on an edit: this entry's body replaces the body of message `edit`. */
+  edit?: number;
+  /** Set on a delete: this entry deletes message `delete`. */
+  delete?: number;
+  /** Set on a message edited since it was sent (history, catch-up): the last edit's ts. */
+  edited?: number;
+  /** Set on a deleted message (history, catch-up); its body is null. */
+  deleted?: true;
 }
 
-/** One entry of a batch on the wire: [user, ts offset from the batch's ts, body]. */
-export type Entry = [user: string, dt: number, body: unknown];
+/** What a 4th element of an entry says: an edit, a delete, or the state of an earlier message. */
+export type Mark = { edit: number } | { delete: number } | { edited: number } | { deleted: true };
+
+/**
+ * One entry of a batch on the wire: [user, ts offset from the batch's ts, body], and a
+ * mark for anything but a plain message.
+ */
+export type Entry = [user: string, dt: number, body: unknown, mark?: Mark];
 
 /** Consecutive messages of one room in seq order: entry i has seq `seq + i`. */
 export interface Batch {
@@ -79,6 +93,34 @@ export interface MemberChange {
   room: string;
   user: string;
   action: "join" | "leave";
+}
+
+/**
+ * A room of the user changed: renamed (name), given to a new owner (user), a moderator
+ * appointed or removed (user, moderator), or deleted (nothing of it follows).
+ */
+export interface RoomChange {
+  room: string;
+  action: "renamed" | "owner" | "moderator" | "deleted";
+  name?: string;
+  user?: string;
+  moderator?: boolean;
+}
+
+export function decodeRoomChange(d: unknown): RoomChange {
+  const o = obj(d, "room event");
+  const action = str(o, "action", "room event");
+  if (action !== "renamed" && action !== "owner" && action !== "moderator" && action !== "deleted") {
+    throw bad(`room event action ${JSON.stringify(action)} is unknown`);
+  }
+  const c: RoomChange = { room: room(o, "room event"), action };
+  if (o["name"] !== undefined) c.name = str(o, "name", "room event");
+  if (o["user"] !== undefined) c.user = str(o, "user", "room event");
+  if (o["moderator"] !== undefined) {
+    if (typeof o["moderator"] !== "boolean") throw bad("room event moderator is not a boolean");
+    c.moderator = o["moderator"];
+  }
+  return c;
 }
 
 /** Another session of the user marked a room read; seq is the resulting read mark. */
@@ -184,10 +226,12 @@ export function decodeBatch(d: unknown): Batch {
   const msgs = o["msgs"];
   if (!Array.isArray(msgs)) throw bad("batch.msgs is not an array");
   for (const [i, e] of msgs.entries()) {
-    if (!Array.isArray(e) || e.length !== 3 || typeof e[0] !== "string" || !Number.isSafeInteger(e[1])) {
-      throw bad(`batch entry ${i} is not [user, dt, body]`);
+    if (!Array.isArray(e) || (e.length !== 3 && e.length !== 4) || typeof e[0] !== "string" || !Number.isSafeInteger(e[1])) {
+      throw bad(`batch entry ${i} is not [user, dt, body, mark?]`);
     }
-    b.msgs.push([e[0], e[1] as number, e[2]]);
+    const mark = e.length === 4 ? decodeMark(e[3], i) : undefined;
+    if (mark !== undefined) b.msgs.push([e[0], e[1] as number, e[2], mark]);
+    else b.msgs.push([e[0], e[1] as number, e[2]]);
   }
   if (b.msgs.length > 0 && b.seq < 1) throw bad(`batch of room ${b.room} starts at seq ${b.seq}`);
   if (o["more"] !== undefined) {
@@ -197,9 +241,31 @@ export function decodeBatch(d: unknown): Batch {
   return b;
 }
 
-/** Turns the entries of a batch into messages. */
+/**
+ * Decodes an entry's mark: one of edit, delete, edited (positive integers) or deleted
+ * (true). A mark of none of them (a kind of a later version) is undefined: the entry is
+ * a plain message, as docs/protocol.md says.
+ */
+export function decodeMark(v: unknown, i: number): Mark | undefined {
+  const o = obj(v, `batch entry ${i} mark`);
+  const keys = Object.keys(o).filter((k) => k === "edit" || k === "delete" || k === "edited" || k === "deleted");
+  if (keys.length === 0) return undefined;
+  if (keys.length > 1) throw bad(`batch entry ${i} mark names ${keys.length} of edit, delete, edited, deleted`);
+  const key = keys[0] as "edit" | "delete" | "edited" | "deleted";
+  if (key === "deleted") {
+    if (o["deleted"] !== true) throw bad(`batch entry ${i} mark deleted is not true`);
+    return { deleted: true };
+  }
+  const n = int(o, key, `batch entry ${i} mark`, 1);
+  return key === "edit" ? { edit: n } : key === "delete" ? { delete: n } : { edited: n };
+}
+
+/** Turns the entries of a batch into messages, marks spread into their fields. */
 export function batchMessages(b: Batch): Message[] {
-  return b.msgs.map(([user, dt, body], i) => ({ room: b.room, seq: b.seq + i, ts: b.ts + dt, user, body }));
+  return b.msgs.map(([user, dt, body, mark], i) => {
+    const m: Message = { room: b.room, seq: b.seq + i, ts: b.ts + dt, user, body };
+    return mark === undefined ? m : { ...m, ...mark };
+  });
 }
 
 /** The last seq of a batch with entries, or 0. */

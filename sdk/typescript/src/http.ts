@@ -43,6 +43,8 @@ export interface RoomDetails extends RoomInfo {
   seq: number;
   /** How many members it has. */
   members: number;
+  /** Its moderators, in id order (absent from servers before moderators). */
+  moderators?: string[];
 }
 
 /** Bounds of a history page: exclusive seqs, limit 1 to 200 (default 50). */
@@ -143,6 +145,11 @@ function query(params: Record<string, number | string | undefined>): string {
 }
 
 /** Calls laneIM's HTTP API with a bearer token. Every failure is a LaneError with status. */
+function checkSeq(seq: number): number {
+  if (!Number.isSafeInteger(seq) || seq < 1) throw new LaneError("bad_request", `seq ${seq} is no message's`);
+  return seq;
+}
+
 export class LaneHttp {
   readonly baseUrl: string;
   readonly #token: TokenSource | undefined;
@@ -266,6 +273,53 @@ export class LaneHttp {
       ts: number;
     };
     return { seq: out.seq, ts: out.ts, nonce };
+  }
+
+  /** PATCH /v1/rooms/{room}/messages/{seq}: edits the user's message seq, as the edit op. */
+  async editMessage(room: string, seq: number, body: unknown, options: { nonce?: string } = {}): Promise<{ seq: number; ts: number; nonce: string }> {
+    const nonce = options.nonce ?? newNonce();
+    if (!validNonce(nonce)) throw new LaneError("bad_request", "nonce must be 1 to 64 printable ASCII characters");
+    const out = (await this.request("PATCH", `/v1/rooms/${checkId("room", room)}/messages/${checkSeq(seq)}`, { nonce, body: body ?? null })) as {
+      seq: number;
+      ts: number;
+    };
+    return { seq: out.seq, ts: out.ts, nonce };
+  }
+
+  /** DELETE /v1/rooms/{room}/messages/{seq}: deletes message seq, as the delete op. */
+  async deleteMessage(room: string, seq: number, options: { nonce?: string } = {}): Promise<{ seq: number; ts: number; nonce: string }> {
+    const nonce = options.nonce ?? newNonce();
+    if (!validNonce(nonce)) throw new LaneError("bad_request", "nonce must be 1 to 64 printable ASCII characters");
+    const out = (await this.request("DELETE", `/v1/rooms/${checkId("room", room)}/messages/${checkSeq(seq)}`, { nonce })) as {
+      seq: number;
+      ts: number;
+    };
+    return { seq: out.seq, ts: out.ts, nonce };
+  }
+
+  /** PATCH /v1/rooms/{room}: renames the room (its owner and moderators). */
+  async renameRoom(room: string, name: string): Promise<RoomInfo> {
+    return (await this.request("PATCH", `/v1/rooms/${checkId("room", room)}`, { name })) as RoomInfo;
+  }
+
+  /** PUT /v1/rooms/{room}/owner: gives the room to user, a member (its owner). */
+  async transferRoom(room: string, user: string): Promise<RoomInfo> {
+    return (await this.request("PUT", `/v1/rooms/${checkId("room", room)}/owner`, { user: checkId("user", user) })) as RoomInfo;
+  }
+
+  /** DELETE /v1/rooms/{room}: deletes the room and its history (its owner). */
+  async deleteRoom(room: string): Promise<void> {
+    await this.request("DELETE", `/v1/rooms/${checkId("room", room)}`);
+  }
+
+  /** PUT /v1/rooms/{room}/moderators/{user}: appoints a member moderator (the owner). */
+  async addModerator(room: string, user: string): Promise<void> {
+    await this.request("PUT", `/v1/rooms/${checkId("room", room)}/moderators/${checkId("user", user)}`);
+  }
+
+  /** DELETE /v1/rooms/{room}/moderators/{user}: removes a moderator (the owner). */
+  async removeModerator(room: string, user: string): Promise<void> {
+    await this.request("DELETE", `/v1/rooms/${checkId("room", room)}/moderators/${checkId("user", user)}`);
   }
 
   /** PUT /v1/rooms/{room}/read: sets the read mark; every session of the user gets a read event. */

@@ -330,6 +330,55 @@ describe("laneim dev end to end", () => {
     erin.close();
   });
 
+  it("edits and deletes arrive as entries; history shows the current state; room events", { timeout: TEST_TIMEOUT }, async () => {
+    const ownerHttp = await http("alice");
+    await ownerHttp.createRoom({ room: "edits", public: true });
+    await (await http("bob")).join("edits");
+    const a = client(await token("alice"));
+    const b = client(await token("bob"));
+    const bRec = record(b);
+    const changes: { room: string; action: string }[] = [];
+    b.on("room", (c) => changes.push(c));
+    await a.connect();
+    await b.connect();
+    await b.subscribe("edits");
+    const sent = await a.send("edits", "helo");
+    const edited = await a.edit("edits", sent.seq, "hello");
+    assert.equal(edited.seq, sent.seq + 1);
+    await assert.rejects(b.edit("edits", sent.seq, "mine"), (e: unknown) => e instanceof LaneError && e.code === "forbidden");
+    await assert.rejects(a.edit("edits", 99, "x"), (e: unknown) => e instanceof LaneError && e.code === "not_found");
+    const deleted = await a.delete("edits", sent.seq);
+    assert.equal(deleted.seq, sent.seq + 2);
+    await until(() => bRec.messages.filter((m) => m.room === "edits").length === 3, "3 entries of edits");
+    const live = bRec.messages.filter((m) => m.room === "edits");
+    assert.deepEqual(
+      live.map((m) => [m.seq, m.body, m.edit, m.delete]),
+      [
+        [1, "helo", undefined, undefined],
+        [2, "hello", 1, undefined],
+        [3, null, undefined, 1],
+      ],
+    );
+    const page = await b.history("edits");
+    assert.equal(page.messages[0]?.deleted, true);
+    assert.equal(page.messages[0]?.body, null);
+    assert.equal(page.messages[1]?.edit, 1);
+    const viaHttp = await ownerHttp.messages("edits", { after: 0 });
+    assert.equal(viaHttp.messages.length, 3);
+
+    await ownerHttp.renameRoom("edits", "Edited");
+    await ownerHttp.addModerator("edits", "bob");
+    assert.deepEqual((await ownerHttp.getRoom("edits")).moderators, ["bob"]);
+    await ownerHttp.deleteRoom("edits");
+    await until(() => changes.some((c) => c.action === "deleted"), "the deleted event");
+    assert.deepEqual(
+      changes.map((c) => c.action),
+      ["renamed", "moderator", "deleted"],
+    );
+    a.close();
+    b.close();
+  });
+
   it("a refused static token fails connect for good", { timeout: TEST_TIMEOUT }, async () => {
     const c = client("not-a-token");
     await assert.rejects(c.connect(), (e: unknown) => e instanceof LaneError && e.code === "unauthorized" && e.closeCode === 4001);

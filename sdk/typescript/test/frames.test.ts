@@ -9,6 +9,7 @@ import {
   decodeBatch,
   decodeError,
   decodeMember,
+  decodeRoomChange,
   decodeReady,
   decodeTicks,
   decodeRefreshed,
@@ -144,5 +145,59 @@ describe("ids and nonces", () => {
     assert.ok(!validNonce(""));
     assert.ok(!validNonce("\n"));
     assert.ok(!validNonce("n".repeat(65)));
+  });
+});
+
+describe("edits and deletes", () => {
+  it("decodes entries with a mark into messages with its field", () => {
+    const b = decodeBatch({
+      room: "r",
+      seq: 1,
+      ts: 100,
+      msgs: [
+        ["a", 0, "hello", { edited: 150 }],
+        ["b", 1, null, { deleted: true }],
+        ["a", 2, "plain"],
+        ["a", 50, "hello", { edit: 1 }],
+        ["c", 60, null, { delete: 2 }],
+      ],
+    });
+    assert.deepEqual(batchMessages(b), [
+      { room: "r", seq: 1, ts: 100, user: "a", body: "hello", edited: 150 },
+      { room: "r", seq: 2, ts: 101, user: "b", body: null, deleted: true },
+      { room: "r", seq: 3, ts: 102, user: "a", body: "plain" },
+      { room: "r", seq: 4, ts: 150, user: "a", body: "hello", edit: 1 },
+      { room: "r", seq: 5, ts: 160, user: "c", body: null, delete: 2 },
+    ]);
+    assert.equal(batchEnd(b), 5);
+  });
+
+  it("refuses malformed marks", () => {
+    for (const mark of [{ edit: 1, delete: 2 }, { edit: 0 }, { delete: -1 }, { edited: 1.5 }, { deleted: false }, [1], "edit", null]) {
+      badFrame(() => decodeBatch({ room: "r", seq: 1, ts: 0, msgs: [["a", 0, "x", mark]] }));
+    }
+    badFrame(() => decodeBatch({ room: "r", seq: 1, ts: 0, msgs: [["a", 0, "x", { edit: 1 }, 5]] }));
+  });
+
+  it("reads a mark of no kind it knows as a plain message", () => {
+    const b = decodeBatch({ room: "r", seq: 1, ts: 0, msgs: [["a", 0, "x", { pinned: true }], ["a", 0, "y", {}]] });
+    assert.deepEqual(batchMessages(b), [
+      { room: "r", seq: 1, ts: 0, user: "a", body: "x" },
+      { room: "r", seq: 2, ts: 0, user: "a", body: "y" },
+    ]);
+  });
+
+  it("decodes room events", () => {
+    assert.deepEqual(decodeRoomChange({ room: "r", action: "renamed", name: "New" }), { room: "r", action: "renamed", name: "New" });
+    assert.deepEqual(decodeRoomChange({ room: "r", action: "moderator", user: "bob", moderator: false }), {
+      room: "r",
+      action: "moderator",
+      user: "bob",
+      moderator: false,
+    });
+    assert.deepEqual(decodeRoomChange({ room: "r", action: "deleted" }), { room: "r", action: "deleted" });
+    badFrame(() => decodeRoomChange({ room: "r", action: "exploded" }));
+    badFrame(() => decodeRoomChange({ room: "", action: "deleted" }));
+    badFrame(() => decodeRoomChange({ room: "r", action: "moderator", moderator: "yes" }));
   });
 });
