@@ -1,0 +1,533 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/laneim/laneim/schema"
+	"github.com/laneim/laneim/subjects"
+)
+
+// presence answers who of a room's members is online, and tells the connections that
+// subscribed to a room with presence who came online or went offline in it.
+//
+// Who is online in the cluster is onlineSet's; who belongs to a room is logic's. A
+// room someone asks about, or watches, is tracked here: its member list, read once
+// from logic in pages of 1,000 (ten requests for 10,000 members, whatever the online
+// count) and kept current by the room's member events, and the number of its members
+// online, kept as users flip. A query then costs a pass over the members in memory and
+// no NATS round trip; a flip costs a map lookup per tracked room of the user
+// (byUser). Changes of a watched room are coalesced: one presence frame per room per
+// interval names them all, encoded once for every subscriber.
+type presence struct {
+	gw     *Gateway       // set once at construction
+	online *onlineSet     // set once at construction
+	ch     chan *nats.Msg // set once: tracked rooms' member events, typing notices
+	typing *typing        // owned by run
+
+	// mu is online.mu: a flip and the rooms it touches change together.
+	mu     *sync.Mutex
+	rooms  map[string]*presenceRoom   // guarded by mu
+	byUser map[string][]*presenceRoom // guarded by mu: the loaded rooms each user is a member of
+}
+
+// presenceRoom is a tracked room. Guarded by presence.mu.
+type presenceRoom struct {
+	id      string
+	members map[string]struct{} // nil until loaded
+	online  int                 // members online, when loaded
+	// loading is set while a load runs; member events meanwhile wait in pending.
+	loading bool
+	pending []schema.MemberD
+	// ready is closed when the load running (or the next) ends; loadErr is the
+	// last load's failure.
+	ready   chan struct{}
+	loadErr error
+	// stale marks members that may have missed events: reloaded by the sweep.
+	stale bool
+	// token is a member's token for reads of the member list (the last query's);
+	// the subscribers' tokens come first.
+	token     string
+	subs      map[*conn]struct{} // connections subscribed to the room with presence
+	changes   map[string]bool    // since the last event: user -> online now
+	used      time.Time          // the last query or unwatch
+	eventsSub *nats.Subscription
+}
+
+// presenceRoomIdle is how long a room nobody watches stays tracked after its last
+// query: a client paging the online list or asking again soon costs no reload.
+const presenceRoomIdle = time.Minute
+
+// maxPresenceNames bounds the users one presence frame names; more changes in one
+// interval (a gateway dying with thousands of users) go in several frames.
+const maxPresenceNames = 1000
+
+func newPresence(g *Gateway) *presence {
+	mu := new(sync.Mutex)
+	p := &presence{
+		gw:     g,
+		online: newOnlineSet(g.nc, g.cfg.ID, g.cfg.PresenceHeartbeat, g.cfg.PresenceTimeout, mu, g.log),
+		ch:     make(chan *nats.Msg, workerQueue),
+		mu:     mu,
+		rooms:  make(map[string]*presenceRoom),
+		byUser: make(map[string][]*presenceRoom),
+	}
+	p.typing = newTyping(g)
+	p.online.onFlip = p.onFlipLocked
+	return p
+}
+
+func (p *presence) start(ctx, runCtx context.Context, wg *sync.WaitGroup) error {
+	if err := p.online.start(ctx, runCtx, wg); err != nil {
+		return err
+	}
+	wg.Go(func() { p.run(runCtx) })
+	return nil
+}
+
+func (p *presence) run(ctx context.Context) {
+	typingTick := time.NewTicker(typingFlush)
+	defer typingTick.Stop()
+	events := time.NewTicker(p.gw.cfg.PresenceInterval)
+	defer events.Stop()
+	sweep := time.NewTicker(5 * time.Second)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-p.ch:
+			room, kind, ok := subjects.ParseRoomSubject(m.Subject)
+			switch {
+			case !ok:
+			case kind == subjects.KindTyping:
+				p.typing.received(room, m.Data)
+			case kind == subjects.KindEvents:
+				p.memberEvent(room, m.Data)
+			}
+		case <-typingTick.C:
+			p.typing.flush()
+		case <-events.C:
+			p.flushEvents()
+		case now := <-sweep.C:
+			p.sweep(now)
+		}
+	}
+}
+
+// onFlipLocked follows a user coming online or going offline into the rooms tracked.
+func (p *presence) onFlipLocked(user string, online bool) {
+	for _, r := range p.byUser[user] {
+		if online {
+			r.online++
+		} else {
+			r.online--
+		}
+		r.noteChange(user, online)
+	}
+}
+
+// noteChange records a change for the next event, when someone watches; a user who
+// flips back within one interval cancels out.
+func (r *presenceRoom) noteChange(user string, online bool) {
+	if len(r.subs) == 0 {
+		return
+	}
+	if was, ok := r.changes[user]; ok && was != online {
+		delete(r.changes, user)
+		return
+	}
+	if r.changes == nil {
+		r.changes = make(map[string]bool)
+	}
+	r.changes[user] = online
+}
+
+// roomLocked returns the tracked room id, tracking it (and starting its load with
+// token) if it is not.
+func (p *presence) roomLocked(id, token string) *presenceRoom {
+	r := p.rooms[id]
+	if r == nil {
+		r = &presenceRoom{id: id, ready: make(chan struct{}), subs: make(map[*conn]struct{}), used: time.Now()}
+		p.rooms[id] = r
+		sub, err := p.gw.nc.ChanSubscribe(subjects.RoomEventsT(id), p.ch)
+		if err != nil {
+			metricSubscriptionErrors.WithLabelValues("subscribe").Inc()
+			r.stale = true // tried again by the sweep
+		}
+		r.eventsSub = sub
+	}
+	if token != "" {
+		r.token = token
+	}
+	if r.members == nil || r.stale {
+		p.startLoadLocked(r)
+	}
+	return r
+}
+
+// startLoadLocked reads the room's members from logic, unless a read runs.
+func (p *presence) startLoadLocked(r *presenceRoom) {
+	if r.loading {
+		return
+	}
+	token := r.token
+	for c := range r.subs {
+		if t := c.currentToken(); t != "" {
+			token = t
+			break
+		}
+	}
+	if token == "" {
+		return
+	}
+	r.loading = true
+	p.gw.wg.Go(func() { p.load(r, token) })
+}
+
+// load reads the member list after making sure the room's event subscription is
+// live, so that no change falls between the two: events that come meanwhile are
+// applied after the list.
+func (p *presence) load(r *presenceRoom, token string) {
+	ctx, cancel := context.WithTimeout(withToken(context.Background(), token), 4*p.gw.cfg.RequestTimeout)
+	defer cancel()
+	err := p.gw.nc.FlushWithContext(ctx)
+	var members []string
+	if err == nil {
+		members, err = p.readMembers(ctx, r.id)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r.loading = false
+	ready := r.ready
+	r.ready = make(chan struct{})
+	defer close(ready)
+	if err != nil {
+		metricPresenceRoomLoads.WithLabelValues("failed").Inc()
+		r.loadErr, r.stale = err, true
+		return
+	}
+	metricPresenceRoomLoads.WithLabelValues("ok").Inc()
+	first := r.members == nil
+	p.setMembersLocked(r, members)
+	for _, d := range r.pending {
+		p.applyMemberLocked(r, d)
+	}
+	r.pending, r.stale, r.loadErr = nil, false, nil
+	if first && p.rooms[r.id] == r {
+		frame := r.initialFrame()
+		for c := range r.subs {
+			c.enqueue(frame)
+			metricPresenceEventsWritten.Inc()
+		}
+	}
+}
+
+// maxMemberPages bounds one member list read: a million members.
+const maxMemberPages = 1000
+
+func (p *presence) readMembers(ctx context.Context, room string) ([]string, error) {
+	var out []string
+	after := ""
+	for range maxMemberPages {
+		var reply schema.MemberListReply
+		if err := p.gw.call(ctx, subjects.SvcMemberList, schema.MemberListReq{Room: room, After: after, Limit: schema.MaxMemberLimit}, &reply); err != nil {
+			return nil, err
+		}
+		out = append(out, reply.Members...)
+		if !reply.More || len(reply.Members) == 0 {
+			return out, nil
+		}
+		after = reply.Members[len(reply.Members)-1]
+	}
+	return out, nil
+}
+
+// setMembersLocked replaces the room's members. On a reload, the members who joined
+// or left while online are changes like any flip.
+func (p *presence) setMembersLocked(r *presenceRoom, list []string) {
+	fresh := make(map[string]struct{}, len(list))
+	for _, user := range list {
+		fresh[user] = struct{}{}
+	}
+	for user := range r.members {
+		if _, ok := fresh[user]; !ok {
+			p.removeMemberLocked(r, user)
+		}
+	}
+	initial := r.members == nil
+	if initial {
+		r.members = make(map[string]struct{}, len(fresh))
+	}
+	for user := range fresh {
+		if _, ok := r.members[user]; !ok {
+			p.addMemberLocked(r, user, !initial)
+		}
+	}
+}
+
+func (p *presence) addMemberLocked(r *presenceRoom, user string, announce bool) {
+	r.members[user] = struct{}{}
+	p.byUser[user] = append(p.byUser[user], r)
+	if p.online.isOnlineLocked(user) {
+		r.online++
+		if announce {
+			r.noteChange(user, true)
+		}
+	}
+}
+
+func (p *presence) removeMemberLocked(r *presenceRoom, user string) {
+	delete(r.members, user)
+	rooms := p.byUser[user]
+	if i := slices.Index(rooms, r); i >= 0 {
+		rooms[i] = rooms[len(rooms)-1]
+		rooms[len(rooms)-1] = nil
+		rooms = rooms[:len(rooms)-1]
+	}
+	if len(rooms) == 0 {
+		delete(p.byUser, user)
+	} else {
+		p.byUser[user] = rooms
+	}
+	if p.online.isOnlineLocked(user) {
+		r.online--
+		r.noteChange(user, false)
+	}
+}
+
+// memberEvent applies a member event of a tracked room.
+func (p *presence) memberEvent(room string, data []byte) {
+	var ev struct {
+		Op string         `json:"op"`
+		D  schema.MemberD `json:"d"`
+	}
+	if err := json.Unmarshal(data, &ev); err != nil || ev.Op != schema.OpMember || !schema.ValidID(ev.D.User) {
+		return // another kind of room event, not presence's
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.rooms[room]
+	switch {
+	case r == nil:
+	case r.loading:
+		r.pending = append(r.pending, ev.D)
+	case r.members != nil:
+		p.applyMemberLocked(r, ev.D)
+	}
+}
+
+func (p *presence) applyMemberLocked(r *presenceRoom, d schema.MemberD) {
+	_, member := r.members[d.User]
+	switch {
+	case d.Action == schema.ActionJoin && !member:
+		p.addMemberLocked(r, d.User, true)
+	case d.Action == schema.ActionLeave && member:
+		p.removeMemberLocked(r, d.User)
+	}
+}
+
+// watch makes c, subscribed to room, receive the room's presence events: first one
+// with the online count (once the members are known), then the changes.
+func (p *presence) watch(room string, c *conn) {
+	p.mu.Lock()
+	r := p.roomLocked(room, c.currentToken())
+	_, already := r.subs[c]
+	r.subs[c] = struct{}{}
+	var frame []byte
+	if !already && r.members != nil {
+		frame = r.initialFrame()
+	}
+	p.mu.Unlock()
+	if frame != nil {
+		c.enqueue(frame)
+		metricPresenceEventsWritten.Inc()
+	}
+}
+
+// unwatch ends c's presence events of room.
+func (p *presence) unwatch(room string, c *conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r := p.rooms[room]; r != nil {
+		if _, ok := r.subs[c]; ok {
+			delete(r.subs, c)
+			r.used = time.Now()
+		}
+	}
+}
+
+func (r *presenceRoom) initialFrame() []byte {
+	return schema.EncodeFrame(schema.OpPresence, nil, schema.PresenceEventD{Room: r.id, Online: r.online})
+}
+
+// page answers a page of room's online members, ordered by user id, after after. The
+// caller has checked that the user of token is a member.
+func (p *presence) page(ctx context.Context, token, room, after string, limit int) (schema.PresencePage, error) {
+	p.mu.Lock()
+	r := p.roomLocked(room, token)
+	r.used = time.Now()
+	ready := r.ready
+	loaded := r.members != nil && !r.stale
+	p.mu.Unlock()
+	if !loaded {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return schema.PresencePage{}, schema.Errorf(schema.CodeUnavailable, "the member list of room %s did not come in time", room)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r.members == nil {
+		if r.loadErr != nil {
+			return schema.PresencePage{}, schema.AsError(r.loadErr)
+		}
+		return schema.PresencePage{}, schema.Errorf(schema.CodeUnavailable, "the member list of room %s could not be read", room)
+	}
+	out := schema.PresencePage{Room: room, Online: r.online, Users: []string{}}
+	users := make([]string, 0, min(r.online, 4*limit))
+	for user := range r.members {
+		if user > after && p.online.isOnlineLocked(user) {
+			users = append(users, user)
+		}
+	}
+	sort.Strings(users)
+	if len(users) > limit {
+		users, out.More = users[:limit], true
+	}
+	out.Users = append(out.Users, users...)
+	return out, nil
+}
+
+// flushEvents sends every watched room's changes since the last flush: one frame (more
+// past maxPresenceNames names) per room, the same bytes for each subscriber.
+func (p *presence) flushEvents() {
+	type delivery struct {
+		frames [][]byte
+		conns  []*conn
+	}
+	var out []delivery
+	p.mu.Lock()
+	for _, r := range p.rooms {
+		if len(r.changes) == 0 {
+			continue
+		}
+		if len(r.subs) == 0 || r.members == nil {
+			clear(r.changes)
+			continue
+		}
+		var on, off []string
+		for user, online := range r.changes {
+			if online {
+				on = append(on, user)
+			} else {
+				off = append(off, user)
+			}
+		}
+		clear(r.changes)
+		slices.Sort(on)
+		slices.Sort(off)
+		var d delivery
+		for len(on)+len(off) > 0 || d.frames == nil {
+			ev := schema.PresenceEventD{Room: r.id, Online: r.online}
+			n := min(len(on), maxPresenceNames)
+			ev.On, on = on[:n], on[n:]
+			n = min(len(off), maxPresenceNames-n)
+			ev.Off, off = off[:n], off[n:]
+			d.frames = append(d.frames, schema.EncodeFrame(schema.OpPresence, nil, ev))
+			metricPresenceEvents.Inc()
+		}
+		d.conns = make([]*conn, 0, len(r.subs))
+		for c := range r.subs {
+			d.conns = append(d.conns, c)
+		}
+		out = append(out, d)
+	}
+	p.mu.Unlock()
+	for _, d := range out {
+		for _, c := range d.conns {
+			c.enqueueFrames(d.frames, nil)
+		}
+		metricPresenceEventsWritten.Add(float64(len(d.conns) * len(d.frames)))
+	}
+}
+
+// sweep forgets the rooms nobody watched or asked about for presenceRoomIdle, and
+// reloads the stale ones.
+func (p *presence) sweep(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, r := range p.rooms {
+		switch {
+		case len(r.subs) == 0 && !r.loading && now.Sub(r.used) > presenceRoomIdle:
+			p.dropLocked(id, r)
+		case r.eventsSub == nil:
+			// The event subscription failed: make it again, then reload.
+			if sub, err := p.gw.nc.ChanSubscribe(subjects.RoomEventsT(id), p.ch); err == nil {
+				r.eventsSub, r.stale = sub, true
+				p.startLoadLocked(r)
+			}
+		case r.stale:
+			p.startLoadLocked(r)
+		}
+	}
+}
+
+func (p *presence) dropLocked(id string, r *presenceRoom) {
+	if r.eventsSub != nil {
+		_ = r.eventsSub.Unsubscribe()
+	}
+	for user := range r.members {
+		rooms := p.byUser[user]
+		if i := slices.Index(rooms, r); i >= 0 {
+			rooms = slices.Delete(rooms, i, i+1)
+		}
+		if len(rooms) == 0 {
+			delete(p.byUser, user)
+		} else {
+			p.byUser[user] = rooms
+		}
+	}
+	delete(p.rooms, id)
+}
+
+// staleAll marks every tracked room's members for a reload: member events may have
+// been lost (a NATS reconnect, a dropped message).
+func (p *presence) staleAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.rooms {
+		r.stale = true
+		p.startLoadLocked(r)
+	}
+}
+
+// onSlowConsumer repairs what a dropped presence message may have broken; false if
+// sub is none of presence's.
+func (p *presence) onSlowConsumer(sub *nats.Subscription) bool {
+	for _, s := range p.online.subs {
+		if s == sub {
+			p.online.resyncAll("slow_consumer")
+			return true
+		}
+	}
+	room, kind, ok := subjects.ParseRoomSubject(sub.Subject)
+	if !ok || kind != subjects.KindEvents {
+		return ok && kind == subjects.KindTyping // a lost typing notice is superseded by the next
+	}
+	p.mu.Lock()
+	r := p.rooms[room]
+	mine := r != nil && r.eventsSub == sub
+	p.mu.Unlock()
+	if mine {
+		p.staleAll()
+	}
+	return mine
+}
