@@ -1,12 +1,17 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
+	"github.com/laneim/laneim/client"
 	"github.com/laneim/laneim/configs"
 	"github.com/laneim/laneim/devstack"
 	"github.com/laneim/laneim/schema"
@@ -259,5 +264,78 @@ func TestTypingAcrossGateways(t *testing.T) {
 	h := alice.mustCall("history", map[string]any{"room": "lobby"}, "history").batch(t)
 	if msgs, _ := h.Messages(); len(msgs) != 0 {
 		t.Fatalf("typing left messages in the log: %+v", msgs)
+	}
+}
+
+// TestClientPresenceAndTyping: the Go client's presence page, presence and typing
+// events, and its resubscribe after a cut asking for presence again.
+func TestClientPresenceAndTyping(t *testing.T) {
+	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.Gateways = 2 })
+	room(t, s, "lobby", "alice", false, "bob")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	net := &cuttable{}
+	alice, err := client.Dial(ctx, client.Config{
+		URL: "ws://" + s.Addrs[0] + "/v1/ws", Token: token(t, s, "alice"),
+		Reconnect: true, BackoffMin: 10 * time.Millisecond,
+		Dialer: &websocket.Dialer{NetDialContext: net.dial},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	if _, err := alice.SubscribeWith(ctx, "lobby", client.SubscribeOptions{Presence: true}); err != nil {
+		t.Fatal(err)
+	}
+	bob, err := client.Dial(ctx, client.Config{URL: "ws://" + s.Addrs[1] + "/v1/ws", Token: token(t, s, "bob")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	if _, err := bob.Subscribe(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent := func(what string, keep func(client.Event) bool) client.Event {
+		t.Helper()
+		for {
+			select {
+			case ev := <-alice.Events():
+				if keep(ev) {
+					return ev
+				}
+			case <-ctx.Done():
+				t.Fatalf("no %s event", what)
+			}
+		}
+	}
+	waitEvent("presence naming bob", func(ev client.Event) bool {
+		return ev.Presence != nil && slices.Contains(ev.Presence.On, "bob") && ev.Presence.Online == 2
+	})
+	page, err := alice.Presence(ctx, "lobby", "", 1)
+	if err != nil || page.Online != 2 || !slices.Equal(page.Users, []string{"alice"}) || !page.More {
+		t.Fatalf("presence page %+v, %v", page, err)
+	}
+	if err := bob.Typing(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent("typing", func(ev client.Event) bool {
+		return ev.Typing != nil && slices.Equal(ev.Typing.Users, []string{"bob"})
+	})
+
+	// Cut alice off: she reconnects, resubscribes with presence, and hears of bob
+	// going offline.
+	net.cut()
+	waitEvent("ready", func(ev client.Event) bool { return ev.Op == "ready" })
+	waitEvent("presence after the reconnect", func(ev client.Event) bool { return ev.Presence != nil })
+	_ = bob.Close()
+	waitEvent("presence naming bob offline", func(ev client.Event) bool {
+		return ev.Presence != nil && slices.Contains(ev.Presence.Off, "bob") && ev.Presence.Online == 1
+	})
+	if _, err := bob.Presence(ctx, "lobby", "", 0); err == nil {
+		t.Fatal("a closed client asked presence")
+	}
+	var e *schema.Error
+	if _, err := alice.Presence(ctx, "nosuch", "", 0); !errors.As(err, &e) || e.Code != schema.CodeForbidden {
+		t.Fatalf("presence of a room alice is not in: %v", err)
 	}
 }
