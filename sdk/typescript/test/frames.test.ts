@@ -9,10 +9,13 @@ import {
   decodeBatch,
   decodeError,
   decodeMember,
+  decodePresenceChange,
+  decodePresencePage,
   decodeReady,
   decodeTicks,
   decodeRefreshed,
   decodeRoomsPage,
+  decodeTyping,
   encodeFrame,
   parseFrame,
   validId,
@@ -144,5 +147,21 @@ describe("ids and nonces", () => {
     assert.ok(!validNonce(""));
     assert.ok(!validNonce("\n"));
     assert.ok(!validNonce("n".repeat(65)));
+  });
+});
+
+describe("presence and typing", () => {
+  it("decodes pages, events and typing, absent lists as empty", () => {
+    assert.deepEqual(decodePresencePage({ room: "r", online: 3, users: ["a", "b"], more: true }), { room: "r", online: 3, users: ["a", "b"], more: true });
+    assert.deepEqual(decodePresenceChange({ room: "r", online: 1 }), { room: "r", online: 1, on: [], off: [] });
+    assert.deepEqual(decodePresenceChange({ room: "r", online: 2, on: ["x"], off: ["y"] }), { room: "r", online: 2, on: ["x"], off: ["y"] });
+    assert.deepEqual(decodeTyping({ room: "r", users: ["bob"] }), { room: "r", users: ["bob"] });
+  });
+  it("refuses what is not of their shape", () => {
+    badFrame(() => decodePresencePage({ room: "r", online: -1, users: [] }));
+    badFrame(() => decodePresenceChange({ room: "r", online: 1, on: "x" }));
+    badFrame(() => decodePresenceChange({ room: "r", online: 1, off: ["not an id!"] }));
+    badFrame(() => decodeTyping({ room: "bad room", users: [] }));
+    badFrame(() => decodeTyping({ room: "r", users: [1] }));
   });
 });
