@@ -287,6 +287,16 @@ func TestClientPresenceAndTyping(t *testing.T) {
 	if _, err := alice.SubscribeWith(ctx, "lobby", client.SubscribeOptions{Presence: true}); err != nil {
 		t.Fatal(err)
 	}
+	// The first event, the count alone, comes once the gateway has the member list;
+	// changes are named after it.
+	select {
+	case ev := <-alice.Events():
+		if ev.Presence == nil || ev.Presence.Online != 1 {
+			t.Fatalf("first event %+v", ev)
+		}
+	case <-ctx.Done():
+		t.Fatal("no first presence event")
+	}
 	bob, err := client.Dial(ctx, client.Config{URL: "ws://" + s.Addrs[1] + "/v1/ws", Token: token(t, s, "bob")})
 	if err != nil {
 		t.Fatal(err)

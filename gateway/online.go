@@ -58,7 +58,7 @@ type onlineSet struct {
 	seq        uint64              // guarded by mu: the last delta published
 	lastSent   time.Time           // guarded by mu: when this gateway last published on its subject
 	peers      map[string]*peer    // guarded by mu: the other gateways
-	subs       []*nats.Subscription
+	subs       []*nats.Subscription // guarded by mu: set by start
 }
 
 // peer is another gateway's online users. Guarded by onlineSet.mu.
@@ -104,13 +104,17 @@ func newOnlineSet(nc *nats.Conn, self string, heartbeat, timeout time.Duration, 
 // start subscribes to the presence subjects (flushed within ctx), announces this
 // gateway (peers ask its snapshot on hearing it) and runs until runCtx ends.
 func (o *onlineSet) start(ctx, runCtx context.Context, wg *sync.WaitGroup) error {
+	var subs []*nats.Subscription
 	for _, subject := range []string{subjects.PresenceGateways, subjects.PresenceSyncT(o.self), subjects.PresenceSnapT(o.self)} {
 		sub, err := o.nc.ChanSubscribe(subject, o.ch)
 		if err != nil {
 			return err
 		}
-		o.subs = append(o.subs, sub)
+		subs = append(subs, sub)
 	}
+	o.mu.Lock()
+	o.subs = subs
+	o.mu.Unlock()
 	if err := o.nc.FlushWithContext(ctx); err != nil {
 		return err
 	}
@@ -139,7 +143,10 @@ func (o *onlineSet) run(ctx context.Context) {
 // stop says bye, so that the peers drop this gateway's users at once rather than
 // after the timeout. Called once every connection is closed.
 func (o *onlineSet) stop() {
-	for _, sub := range o.subs {
+	o.mu.Lock()
+	subs := o.subs
+	o.mu.Unlock()
+	for _, sub := range subs {
 		_ = sub.Unsubscribe()
 	}
 	o.publish(subjects.PresenceGatewayT(o.self), presenceMsg{Kind: presenceBye, GW: o.self, Epoch: o.epoch})
@@ -475,6 +482,13 @@ func (o *onlineSet) resyncAll(reason string) {
 	for _, f := range out {
 		f()
 	}
+}
+
+// owns reports whether sub is one of the set's subscriptions.
+func (o *onlineSet) owns(sub *nats.Subscription) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Contains(o.subs, sub)
 }
 
 // onlineUsers returns the users online in the cluster, sorted (tests and debugging).

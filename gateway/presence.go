@@ -32,6 +32,9 @@ type presence struct {
 	online *onlineSet     // set once at construction
 	ch     chan *nats.Msg // set once: tracked rooms' member events, typing notices
 	typing *typing        // owned by run
+	// runCtx ends member list reads when the gateway stops. Set by start, before
+	// any read.
+	runCtx context.Context
 
 	// mu is online.mu: a flip and the rooms it touches change together.
 	mu     *sync.Mutex
@@ -80,6 +83,7 @@ func newPresence(g *Gateway) *presence {
 		mu:     mu,
 		rooms:  make(map[string]*presenceRoom),
 		byUser: make(map[string][]*presenceRoom),
+		runCtx: context.Background(),
 	}
 	p.typing = newTyping(g)
 	p.online.onFlip = p.onFlipLocked
@@ -87,6 +91,7 @@ func newPresence(g *Gateway) *presence {
 }
 
 func (p *presence) start(ctx, runCtx context.Context, wg *sync.WaitGroup) error {
+	p.runCtx = runCtx
 	if err := p.online.start(ctx, runCtx, wg); err != nil {
 		return err
 	}
@@ -198,7 +203,7 @@ func (p *presence) startLoadLocked(r *presenceRoom) {
 // live, so that no change falls between the two: events that come meanwhile are
 // applied after the list.
 func (p *presence) load(r *presenceRoom, token string) {
-	ctx, cancel := context.WithTimeout(withToken(context.Background(), token), 4*p.gw.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(withToken(p.runCtx, token), 4*p.gw.cfg.RequestTimeout)
 	defer cancel()
 	err := p.gw.nc.FlushWithContext(ctx)
 	var members []string
@@ -533,11 +538,9 @@ func (p *presence) staleAll() {
 // onSlowConsumer repairs what a dropped presence message may have broken; false if
 // sub is none of presence's.
 func (p *presence) onSlowConsumer(sub *nats.Subscription) bool {
-	for _, s := range p.online.subs {
-		if s == sub {
-			p.online.resyncAll("slow_consumer")
-			return true
-		}
+	if p.online.owns(sub) {
+		p.online.resyncAll("slow_consumer")
+		return true
 	}
 	room, kind, ok := subjects.ParseRoomSubject(sub.Subject)
 	if !ok || kind != subjects.KindEvents {
