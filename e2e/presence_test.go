@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +16,9 @@ import (
 	"github.com/laneim/laneim/client"
 	"github.com/laneim/laneim/configs"
 	"github.com/laneim/laneim/devstack"
+	"github.com/laneim/laneim/gateway"
 	"github.com/laneim/laneim/schema"
+	"github.com/laneim/laneim/subjects"
 )
 
 // presencePage asks c for a page of room's online members.
@@ -348,4 +352,59 @@ func TestClientPresenceAndTyping(t *testing.T) {
 	if _, err := alice.Presence(ctx, "nosuch", "", 0); !errors.As(err, &e) || e.Code != schema.CodeForbidden {
 		t.Fatalf("presence of a room alice is not in: %v", err)
 	}
+}
+
+// TestPresenceGatewayDies: a gateway that loses NATS without a word (its process died,
+// its link was cut) has its users taken offline by the others within a few seconds.
+func TestPresenceGatewayDies(t *testing.T) {
+	s := startStack(t, t.TempDir(), nil)
+	room(t, s, "lobby", "alice", false, "zed")
+	nc, err := s.Connect(subjects.RoleGateway)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	doomed, err := gateway.New(gateway.Config{ID: "doomed", Secret: s.Secret}, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := doomed.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(doomed.Handler())
+	defer srv.Close()
+	defer doomed.Shutdown(ctx)
+
+	alice := connect(t, s, "alice")
+	alice.mustCall("subscribe", map[string]any{"room": "lobby", "presence": true}, "subscribed")
+	if _, _, ok := presenceEvent(t, alice, "lobby", 5*time.Second); !ok {
+		t.Fatal("no first presence event")
+	}
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/v1/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.WriteJSON(map[string]any{"op": "identify", "d": map[string]any{"token": token(t, s, "zed")}}); err != nil {
+		t.Fatal(err)
+	}
+	waitPresence(t, alice, "lobby", "alice", "zed")
+
+	nc.Close()
+	died := time.Now()
+	for {
+		ev, _, ok := presenceEvent(t, alice, "lobby", 15*time.Second)
+		if !ok {
+			t.Fatal("zed never went offline")
+		}
+		if slices.Contains(ev.Off, "zed") {
+			break
+		}
+	}
+	if took := time.Since(died); took < 2*time.Second || took > 8*time.Second {
+		t.Fatalf("zed went offline %v after his gateway died, want about the 4 s timeout", took)
+	}
+	waitPresence(t, alice, "lobby", "alice")
 }
