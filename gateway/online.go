@@ -51,13 +51,13 @@ type onlineSet struct {
 	// the cluster. Set once before start.
 	onFlip func(user string, online bool)
 
-	count      map[string]int32    // guarded by mu: user -> gateways it is online on, this one included
-	localConns map[string]int      // guarded by mu: this gateway's identified connections, by user
-	published  map[string]struct{} // guarded by mu: this gateway's users as of seq
-	pending    map[string]struct{} // guarded by mu: users whose local state may differ from published
-	seq        uint64              // guarded by mu: the last delta published
-	lastSent   time.Time           // guarded by mu: when this gateway last published on its subject
-	peers      map[string]*peer    // guarded by mu: the other gateways
+	count      map[string]int32     // guarded by mu: user -> gateways it is online on, this one included
+	localConns map[string]int       // guarded by mu: this gateway's identified connections, by user
+	published  map[string]struct{}  // guarded by mu: this gateway's users as of seq
+	pending    map[string]struct{}  // guarded by mu: users whose local state may differ from published
+	seq        uint64               // guarded by mu: the last delta published
+	lastSent   time.Time            // guarded by mu: when this gateway last published on its subject
+	peers      map[string]*peer     // guarded by mu: the other gateways
 	subs       []*nats.Subscription // guarded by mu: set by start
 }
 
