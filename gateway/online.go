@@ -380,8 +380,9 @@ func (o *onlineSet) snapshotLocked(asker string) func() {
 	}
 	parts := max(1, (len(users)+presenceChunk-1)/presenceChunk)
 	if parts > maxSnapParts {
-		// 262,144 users on one gateway: past what a snapshot carries. The asker
-		// gets nothing, and asks again; a gateway that large needs a paged sync.
+		// Over a million users on one gateway: past what a snapshot carries. The
+		// asker gets nothing, and asks again; a gateway that large needs a paged
+		// sync.
 		metricPresenceErrors.WithLabelValues("snapshot_too_large").Inc()
 		return nil
 	}

@@ -37,8 +37,9 @@ const (
 	presenceSnap      = "snap"  // on PresenceSnapT(asker): a part of GW's set
 )
 
-// maxSnapParts bounds a snapshot: 64 parts of presenceChunk users.
-const maxSnapParts = 64
+// maxSnapParts bounds a snapshot: 256 parts of presenceChunk users, a million users on
+// one gateway.
+const maxSnapParts = 256
 
 // presenceChunk is the most users one delta or snapshot part names: 4,096 ids of 64
 // characters stay within 300 KiB, below NATS's 1 MiB payload.
