@@ -130,7 +130,7 @@ var (
 		Name: "laneim_gateway_presence_peers_expired_total", Help: "Gateways unheard of for the presence timeout, whose users were taken offline.",
 	})
 	metricPresenceErrors = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "laneim_gateway_presence_errors_total", Help: "Presence and typing messages that could not be published or read, by kind (publish, malformed, snapshot_too_large).",
+		Name: "laneim_gateway_presence_errors_total", Help: "Presence and typing messages that could not be published or read, by kind (publish, malformed, snapshot_too_large), and rooms refused for presence past the members a gateway tracks (full).",
 	}, []string{"kind"})
 	metricTyping = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "laneim_gateway_typing_total", Help: "Typing ops of clients, by result: relayed (published to the room), suppressed (within 3 s of the connection's last for the room).",

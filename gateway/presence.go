@@ -40,7 +40,19 @@ type presence struct {
 	mu     *sync.Mutex
 	rooms  map[string]*presenceRoom   // guarded by mu
 	byUser map[string][]*presenceRoom // guarded by mu: the loaded rooms each user is a member of
+	// members counts the members of every tracked room, against maxTrackedMembers.
+	// Guarded by mu.
+	members int
 }
+
+// maxTrackedMembers bounds the member entries the tracked rooms hold (about 100 bytes
+// each: some 200 MB), so that a user of many large rooms asking about each cannot make
+// a gateway hold them all: past it, the rooms nobody watches go, least recently used
+// first, and a new room is refused while the watched ones alone pass it.
+var maxTrackedMembers = 2_000_000 // a variable for tests
+
+// errPresenceFull refuses a room to track past maxTrackedMembers.
+var errPresenceFull = schema.Errorf(schema.CodeUnavailable, "this gateway tracks the presence of too many rooms, try again later")
 
 // presenceRoom is a tracked room. Guarded by presence.mu.
 type presenceRoom struct {
@@ -158,10 +170,13 @@ func (r *presenceRoom) noteChange(user string, online bool) {
 }
 
 // roomLocked returns the tracked room id, tracking it (and starting its load with
-// token) if it is not.
+// token) if it is not; nil past maxTrackedMembers.
 func (p *presence) roomLocked(id, token string) *presenceRoom {
 	r := p.rooms[id]
 	if r == nil {
+		if !p.makeRoomLocked() {
+			return nil
+		}
 		r = &presenceRoom{id: id, ready: make(chan struct{}), subs: make(map[*conn]struct{}), used: time.Now()}
 		p.rooms[id] = r
 		sub, err := p.gw.nc.ChanSubscribe(subjects.RoomEventsT(id), p.ch)
@@ -278,6 +293,7 @@ func (p *presence) setMembersLocked(r *presenceRoom, list []string) {
 			r.sorted = append(r.sorted, user)
 		}
 		slices.Sort(r.sorted)
+		r.sorted = slices.Clip(r.sorted)
 	}
 	for user := range fresh {
 		if _, ok := r.members[user]; !ok {
@@ -286,7 +302,27 @@ func (p *presence) setMembersLocked(r *presenceRoom, list []string) {
 	}
 }
 
+// makeRoomLocked makes place for a room to track: true once the members tracked are
+// below maxTrackedMembers, dropping the least recently used rooms nobody watches.
+func (p *presence) makeRoomLocked() bool {
+	for p.members >= maxTrackedMembers {
+		var oldest *presenceRoom
+		for _, r := range p.rooms {
+			if len(r.subs) == 0 && !r.loading && (oldest == nil || r.used.Before(oldest.used)) {
+				oldest = r
+			}
+		}
+		if oldest == nil {
+			metricPresenceErrors.WithLabelValues("full").Inc()
+			return false
+		}
+		p.dropLocked(oldest.id, oldest)
+	}
+	return true
+}
+
 func (p *presence) addMemberLocked(r *presenceRoom, user string, announce bool) {
+	p.members++
 	r.members[user] = struct{}{}
 	if i, found := slices.BinarySearch(r.sorted, user); !found {
 		r.sorted = slices.Insert(r.sorted, i, user)
@@ -301,6 +337,7 @@ func (p *presence) addMemberLocked(r *presenceRoom, user string, announce bool) 
 }
 
 func (p *presence) removeMemberLocked(r *presenceRoom, user string) {
+	p.members--
 	delete(r.members, user)
 	if i, found := slices.BinarySearch(r.sorted, user); found {
 		r.sorted = slices.Delete(r.sorted, i, i+1)
@@ -358,6 +395,12 @@ func (p *presence) applyMemberLocked(r *presenceRoom, d schema.MemberD) {
 func (p *presence) watch(room string, c *conn) {
 	p.mu.Lock()
 	r := p.roomLocked(room, c.currentToken())
+	if r == nil {
+		// Past maxTrackedMembers with every room watched: no presence events for
+		// this subscribe (counted in laneim_gateway_presence_errors_total{kind="full"}).
+		p.mu.Unlock()
+		return
+	}
 	_, already := r.subs[c]
 	r.subs[c] = struct{}{}
 	var frame []byte
@@ -392,6 +435,10 @@ func (r *presenceRoom) initialFrame() []byte {
 func (p *presence) page(ctx context.Context, token, room, after string, limit int) (schema.PresencePage, error) {
 	p.mu.Lock()
 	r := p.roomLocked(room, token)
+	if r == nil {
+		p.mu.Unlock()
+		return schema.PresencePage{}, errPresenceFull
+	}
 	r.used = time.Now()
 	ready := r.ready
 	loaded := r.members != nil && !r.stale
@@ -510,6 +557,7 @@ func (p *presence) dropLocked(id string, r *presenceRoom) {
 	if r.eventsSub != nil {
 		_ = r.eventsSub.Unsubscribe()
 	}
+	p.members -= len(r.members)
 	for user := range r.members {
 		rooms := p.byUser[user]
 		if i := slices.Index(rooms, r); i >= 0 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/laneim/laneim/schema"
 )
@@ -183,5 +184,39 @@ func BenchmarkPresenceFlip(b *testing.B) {
 	for b.Loop() {
 		online.localUp("m42")
 		online.localDown("m42")
+	}
+}
+
+// TestPresenceTracksBoundedMembers: past maxTrackedMembers the least recently used
+// room nobody watches goes to make place; with every room watched a new one is
+// refused.
+func TestPresenceTracksBoundedMembers(t *testing.T) {
+	defer func(n int) { maxTrackedMembers = n }(maxTrackedMembers)
+	maxTrackedMembers = 15000
+	g := newTestGateway(t, Config{})
+	p := g.presence
+	a, _ := trackedRoom(g, "a", 10000, 0)
+	b, _ := trackedRoom(g, "b", 6000, 1)
+	a.used, b.used = time.Now().Add(-time.Minute), time.Now().Add(-2*time.Minute)
+	p.mu.Lock()
+	c := p.roomLocked("c", "")
+	_, aTracked := p.rooms["a"]
+	_, bTracked := p.rooms["b"]
+	members := p.members
+	p.mu.Unlock()
+	if c == nil || aTracked || !bTracked || members != 6000 {
+		t.Fatalf("room c %v, a tracked %v, b (watched) tracked %v, %d members", c != nil, aTracked, bTracked, members)
+	}
+	// b is watched and c is loading: nothing can go.
+	maxTrackedMembers = 5000
+	p.mu.Lock()
+	c.loading = true
+	d := p.roomLocked("d", "")
+	p.mu.Unlock()
+	if d != nil {
+		t.Fatal("a room was tracked past the bound with nothing to drop")
+	}
+	if _, err := p.page(t.Context(), "token", "e", "", 10); err == nil {
+		t.Fatal("a page of a room past the bound answered")
 	}
 }
