@@ -4,12 +4,14 @@
 // every local subscriber unchanged, fills gaps and serves `since` catch-up from logic's
 // history, and turns sends into IM_IN publications whose acks logic sends back; it
 // repairs connections' room sets from logic when membership events may have been
-// lost (resync.go).
+// lost (resync.go). Beside the message path, gateways tell each other who is online
+// (online.go), answer and announce who of a room is (presence.go, presencerooms.go),
+// and relay typing (typing.go).
 //
-// Lock order: conn.memberMu, then room.mu, then conn.writeMu. A hub shard's mu, a
-// connection's historyBudget.mu and resync.mu are leaves, held only around their own
-// fields and never while taking another lock. users.mu is held only around NATS
-// subscription calls.
+// Lock order: conn.memberMu, then room.mu, then presence.mu (which onlineSet shares),
+// then conn.writeMu. A hub shard's mu, a connection's historyBudget.mu and resync.mu
+// are leaves, held only around their own fields and never while taking another lock.
+// users.mu is held only around NATS subscription calls.
 package gateway
 
 import (
@@ -362,13 +364,15 @@ func (g *Gateway) Shutdown(ctx context.Context) {
 		}
 	}
 	if g.stop != nil {
-		// Every connection is closed: the other gateways drop this one's users now
-		// rather than at the presence timeout.
-		g.presence.online.stop()
 		g.stop()
 	}
 	g.sends.stop()
 	g.wg.Wait()
+	if g.stop != nil {
+		// Every connection is closed and presence's loop has stopped: the other
+		// gateways drop this one's users now rather than at the presence timeout.
+		g.presence.online.stop()
+	}
 }
 
 func (g *Gateway) addConn(c *conn) bool {
