@@ -220,3 +220,39 @@ func TestPresenceTracksBoundedMembers(t *testing.T) {
 		t.Fatal("a page of a room past the bound answered")
 	}
 }
+
+// TestTypingFrames: a room's typers of one flush make one frame for its subscribed
+// connections, naming at most maxTypingNames of them, the typer's own connections
+// told of the others only.
+func TestTypingFrames(t *testing.T) {
+	g := newTestGateway(t, Config{})
+	_, conns := subscribedRoom(g, "busy", 3)
+	conns[0].user = "u03"
+	for i := range 15 {
+		g.presence.typing.received("busy", []byte(fmt.Sprintf(`{"user":"u%02d"}`, i)))
+	}
+	g.presence.typing.received("busy", []byte(`{"user":"not valid!"}`))
+	g.presence.typing.flush()
+	users := func(c *conn) []string {
+		q := takeQueued(c)
+		if len(q) != 1 {
+			t.Fatalf("%d typing frames, want 1", len(q))
+		}
+		var ev struct{ D schema.TypingEventD }
+		if err := json.Unmarshal(q[0], &ev); err != nil || ev.D.Room != "busy" {
+			t.Fatalf("typing frame %s", q[0])
+		}
+		return ev.D.Users
+	}
+	if got := users(conns[1]); len(got) != maxTypingNames || !slices.IsSorted(got) || got[0] != "u00" {
+		t.Fatalf("typing names %v", got)
+	}
+	if got := users(conns[0]); len(got) != maxTypingNames-1 || slices.Contains(got, "u03") {
+		t.Fatalf("u03's own connection was told %v", got)
+	}
+	users(conns[2])
+	g.presence.typing.flush()
+	if q := takeQueued(conns[2]); len(q) != 0 {
+		t.Fatalf("a flush without typers wrote %d frames", len(q))
+	}
+}

@@ -17,8 +17,15 @@ import (
 // frame naming them all.
 
 // typingFlush is how long a gateway gathers a room's typers before one frame names
-// them: a typing indicator shows within about this much.
-const typingFlush = 250 * time.Millisecond
+// them: a typing indicator shows within about this much, and a room's subscribers get
+// two typing frames a second at most, however many type.
+const typingFlush = 500 * time.Millisecond
+
+// maxTypingNames bounds the typers one frame names: in a room where hundreds type at
+// once, "several people are typing" is all a client can show, and a frame of hundreds
+// of names to 10,000 subscribers twice a second would cost more than the room's
+// messages. The others are dropped for that frame.
+const maxTypingNames = 10
 
 // typing holds the typers heard since the last flush, by room. Owned by presence.run.
 type typing struct {
@@ -34,8 +41,8 @@ func (t *typing) received(room string, data []byte) {
 		metricPresenceErrors.WithLabelValues("malformed").Inc()
 		return
 	}
-	if !slices.Contains(t.pending[room], user) {
-		t.pending[room] = append(t.pending[room], user)
+	if users := t.pending[room]; len(users) < maxTypingNames && !slices.Contains(users, user) {
+		t.pending[room] = append(users, user)
 	}
 }
 
