@@ -55,6 +55,13 @@ type Event struct {
 	Gap *Gap
 	// Ready (op ready): the client reconnected, identified and resubscribed.
 	Ready *schema.ReadyD
+	// Presence (op presence, for a room subscribed with SubscribeOptions.Presence):
+	// the room's online count, and who came online or went offline since its
+	// previous presence event.
+	Presence *schema.PresenceEventD
+	// Typing (op typing, for a subscribed room): the members typing lately, this
+	// user aside. Show each for schema.TypingShowMs unless named again.
+	Typing *schema.TypingEventD
 	// Raw is the frame as received. For a batch with duplicates removed it is still
 	// the whole frame.
 	Raw []byte
@@ -157,6 +164,12 @@ func decodeEvent(f inFrame, raw []byte) (ev Event, ok bool, err error) {
 	case schema.OpRoom:
 		ev.Room = new(schema.RoomEventD)
 		err = decodeRoomD(f.D, ev.Room, &ev.Room.Room)
+	case schema.OpPresence:
+		ev.Presence = new(schema.PresenceEventD)
+		err = decodeRoomD(f.D, ev.Presence, &ev.Presence.Room)
+	case schema.OpTyping:
+		ev.Typing = new(schema.TypingEventD)
+		err = decodeRoomD(f.D, ev.Typing, &ev.Typing.Room)
 	case schema.OpError:
 		ev.Err = new(schema.ErrorD)
 		if err = json.Unmarshal(f.D, ev.Err); err == nil && ev.Err.Code == "" {

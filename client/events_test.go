@@ -54,6 +54,8 @@ func TestDecodeEvent(t *testing.T) {
 		`{"op":"read","d":{"room":"general","seq":5}}`,
 		`{"op":"error","d":{"code":"unavailable","message":"bye"}}`,
 		`{"op":"future_op","d":{"anything":[1]}}`,
+		`{"op":"presence","d":{"room":"general","online":3,"on":["carol"],"off":["bob"]}}`,
+		`{"op":"typing","d":{"room":"general","users":["bob"]}}`,
 	}
 	for _, s := range good {
 		ev, ok, err := decode(s)
@@ -71,6 +73,14 @@ func TestDecodeEvent(t *testing.T) {
 	if want := []schema.TickD{{Room: "general", Seq: 5}, {Room: "random", Seq: 9}}; !reflect.DeepEqual(ev.Ticks, want) {
 		t.Fatalf("ticks %+v, want %+v", ev.Ticks, want)
 	}
+	ev, _, _ = decode(good[8])
+	if want := (schema.PresenceEventD{Room: "general", Online: 3, On: []string{"carol"}, Off: []string{"bob"}}); !reflect.DeepEqual(*ev.Presence, want) {
+		t.Fatalf("presence %+v, want %+v", ev.Presence, want)
+	}
+	ev, _, _ = decode(good[9])
+	if ev.Typing == nil || !reflect.DeepEqual(ev.Typing.Users, []string{"bob"}) {
+		t.Fatalf("typing %+v", ev.Typing)
+	}
 	if _, ok, err := decode(`{"op":"heartbeat_ack","d":{}}`); ok || err != nil {
 		t.Fatalf("heartbeat_ack is not an event: %v %v", ok, err)
 	}
@@ -87,6 +97,8 @@ func TestDecodeEvent(t *testing.T) {
 		`{"op":"member","d":{"room":7}}`,
 		`{"op":"read"}`,
 		`{"op":"error","d":{"message":"no code"}}`,
+		`{"op":"presence","d":{"room":"bad room","online":1}}`,
+		`{"op":"typing","d":{"room":"r","users":"bob"}}`,
 	}
 	for _, s := range bad {
 		if _, _, err := decode(s); err == nil {
@@ -160,6 +172,8 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add([]byte(`{"op":"tick","rid":3,"d":{"room":"r","seq":5}}`), int64(3), false)
 	f.Add([]byte(`{"op":"error","d":{"code":"x","message":"y"}}`), int64(1), true)
 	f.Add([]byte(`{"op":"msgs","d":{"room":"r","seq":9223372036854775807,"ts":0,"msgs":[1,2]}}`), int64(5), true)
+	f.Add([]byte(`{"op":"presence","d":{"room":"r","online":2,"on":["a"],"off":["b"]}}`), int64(0), false)
+	f.Add([]byte(`{"op":"typing","d":{"room":"r","users":["a","b"]}}`), int64(0), false)
 	f.Fuzz(func(t *testing.T, data []byte, last int64, known bool) {
 		fr, err := parseFrame(data)
 		// The msgs fast path must agree with the general path on every frame it takes.

@@ -100,7 +100,26 @@ func (c *Client) Request(ctx context.Context, op string, d any) (string, json.Ra
 
 // Subscribe makes the connection receive msgs for room from now on.
 func (c *Client) Subscribe(ctx context.Context, room string) (schema.SubscribedD, error) {
-	return c.subscribe(ctx, room, nil)
+	return c.subscribe(ctx, room, nil, false)
+}
+
+// SubscribeOptions are the choices of SubscribeWith.
+type SubscribeOptions struct {
+	// Since, when set, first delivers every message with seq > *Since.
+	Since *int64
+	// Presence asks for presence events of the room (Event.Presence) while
+	// subscribed: first the online count, then who came online or went offline,
+	// at most about one event a second. Kept across reconnects.
+	Presence bool
+}
+
+// SubscribeWith subscribes to room as Subscribe or SubscribeSince do, with presence
+// events if opts asks.
+func (c *Client) SubscribeWith(ctx context.Context, room string, opts SubscribeOptions) (schema.SubscribedD, error) {
+	if opts.Since != nil && *opts.Since < 0 {
+		return schema.SubscribedD{}, schema.Errorf(schema.CodeBadRequest, "since %d is negative", *opts.Since)
+	}
+	return c.subscribe(ctx, room, opts.Since, opts.Presence)
 }
 
 // SubscribeSince subscribes to room and first delivers every message with seq > since.
@@ -113,10 +132,10 @@ func (c *Client) SubscribeSince(ctx context.Context, room string, since int64) (
 	if since < 0 {
 		return schema.SubscribedD{}, schema.Errorf(schema.CodeBadRequest, "since %d is negative", since)
 	}
-	return c.subscribe(ctx, room, &since)
+	return c.subscribe(ctx, room, &since, false)
 }
 
-func (c *Client) subscribe(ctx context.Context, room string, since *int64) (schema.SubscribedD, error) {
+func (c *Client) subscribe(ctx context.Context, room string, since *int64, presence bool) (schema.SubscribedD, error) {
 	if !schema.ValidID(room) {
 		return schema.SubscribedD{}, schema.Errorf(schema.CodeBadRequest, "room %q is not a valid id", room)
 	}
@@ -149,10 +168,10 @@ func (c *Client) subscribe(ctx context.Context, room string, since *int64) (sche
 				}
 			}
 			a, mine = newSubAttempt(cn), true
-			st.attempt = a
+			st.attempt, st.presence = a, presence
 			from := st.seq.since()
 			c.roomsMu.Unlock()
-			rid = c.startSubscribe(ctx, cn, room, from, a, false)
+			rid = c.startSubscribe(ctx, cn, room, from, presence, a, false)
 		}
 		select {
 		case <-a.done:
@@ -197,8 +216,8 @@ func (c *Client) forgetAttempt(room string, a *subAttempt) {
 // goroutine before any frame after it is read, so a subscribe without since gets its
 // baseline before the first batch is tracked. With report, a refusal (a resubscribe
 // after reconnect: nobody waits for it) drops the room and becomes an error event.
-func (c *Client) startSubscribe(ctx context.Context, cn *conn, room string, since *int64, a *subAttempt, report bool) (rid uint64) {
-	d, _ := json.Marshal(schema.SubscribeD{Room: room, Since: since}) // plain struct: cannot fail
+func (c *Client) startSubscribe(ctx context.Context, cn *conn, room string, since *int64, presence bool, a *subAttempt, report bool) (rid uint64) {
+	d, _ := json.Marshal(schema.SubscribeD{Room: room, Since: since, Presence: presence}) // plain struct: cannot fail
 	hook := func(r reply) {
 		a.complete(r)
 		refused := a.err != nil && r.err == nil // the server said no
@@ -228,20 +247,21 @@ func (c *Client) startSubscribe(ctx context.Context, cn *conn, room string, sinc
 // the application's can interleave a subscribe of its own.
 func (c *Client) resubscribe(cn *conn) {
 	type sub struct {
-		room  string
-		since *int64
-		a     *subAttempt
+		room     string
+		since    *int64
+		presence bool
+		a        *subAttempt
 	}
 	c.roomsMu.Lock()
 	subs := make([]sub, 0, len(c.rooms))
 	for room, st := range c.rooms {
 		a := newSubAttempt(cn)
 		st.attempt = a
-		subs = append(subs, sub{room, st.seq.since(), a})
+		subs = append(subs, sub{room, st.seq.since(), st.presence, a})
 	}
 	c.roomsMu.Unlock()
 	for _, s := range subs {
-		c.startSubscribe(c.lifetime, cn, s.room, s.since, s.a, true)
+		c.startSubscribe(c.lifetime, cn, s.room, s.since, s.presence, s.a, true)
 	}
 	c.roomsMu.Lock()
 	watched := c.watched
@@ -461,6 +481,34 @@ func (c *Client) Rooms(ctx context.Context, after string, limit int) (schema.Roo
 	var page schema.RoomsPage
 	err = c.call(ctx, schema.OpRooms, payload, schema.OpRooms, &page)
 	return page, err
+}
+
+// Presence asks a page of room's online members (a member only): how many are online
+// in all, and up to limit of them (0: the server's default, 100; at most 1000) after
+// the user id after, ordered by id. Page on More.
+func (c *Client) Presence(ctx context.Context, room, after string, limit int) (schema.PresencePage, error) {
+	d := schema.PresenceD{Room: room, After: after}
+	if limit != 0 {
+		d.Limit = &limit
+	}
+	payload, err := json.Marshal(d)
+	if err != nil {
+		return schema.PresencePage{}, err
+	}
+	var page schema.PresencePage
+	err = c.call(ctx, schema.OpPresence, payload, schema.OpPresence, &page)
+	return page, err
+}
+
+// Typing tells the room's other subscribers that the user is typing; the room must be
+// subscribed. Call it on keystrokes: the server relays it at most every 3 s per
+// connection and room, and answers the others without relaying them.
+func (c *Client) Typing(ctx context.Context, room string) error {
+	payload, err := json.Marshal(schema.RoomD{Room: room})
+	if err != nil {
+		return err
+	}
+	return c.call(ctx, schema.OpTyping, payload, schema.OpOK, nil)
 }
 
 // Read marks room read up to seq.

@@ -63,6 +63,9 @@ func acceptBatch(st seqState, b schema.Batch) (out schema.Batch, next seqState, 
 // Client.roomsMu.
 type roomState struct {
 	seq seqState
+	// presence is whether the room was subscribed with presence events, asked
+	// again by a resubscribe.
+	presence bool
 	// attempt is the latest subscribe sent for the room, by the application or by a
 	// resubscribe after reconnect.
 	attempt *subAttempt

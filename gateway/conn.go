@@ -84,6 +84,14 @@ type conn struct {
 	// every request to logic made for the connection.
 	token atomic.Pointer[string]
 
+	// online is set once identify has counted the connection in the cluster's online
+	// users (onlineSet.localUp); teardown uncounts it. Owned by the frame handlers,
+	// then by teardown, which runs after the last of them.
+	online bool
+	// typingAt is when the connection's typing was last relayed, by room. Owned by
+	// the frame handlers, which run one at a time.
+	typingAt map[string]time.Time
+
 	// expiry closes the connection with 4001 when its token expires; nil for a token
 	// without exp. Owned by the frame handlers (identify, refresh), which run one at
 	// a time, and by teardown, which runs after the last of them.
@@ -323,6 +331,10 @@ func (c *conn) handle(data []byte) bool {
 		c.listRooms(f)
 	case schema.OpWatch:
 		c.watch(f)
+	case schema.OpPresence:
+		c.presence(f)
+	case schema.OpTyping:
+		c.typing(f)
 	case schema.OpIdentify:
 		c.replyError(f.Rid, schema.Errorf(schema.CodeBadRequest, "already identified"))
 	default:
@@ -334,7 +346,7 @@ func (c *conn) handle(data []byte) bool {
 func opLabel(op string) string {
 	switch op {
 	case schema.OpHeartbeat, schema.OpSubscribe, schema.OpUnsubscribe, schema.OpSend, schema.OpHistory, schema.OpRead, schema.OpIdentify, schema.OpRefresh,
-		schema.OpRooms, schema.OpEdit, schema.OpDelete:
+		schema.OpRooms, schema.OpEdit, schema.OpDelete, schema.OpWatch, schema.OpPresence, schema.OpTyping:
 		return op
 	}
 	return "unknown"
@@ -387,6 +399,8 @@ func (c *conn) identify(f schema.Frame) bool {
 		c.close(schema.CloseGoingAway, "unavailable")
 		return false
 	}
+	c.gw.presence.online.localUp(user)
+	c.online = true
 	first, more, err := c.joinUserRooms()
 	if err != nil {
 		c.replyError(f.Rid, schema.AsError(err))
@@ -615,6 +629,9 @@ func (c *conn) teardown() {
 	}
 	c.gw.users.remove(c)
 	c.setWatched(nil)
+	if c.online {
+		c.gw.presence.online.localDown(c.user)
+	}
 	c.memberMu.Lock()
 	defer c.memberMu.Unlock()
 	c.tornDown = true

@@ -4,12 +4,14 @@
 // every local subscriber unchanged, fills gaps and serves `since` catch-up from logic's
 // history, and turns sends into IM_IN publications whose acks logic sends back; it
 // repairs connections' room sets from logic when membership events may have been
-// lost (resync.go).
+// lost (resync.go). Beside the message path, gateways tell each other who is online
+// (online.go), answer and announce who of a room is (presence.go, presencerooms.go),
+// and relay typing (typing.go).
 //
-// Lock order: conn.memberMu, then room.mu, then conn.writeMu. A hub shard's mu, a
-// connection's historyBudget.mu and resync.mu are leaves, held only around their own
-// fields and never while taking another lock. users.mu is held only around NATS
-// subscription calls.
+// Lock order: conn.memberMu, then room.mu, then presence.mu (which onlineSet shares),
+// then conn.writeMu. A hub shard's mu, a connection's historyBudget.mu and resync.mu
+// are leaves, held only around their own fields and never while taking another lock.
+// users.mu is held only around NATS subscription calls.
 package gateway
 
 import (
@@ -105,7 +107,19 @@ type Config struct {
 	// TicksInterval is how often a connection gets a ticks frame at most: the newest
 	// seqs of its passive rooms that changed. Default 1s.
 	TicksInterval time.Duration
-	Logger        zerolog.Logger
+	// PresenceHeartbeat is how often the gateway tells the others it is alive (with
+	// its online users' last seq) when it has no change to tell. Default 1s.
+	PresenceHeartbeat time.Duration
+	// PresenceTimeout is how long a gateway unheard of counts as alive: past it, its
+	// users go offline. Default 4s.
+	PresenceTimeout time.Duration
+	// PresenceInterval is how often a room's presence subscribers get the changes,
+	// at most. Default 1s.
+	PresenceInterval time.Duration
+	// TypingInterval is how often one connection's typing in a room is relayed, at
+	// most. Default 3s.
+	TypingInterval time.Duration
+	Logger         zerolog.Logger
 }
 
 func (c *Config) defaults() {
@@ -168,6 +182,18 @@ func (c *Config) defaults() {
 	if c.TicksInterval <= 0 {
 		c.TicksInterval = time.Second
 	}
+	if c.PresenceHeartbeat <= 0 {
+		c.PresenceHeartbeat = time.Second
+	}
+	if c.PresenceTimeout <= 0 {
+		c.PresenceTimeout = 4 * time.Second
+	}
+	if c.PresenceInterval <= 0 {
+		c.PresenceInterval = time.Second
+	}
+	if c.TypingInterval <= 0 {
+		c.TypingInterval = 3 * time.Second
+	}
 }
 
 // Gateway is one gateway node.
@@ -181,6 +207,7 @@ type Gateway struct {
 	resync   *resync             // repairs of connections' rooms after lost events
 	sends    *sends              // sends waiting for their ack
 	ticker   *ticker             // flushes connections' coalesced ticks
+	presence *presence           // who is online, presence events, typing
 	httpRate *userLimits         // per-user HTTP rate limits
 	idents   *userLimits         // per-user identifies
 	rates    statusRates         // GET /v1/status's counter samples
@@ -248,6 +275,7 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 	}
 	g.users = newUsers(g)
 	g.resync = newResync(g)
+	g.presence = newPresence(g)
 	var err error
 	g.sends, err = newSends(g)
 	if err != nil {
@@ -265,7 +293,7 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 	nc.SetErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 		if errors.Is(err, nats.ErrSlowConsumer) {
 			metricNATSSlow.Inc()
-			if sub != nil {
+			if sub != nil && !g.presence.onSlowConsumer(sub) {
 				g.onSlowConsumer(sub.Subject)
 			}
 		}
@@ -307,6 +335,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	g.wg.Go(func() { g.resync.run(runCtx) })
 	g.wg.Go(func() { g.ticker.run(runCtx) })
+	if err := g.presence.start(ctx, runCtx, &g.wg); err != nil {
+		cancel()
+		return fmt.Errorf("presence: %w", err)
+	}
 	return g.nc.FlushWithContext(ctx)
 }
 
@@ -341,6 +373,11 @@ func (g *Gateway) Shutdown(ctx context.Context) {
 	}
 	g.sends.stop()
 	g.wg.Wait()
+	if g.stop != nil {
+		// Every connection is closed and presence's loop has stopped: the other
+		// gateways drop this one's users now rather than at the presence timeout.
+		g.presence.online.stop()
+	}
 }
 
 func (g *Gateway) addConn(c *conn) bool {

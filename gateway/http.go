@@ -32,6 +32,7 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("PUT /v1/rooms/{room}/members/{user}", g.authed(g.addMember))
 	mux.HandleFunc("DELETE /v1/rooms/{room}/members/{user}", g.authed(g.removeMember))
 	mux.HandleFunc("GET /v1/rooms/{room}/members", g.authed(g.listMembers))
+	mux.HandleFunc("GET /v1/rooms/{room}/presence", g.authed(g.getPresence))
 	mux.HandleFunc("GET /v1/rooms/{room}/messages", g.authed(g.getMessages))
 	mux.HandleFunc("POST /v1/rooms/{room}/messages", g.authed(g.postMessage))
 	mux.HandleFunc("PATCH /v1/rooms/{room}/messages/{seq}", g.authed(g.editMessage))

@@ -178,6 +178,8 @@ func FuzzHTTPHandler(f *testing.F) {
 		{"POST", "/v1/rooms/r/messages", "Bearer " + good, `{"nonce":" n","body":{"t":1}}`},
 		{"PUT", "/v1/rooms/r/read", "Bearer " + good, `{"seq":-1}`},
 		{"GET", "/v1/rooms/r/members?after=x&limit=0", "Bearer x.y.z", ""},
+		{"GET", "/v1/rooms/r/presence?after=a&limit=1000", "Bearer " + good, ""},
+		{"GET", "/v1/rooms/r/presence?limit=-9223372036854775808", "Bearer " + good, ""},
 		{"POST", "/v1/dev/token", "", `{"user":"a b"}`},
 		{"GET", "/v1/rooms/%2e%2e", "Bearer " + good, ""},
 	} {

@@ -50,6 +50,7 @@ type room struct {
 	msgsSub    *nats.Subscription  // guarded by mu: while subscribed > 0
 	tickSub    *nats.Subscription  // guarded by mu: while some conn is passive
 	eventsSub  *nats.Subscription  // guarded by mu: while conns is not empty
+	typingSub  *nats.Subscription  // guarded by mu: while subscribed > 0
 	// out and scratch are relay's reusable buffers, guarded by mu: the frames for the
 	// connection at hand and their iovecs; run is onMsgs's, the frames to relay.
 	out     [][]byte
@@ -203,6 +204,7 @@ func (h *hub) leave(id string, c *conn) {
 	if rc.subscribed {
 		r.subscribed--
 		c.subscriptions.Add(-1)
+		h.gw.presence.unwatch(id, c)
 	} else {
 		r.removePassive(c, rc)
 	}
@@ -224,20 +226,22 @@ func (h *hub) leave(id string, c *conn) {
 }
 
 // updateSubscriptions keeps the room's NATS subscriptions matching local interest:
-// .msgs while a connection is subscribed, .tick while one is passive, .events while
-// any member is connected. It returns the errors of subscriptions it could not make
+// .msgs and .typing while a connection is subscribed, .tick while one is passive,
+// .events while any member is connected. Typing goes to presence's channel, never to
+// the room's delivery worker. It returns the errors of subscriptions it could not make
 // (the NATS connection is closed or draining); each is tried again at the room's
 // next change. Callers hold r.mu.
 func (r *room) updateSubscriptions() error {
 	passive := len(r.conns) - r.subscribed
-	var msgsErr, tickErr, eventsErr error
+	var msgsErr, tickErr, eventsErr, typingErr error
 	r.msgsSub, msgsErr = r.gw.hub.setSub(r.msgsSub, r.subscribed > 0, subjects.RoomMsgsT(r.id), r.worker)
 	if r.msgsSub == nil {
 		r.lastSeq = 0 // frames may be missed while unsubscribed
 	}
 	r.tickSub, tickErr = r.gw.hub.setSub(r.tickSub, passive > 0, subjects.RoomTickT(r.id), r.worker)
 	r.eventsSub, eventsErr = r.gw.hub.setSub(r.eventsSub, len(r.conns) > 0, subjects.RoomEventsT(r.id), r.gw.control)
-	return errors.Join(msgsErr, tickErr, eventsErr)
+	r.typingSub, typingErr = r.gw.hub.setSub(r.typingSub, r.subscribed > 0, subjects.RoomTypingT(r.id), r.gw.presence.ch)
+	return errors.Join(msgsErr, tickErr, eventsErr, typingErr)
 }
 
 // setSub subscribes or unsubscribes subject to match want. Subscriptions deliver into
@@ -275,6 +279,7 @@ func (r *room) setPassive(c *conn, rc *roomConn) {
 	rc.buffer, rc.bufferBytes, rc.overflowed = nil, 0, false
 	r.subscribed--
 	c.subscriptions.Add(-1)
+	r.gw.presence.unwatch(r.id, c)
 	_ = r.updateSubscriptions() // a failed tick subscription is counted, and retried at the next change
 }
 

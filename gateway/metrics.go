@@ -106,3 +106,37 @@ func init() {
 		metricLimitRefused.WithLabelValues(limit)
 	}
 }
+
+// Presence and typing (online.go, presence.go, typing.go).
+var (
+	metricPresenceChanges = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_gateway_presence_changes_total", Help: "Users coming online or going offline in the cluster, as each gateway learns it, by direction (online, offline).",
+	}, []string{"direction"})
+	metricPresenceEvents = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_gateway_presence_events_total", Help: "Presence event frames built (one per room per interval with changes, shared by its presence subscribers).",
+	})
+	metricPresenceEventsWritten = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_gateway_presence_event_deliveries_total", Help: "Presence event frames queued to connections.",
+	})
+	metricPresenceQueries = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_gateway_presence_queries_total", Help: "Presence pages answered, by transport (ws, http).",
+	}, []string{"transport"})
+	metricPresenceRoomLoads = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_gateway_presence_room_loads_total", Help: "Member lists of rooms read from logic for presence, by result (ok, failed).",
+	}, []string{"result"})
+	metricPresenceResyncs = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_gateway_presence_resyncs_total", Help: "Online sets of other gateways read again, by reason: gap (a delta went missing), reconnect, slow_consumer.",
+	}, []string{"reason"})
+	metricPresencePeersExpired = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_gateway_presence_peers_expired_total", Help: "Gateways unheard of for the presence timeout, whose users were taken offline.",
+	})
+	metricPresenceErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_gateway_presence_errors_total", Help: "Presence and typing messages that could not be published or read, by kind (publish, malformed, snapshot_too_large), and rooms refused for presence past the members a gateway tracks (full).",
+	}, []string{"kind"})
+	metricTyping = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_gateway_typing_total", Help: "Typing ops of clients, by result: relayed (published to the room), suppressed (within 3 s of the connection's last for the room).",
+	}, []string{"result"})
+	metricTypingEvents = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_gateway_typing_events_total", Help: "Typing event frames queued to connections.",
+	})
+)

@@ -263,4 +263,6 @@ func (g *Gateway) onReconnect() {
 	metricMembershipResyncs.WithLabelValues("reconnect").Inc()
 	g.log.Info().Msg("NATS reconnected; re-reading the membership of every connected user")
 	g.resync.everyone()
+	g.presence.online.resyncAll("reconnect")
+	g.presence.staleAll()
 }

@@ -111,6 +111,8 @@ type (
 	SubscribeD struct {
 		Room  string `json:"room"`
 		Since *int64 `json:"since,omitempty"`
+		// Presence asks for presence events of the room while subscribed.
+		Presence bool `json:"presence,omitempty"`
 	}
 	RoomD struct {
 		Room string `json:"room"`

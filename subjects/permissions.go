@@ -57,10 +57,14 @@ func RolePermissions(role string) Permissions {
 		return Permissions{
 			// Sends into IM_IN (JetStream answers on the inbox), requests to logic and
 			// its ping (healthz), and its discovery entry and the others' (GET
-			// /v1/gateways) in im_nodes.
-			Publish: append([]string{In, ServicePrefix + ".>", LogicPing}, bucketAccess(BucketNodes)...),
-			// Room frames, ticks and events, user events, its acks.
-			Subscribe: []string{RoomMsgs, RoomTicks, RoomEvents, UserEvents, GatewayAcks, inbox},
+			// /v1/gateways) in im_nodes. Presence and typing are the gateways' own:
+			// nothing else publishes them, and nothing stores them.
+			Publish: append([]string{In, ServicePrefix + ".>", LogicPing,
+				RoomTyping, PresenceGateways, PresenceSync, PresenceSnap}, bucketAccess(BucketNodes)...),
+			// Room frames, ticks, events and typing, user events, its acks, and the
+			// other gateways' presence.
+			Subscribe: []string{RoomMsgs, RoomTicks, RoomEvents, RoomTyping, UserEvents, GatewayAcks,
+				PresenceGateways, PresenceSync, PresenceSnap, inbox},
 		}
 	case RoleLogic:
 		return Permissions{

@@ -13,6 +13,13 @@
 //	pusher   --publish-->  im.room.<room>.msgs / .tick     (core NATS, pre-encoded client frames)
 //	logic    --publish-->  im.room.<room>.events           (member events for every member connection)
 //	logic    --publish-->  im.user.<user>.events           (read sync and the user's own membership changes)
+//
+// Beside the message path, gateways share who is online and who is typing:
+//
+//	gateway  --publish-->  im.presence.gw.<gateway>        (its users coming online and going offline, sequenced, and heartbeats)
+//	gateway  --publish-->  im.presence.sync.<gateway>      (asks that gateway for its whole online set)
+//	gateway  --publish-->  im.presence.snap.<gateway>      (the set, answered to the gateway that asked)
+//	gateway  --publish-->  im.room.<room>.typing           (a member typing; never stored)
 package subjects
 
 import (
@@ -105,6 +112,34 @@ func RoomTickT(room string) string { return roomPrefix + room + ".tick" }
 
 // RoomEventsT is the subject of a room's member events.
 func RoomEventsT(room string) string { return roomPrefix + room + ".events" }
+
+// RoomTyping is the wildcard of typing notices, which gateways publish and subscribe
+// to while a local connection is subscribed to the room: {"user"}, never stored.
+const RoomTyping = "im.room.*.typing"
+
+// RoomTypingT is the subject of room's typing notices.
+func RoomTypingT(room string) string { return roomPrefix + room + ".typing" }
+
+// Presence subjects (core NATS, between gateways only). Each gateway publishes its own
+// online users as a sequenced stream of changes on PresenceGatewayT(itself), with a
+// heartbeat carrying the last seq when nothing changes; another gateway that misses a
+// seq, or hears a gateway for the first time, asks for the whole set on
+// PresenceSyncT(that gateway), which answers on PresenceSnapT(the asker).
+const (
+	PresenceGateways = "im.presence.gw.*"
+	PresenceSync     = "im.presence.sync.*"
+	PresenceSnap     = "im.presence.snap.*"
+	presencePrefix   = "im.presence."
+)
+
+// PresenceGatewayT is the subject of gateway's online changes and heartbeats.
+func PresenceGatewayT(gateway string) string { return presencePrefix + "gw." + gateway }
+
+// PresenceSyncT is where gateway is asked for its whole online set.
+func PresenceSyncT(gateway string) string { return presencePrefix + "sync." + gateway }
+
+// PresenceSnapT is where gateway receives the online sets it asked for.
+func PresenceSnapT(gateway string) string { return presencePrefix + "snap." + gateway }
 
 // User subjects (core NATS): read sync and the user's own membership changes.
 const (
@@ -232,6 +267,7 @@ const (
 	KindMsgs   = "msgs"
 	KindTick   = "tick"
 	KindEvents = "events"
+	KindTyping = "typing"
 )
 
 // ParseRoomSubject splits im.room.<room>.<kind> into room and kind.

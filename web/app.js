@@ -10,7 +10,9 @@
 //   older pages on scroll-up; the room marked read while the page is visible. The
 //   room left is unsubscribed, so that it gets ticks (unread counts) again;
 // - rooms created and joined over HTTP (LaneHttp), member join and leave events, and
-//   the connection's state, reconnects included.
+//   the connection's state, reconnects included;
+// - the open room's online count (subscribe with presence) and who is typing in it
+//   (typing ops on keystrokes, at most one every 2.5 s; the server relays one every 3).
 //
 // User content only ever reaches the page as text (textContent, Text nodes): there is
 // no innerHTML here, and the page's Content-Security-Policy allows only its own scripts.
@@ -180,6 +182,8 @@ function listen(c) {
   c.on("unread", mine(onUnread));
   c.on("message", mine(onMessage));
   c.on("member", mine(onMember));
+  c.on("presence", mine(onPresence));
+  c.on("typing", mine(() => paintTyping()));
   c.on(
     "error",
     mine((e) => {
@@ -438,6 +442,8 @@ async function openRoom(room) {
   $("room-id").textContent = `#${room}`;
   $("room-kind").hidden = true;
   $("room-members").textContent = "";
+  $("room-online").textContent = "";
+  $("typing").textContent = "";
   $("message-list").replaceChildren();
   $("older").hidden = true;
   setHistoryStatus("Loading…");
@@ -454,7 +460,7 @@ async function openRoom(room) {
     addOlder(page);
     scrollToBottom();
     view.subscribed = true; // closeRoom unsubscribes from here on, answered or not
-    await c.subscribe(room, { since: view.lastSeq });
+    await c.subscribe(room, { since: view.lastSeq, presence: true });
     if (gen !== viewGen) return;
     view.live = true;
     paintUnread(room);
@@ -549,6 +555,7 @@ function onMessage(m) {
   if (view === undefined || m.room !== view.room) return;
   if (m.edit !== undefined || m.delete !== undefined) applyChange(m);
   else addMessage(m, m.user === session.user);
+  paintTyping(); // a message ends its sender's typing
 }
 
 /** Applies a live edit or delete to the message it names, if shown. */
@@ -558,6 +565,29 @@ function applyChange(m) {
   const body = $("message-list").querySelector(`li[data-seq="${m.edit ?? m.delete}"] .msg-body`);
   if (body === null) return;
   body.textContent = m.delete !== undefined ? "(deleted)" : `${messageText(m.body)} (edited)`;
+}
+
+function onPresence(p) {
+  if (view === undefined || p.room !== view.room) return;
+  $("room-online").textContent = `${p.online} online`;
+}
+
+/** Shows who is typing in the open room, as the Client keeps it (each for 5 s). */
+function paintTyping() {
+  const users = view === undefined || client === undefined ? [] : client.typingUsers(view.room);
+  const shown = users.slice(0, 3).join(", ") + (users.length > 3 ? ` and ${users.length - 3} more` : "");
+  $("typing").textContent = users.length === 0 ? "" : `${shown} ${users.length === 1 ? "is" : "are"} typing…`;
+}
+
+/** When this page last told the open room its user is typing. */
+let typingSent = 0;
+
+function onComposerInput() {
+  if (view === undefined || !view.live || client === undefined) return;
+  const now = Date.now();
+  if (now - typingSent < 2500) return;
+  typingSent = now;
+  client.typing(view.room).catch(() => {}); // best effort: an indicator, not a message
 }
 
 /** Adds one message where its seq belongs (nearly always the end), once. */
@@ -796,6 +826,8 @@ function wire() {
     void sendText(text);
   });
 
+  $("composer-text").addEventListener("input", onComposerInput);
+  setInterval(paintTyping, 1000); // typers expire after 5 s without news
   $("older").addEventListener("click", () => void loadOlder());
   $("messages").addEventListener("scroll", () => {
     if ($("messages").scrollTop < 40) void loadOlder();

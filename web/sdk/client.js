@@ -13,7 +13,7 @@
 import { backoffDelay } from "./backoff.js";
 import { Emitter } from "./emitter.js";
 import { CloseCode, LaneError } from "./errors.js";
-import { batchEnd, batchMessages, decodeAck, decodeBatch, decodeError, decodeMember, decodeReady, decodeRefreshed, decodeRoomChange, decodeRoomSeq, decodeTicks, decodeRoomsPage, encodeFrame, parseFrame, validId, validNonce, } from "./frames.js";
+import { batchEnd, batchMessages, decodeAck, decodeBatch, decodeError, decodeMember, decodePresenceChange, decodePresencePage, decodeReady, decodeRefreshed, decodeRoomChange, decodeRoomSeq, decodeTicks, decodeRoomsPage, decodeTyping, encodeFrame, parseFrame, validId, validNonce, } from "./frames.js";
 import { wsUrl } from "./http.js";
 import { newNonce } from "./nonce.js";
 import { acceptBatch } from "./seqtrack.js";
@@ -38,6 +38,8 @@ class Conn {
     }
 }
 const heartbeatFrame = encodeFrame("heartbeat", undefined, {});
+/** How long a typing user is shown after the last typing event naming it (docs/protocol.md). */
+const typingShowMs = 5000;
 /** setTimeout's largest delay. */
 const maxTimer = 2 ** 31 - 1;
 /**
@@ -81,6 +83,8 @@ export class Client extends Emitter {
     #rooms = new Map();
     /** The rooms of the last watch(), sent again on every new connection. */
     #watched = [];
+    /** Typing users by room, each with the time it stops being shown (Unix ms). */
+    #typing = new Map();
     #unread = new UnreadTracker();
     #stats = { reconnects: 0, duplicates: 0, gaps: 0, badFrames: 0 };
     constructor(options) {
@@ -189,14 +193,16 @@ export class Client extends Emitter {
     async subscribe(room, options = {}) {
         checkRoom(room);
         const { since } = options;
+        const presence = options.presence === true;
         if (since !== undefined && (!Number.isSafeInteger(since) || since < 0)) {
             throw new LaneError("bad_request", `since ${since} is not an integer >= 0`, { room });
         }
         let st = this.#rooms.get(room);
         if (st === undefined || since !== undefined) {
-            st = { last: since, attempt: undefined };
+            st = { last: since, presence, attempt: undefined };
             this.#rooms.set(room, st);
         }
+        st.presence = presence;
         let prev; // the attempt a lost connection interrupted
         for (;;) {
             let conn;
@@ -321,6 +327,49 @@ export class Client extends Emitter {
         if (b.msgs.length > 0)
             this.#noteSeq(b.room, batchEnd(b));
         return { room: b.room, messages: batchMessages(b), more: b.more ?? false };
+    }
+    /**
+     * A page of room's online members (to a member): how many are online in all, and up
+     * to limit (default 100, at most 1000) of them after the user id after, by id.
+     */
+    async presence(room, options = {}) {
+        checkRoom(room);
+        const conn = await this.#waitConn();
+        const d = { room };
+        if (options.after !== undefined)
+            d.after = options.after;
+        if (options.limit !== undefined)
+            d.limit = options.limit;
+        const f = await this.#request(conn, "presence", d, "presence", this.#requestTimeout);
+        return decodePresencePage(f.d);
+    }
+    /**
+     * Tells the room's other subscribers the user is typing; the room must be
+     * subscribed. Call it on keystrokes: the server relays it at most every 3 s per
+     * connection and room and answers the rest without relaying them.
+     */
+    async typing(room) {
+        checkRoom(room);
+        const conn = await this.#waitConn();
+        await this.#request(conn, "typing", { room }, "ok", this.#requestTimeout);
+    }
+    /**
+     * Who is typing in room as the typing events said, each for 5 s after the last
+     * event naming it (or until a message from it arrives).
+     */
+    typingUsers(room) {
+        const now = Date.now();
+        const users = this.#typing.get(room);
+        if (users === undefined)
+            return [];
+        const out = [];
+        for (const [user, until] of users) {
+            if (until > now)
+                out.push(user);
+            else
+                users.delete(user);
+        }
+        return out.sort();
     }
     /**
      * Marks room read up to seq (default: the latest seq the client knows). The server
@@ -781,6 +830,8 @@ export class Client extends Emitter {
         const d = { room };
         if (st.last !== undefined)
             d.since = st.last;
+        if (st.presence)
+            d.presence = true;
         const a = { conn, settled: false, promise: Promise.resolve(0) };
         st.attempt = a;
         a.promise = this.#request(conn, "subscribe", d, "subscribed", this.#requestTimeout, undefined, (f, err) => {
@@ -903,6 +954,19 @@ export class Client extends Emitter {
                     this.emit("room", c);
                     break;
                 }
+                case "presence":
+                    this.emit("presence", decodePresenceChange(f.d));
+                    break;
+                case "typing": {
+                    const t = decodeTyping(f.d);
+                    let users = this.#typing.get(t.room);
+                    if (users === undefined)
+                        this.#typing.set(t.room, (users = new Map()));
+                    for (const u of t.users)
+                        users.set(u, Date.now() + typingShowMs);
+                    this.emit("typing", t);
+                    break;
+                }
                 case "error":
                     this.emit("error", decodeError(f.d));
                     break;
@@ -944,8 +1008,10 @@ export class Client extends Emitter {
                 else {
                     st.last = res.last;
                     if (res.deliver !== undefined)
-                        for (const m of batchMessages(res.deliver))
+                        for (const m of batchMessages(res.deliver)) {
+                            this.#typing.get(m.room)?.delete(m.user); // a message ends its sender's typing
                             this.emit("message", m);
+                        }
                 }
             }
         }

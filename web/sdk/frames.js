@@ -215,6 +215,24 @@ export function decodeRefreshed(d) {
     const at = o["expires_at"] === undefined ? 0 : int(o, "expires_at", "refresh answer");
     return at === 0 ? undefined : at;
 }
+function ids(o, key, what) {
+    const v = o[key] ?? [];
+    if (!Array.isArray(v) || !v.every((u) => typeof u === "string" && validId(u)))
+        throw bad(`${what}.${key} is not a list of ids`);
+    return v;
+}
+export function decodePresencePage(d) {
+    const o = obj(d, "presence");
+    return { room: room(o, "presence"), online: int(o, "online", "presence"), users: ids(o, "users", "presence"), more: o["more"] === true };
+}
+export function decodePresenceChange(d) {
+    const o = obj(d, "presence");
+    return { room: room(o, "presence"), online: int(o, "online", "presence"), on: ids(o, "on", "presence"), off: ids(o, "off", "presence") };
+}
+export function decodeTyping(d) {
+    const o = obj(d, "typing");
+    return { room: room(o, "typing"), users: ids(o, "users", "typing") };
+}
 /** Turns an error frame's d ({code, message}) into a LaneError. */
 export function decodeError(d, room) {
     if (!isObj(d) || typeof d["code"] !== "string" || d["code"] === "") {

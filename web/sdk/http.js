@@ -3,7 +3,7 @@
 // A small helper for laneIM's HTTP API (docs/protocol.md, "HTTP API"), on the global
 // fetch or one passed in.
 import { LaneError } from "./errors.js";
-import { batchMessages, decodeBatch, decodeRoomsPage, validId, validNonce } from "./frames.js";
+import { batchMessages, decodeBatch, decodePresencePage, decodeRoomsPage, validId, validNonce } from "./frames.js";
 import { newNonce } from "./nonce.js";
 /** The user id (claim sub) of a JWT, read without verifying it; undefined if unreadable. */
 export function tokenUser(token) {
@@ -187,6 +187,10 @@ export class LaneHttp {
     /** Leaves room as the token's user. */
     async leave(room) {
         await this.removeMember(room, await this.#me());
+    }
+    /** GET /v1/rooms/{room}/presence: how many members are online, and a page of them by id (members only). */
+    async presence(room, options = {}) {
+        return decodePresencePage(await this.request("GET", `/v1/rooms/${checkId("room", room)}/presence${query({ ...options })}`));
     }
     /** GET /v1/rooms/{room}/members: user ids ordered by id, after the id after. */
     async members(room, options = {}) {

@@ -273,6 +273,21 @@ describe("browser demo", { timeout: 15 * 60_000 }, () => {
     await waitText(alice, "#room-members", "2 members · owner alice");
   });
 
+  it("alice sees bob online, and typing while he writes", async () => {
+    const { alice, bob } = pages;
+    await waitText(alice, "#room-online", "2 online");
+    await waitText(bob, "#room-online", "2 online");
+    await bob.type("#composer-text", "typing");
+    await waitText(alice, "#typing", "bob is typing…");
+    assert.equal(await bob.$eval("#typing", (e) => e.textContent), "", "bob is not shown his own typing");
+    await shot(alice, "02b-alice-sees-bob-typing");
+    await bob.$eval("#composer-text", (e) => {
+      e.value = "";
+    });
+    // Shown for 5 s after the last typing event.
+    await alice.waitForFunction(() => document.querySelector("#typing")?.textContent === "", { polling: 200, timeout: 10_000 });
+  });
+
   it("bob scrolls back through history to the beginning", async () => {
     const bob = pages.bob;
     await bob.$eval("#messages", (e) => {

@@ -19,12 +19,15 @@ import {
   decodeBatch,
   decodeError,
   decodeMember,
+  decodePresenceChange,
+  decodePresencePage,
   decodeReady,
   decodeRefreshed,
   decodeRoomChange,
   decodeRoomSeq,
   decodeTicks,
   decodeRoomsPage,
+  decodeTyping,
   encodeFrame,
   parseFrame,
   validId,
@@ -32,6 +35,8 @@ import {
   type Batch,
   type MemberChange,
   type Message,
+  type PresenceChange,
+  type PresencePage,
   type ReadMark,
   type Ready,
   type ReadyRoom,
@@ -39,6 +44,7 @@ import {
   type RoomsPage,
   type ServerFrame,
   type Tick,
+  type Typing,
 } from "./frames.js";
 import { wsUrl, type Page, type PageOptions } from "./http.js";
 import { newNonce } from "./nonce.js";
@@ -126,6 +132,10 @@ export interface ClientEvents {
   room: RoomChange;
   /** Another session of the user marked a room read. */
   read: ReadMark;
+  /** Who came online or went offline in a room subscribed with presence (at most about one a second per room). */
+  presence: PresenceChange;
+  /** Who is typing in a subscribed room; typingUsers(room) keeps the list, expiring each after 5 s. */
+  typing: Typing;
   /** A room's unread count changed. */
   unread: RoomUnread;
   /**
@@ -199,6 +209,8 @@ class Conn {
 interface RoomSub {
   /** The last seq delivered; undefined until a subscribe without since is answered. */
   last: number | undefined;
+  /** Whether presence events were asked for, again by each resubscribe. */
+  presence: boolean;
   /** The latest subscribe sent for the room. */
   attempt: SubAttempt | undefined;
 }
@@ -211,6 +223,8 @@ interface SubAttempt {
 }
 
 const heartbeatFrame = encodeFrame("heartbeat", undefined, {});
+/** How long a typing user is shown after the last typing event naming it (docs/protocol.md). */
+const typingShowMs = 5000;
 /** setTimeout's largest delay. */
 const maxTimer = 2 ** 31 - 1;
 
@@ -256,6 +270,8 @@ export class Client extends Emitter<ClientEvents> {
   readonly #rooms = new Map<string, RoomSub>();
   /** The rooms of the last watch(), sent again on every new connection. */
   #watched: string[] = [];
+  /** Typing users by room, each with the time it stops being shown (Unix ms). */
+  readonly #typing = new Map<string, Map<string, number>>();
   readonly #unread = new UnreadTracker();
   readonly #stats: ClientStats = { reconnects: 0, duplicates: 0, gaps: 0, badFrames: 0 };
 
@@ -367,17 +383,19 @@ export class Client extends Emitter<ClientEvents> {
    * subscribe was checked. Subscribing to a room already subscribed without since
    * keeps its position.
    */
-  async subscribe(room: string, options: { since?: number | undefined } = {}): Promise<{ room: string; seq: number }> {
+  async subscribe(room: string, options: { since?: number | undefined; presence?: boolean | undefined } = {}): Promise<{ room: string; seq: number }> {
     checkRoom(room);
     const { since } = options;
+    const presence = options.presence === true;
     if (since !== undefined && (!Number.isSafeInteger(since) || since < 0)) {
       throw new LaneError("bad_request", `since ${since} is not an integer >= 0`, { room });
     }
     let st = this.#rooms.get(room);
     if (st === undefined || since !== undefined) {
-      st = { last: since, attempt: undefined };
+      st = { last: since, presence, attempt: undefined };
       this.#rooms.set(room, st);
     }
+    st.presence = presence;
     let prev: SubAttempt | undefined; // the attempt a lost connection interrupted
     for (;;) {
       let conn: Conn;
@@ -493,6 +511,47 @@ export class Client extends Emitter<ClientEvents> {
     const b = decodeBatch(f.d);
     if (b.msgs.length > 0) this.#noteSeq(b.room, batchEnd(b));
     return { room: b.room, messages: batchMessages(b), more: b.more ?? false };
+  }
+
+  /**
+   * A page of room's online members (to a member): how many are online in all, and up
+   * to limit (default 100, at most 1000) of them after the user id after, by id.
+   */
+  async presence(room: string, options: { after?: string | undefined; limit?: number | undefined } = {}): Promise<PresencePage> {
+    checkRoom(room);
+    const conn = await this.#waitConn();
+    const d: { room: string; after?: string; limit?: number } = { room };
+    if (options.after !== undefined) d.after = options.after;
+    if (options.limit !== undefined) d.limit = options.limit;
+    const f = await this.#request(conn, "presence", d, "presence", this.#requestTimeout);
+    return decodePresencePage(f.d);
+  }
+
+  /**
+   * Tells the room's other subscribers the user is typing; the room must be
+   * subscribed. Call it on keystrokes: the server relays it at most every 3 s per
+   * connection and room and answers the rest without relaying them.
+   */
+  async typing(room: string): Promise<void> {
+    checkRoom(room);
+    const conn = await this.#waitConn();
+    await this.#request(conn, "typing", { room }, "ok", this.#requestTimeout);
+  }
+
+  /**
+   * Who is typing in room as the typing events said, each for 5 s after the last
+   * event naming it (or until a message from it arrives).
+   */
+  typingUsers(room: string): string[] {
+    const now = Date.now();
+    const users = this.#typing.get(room);
+    if (users === undefined) return [];
+    const out: string[] = [];
+    for (const [user, until] of users) {
+      if (until > now) out.push(user);
+      else users.delete(user);
+    }
+    return out.sort();
   }
 
   /**
@@ -927,8 +986,9 @@ export class Client extends Emitter<ClientEvents> {
 
   /** Sends a subscribe for room from its position. With report (a resubscribe nobody awaits), a refusal becomes an error event. */
   #startSubscribe(conn: Conn, room: string, st: RoomSub, report: boolean): SubAttempt {
-    const d: { room: string; since?: number } = { room };
+    const d: { room: string; since?: number; presence?: boolean } = { room };
     if (st.last !== undefined) d.since = st.last;
+    if (st.presence) d.presence = true;
     const a: SubAttempt = { conn, settled: false, promise: Promise.resolve(0) };
     st.attempt = a;
     a.promise = this.#request(conn, "subscribe", d, "subscribed", this.#requestTimeout, undefined, (f, err) => {
@@ -1042,6 +1102,17 @@ export class Client extends Emitter<ClientEvents> {
           this.emit("room", c);
           break;
         }
+        case "presence":
+          this.emit("presence", decodePresenceChange(f.d));
+          break;
+        case "typing": {
+          const t = decodeTyping(f.d);
+          let users = this.#typing.get(t.room);
+          if (users === undefined) this.#typing.set(t.room, (users = new Map()));
+          for (const u of t.users) users.set(u, Date.now() + typingShowMs);
+          this.emit("typing", t);
+          break;
+        }
         case "error":
           this.emit("error", decodeError(f.d));
           break;
@@ -1081,7 +1152,11 @@ export class Client extends Emitter<ClientEvents> {
           }
         } else {
           st.last = res.last;
-          if (res.deliver !== undefined) for (const m of batchMessages(res.deliver)) this.emit("message", m);
+          if (res.deliver !== undefined)
+            for (const m of batchMessages(res.deliver)) {
+              this.#typing.get(m.room)?.delete(m.user); // a message ends its sender's typing
+              this.emit("message", m);
+            }
         }
       }
     }

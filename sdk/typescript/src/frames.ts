@@ -341,6 +341,56 @@ export function decodeRefreshed(d: unknown): number | undefined {
   return at === 0 ? undefined : at;
 }
 
+/** A page of a room's online members (the presence op, GET /v1/rooms/{room}/presence). */
+export interface PresencePage {
+  room: string;
+  /** How many of the room's members are online in all. */
+  online: number;
+  /** A page of them, ordered by user id. */
+  users: string[];
+  /** Whether more follow the page (ask again with after = the last user). */
+  more: boolean;
+}
+
+/**
+ * A presence event of a room subscribed with presence: the online count, and who came
+ * online (on) or went offline (off) since the room's previous presence event. The first
+ * one after a subscribe has the count and empty lists.
+ */
+export interface PresenceChange {
+  room: string;
+  online: number;
+  on: string[];
+  off: string[];
+}
+
+/** Who is typing in a subscribed room (the user itself aside). Show each for about 5 s unless named again. */
+export interface Typing {
+  room: string;
+  users: string[];
+}
+
+function ids(o: Obj, key: string, what: string): string[] {
+  const v = o[key] ?? [];
+  if (!Array.isArray(v) || !v.every((u) => typeof u === "string" && validId(u))) throw bad(`${what}.${key} is not a list of ids`);
+  return v as string[];
+}
+
+export function decodePresencePage(d: unknown): PresencePage {
+  const o = obj(d, "presence");
+  return { room: room(o, "presence"), online: int(o, "online", "presence"), users: ids(o, "users", "presence"), more: o["more"] === true };
+}
+
+export function decodePresenceChange(d: unknown): PresenceChange {
+  const o = obj(d, "presence");
+  return { room: room(o, "presence"), online: int(o, "online", "presence"), on: ids(o, "on", "presence"), off: ids(o, "off", "presence") };
+}
+
+export function decodeTyping(d: unknown): Typing {
+  const o = obj(d, "typing");
+  return { room: room(o, "typing"), users: ids(o, "users", "typing") };
+}
+
 /** Turns an error frame's d ({code, message}) into a LaneError. */
 export function decodeError(d: unknown, room?: string): LaneError {
   if (!isObj(d) || typeof d["code"] !== "string" || d["code"] === "") {

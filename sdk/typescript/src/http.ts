@@ -2,7 +2,7 @@
 // fetch or one passed in.
 
 import { LaneError } from "./errors.js";
-import { batchMessages, decodeBatch, decodeRoomsPage, validId, validNonce, type Message, type RoomsPage } from "./frames.js";
+import { batchMessages, decodeBatch, decodePresencePage, decodeRoomsPage, validId, validNonce, type Message, type PresencePage, type RoomsPage } from "./frames.js";
 import { newNonce } from "./nonce.js";
 
 /** A token, or a function returning the current one (called for every request or connect). */
@@ -244,6 +244,11 @@ export class LaneHttp {
   /** Leaves room as the token's user. */
   async leave(room: string): Promise<void> {
     await this.removeMember(room, await this.#me());
+  }
+
+  /** GET /v1/rooms/{room}/presence: how many members are online, and a page of them by id (members only). */
+  async presence(room: string, options: { after?: string | undefined; limit?: number | undefined } = {}): Promise<PresencePage> {
+    return decodePresencePage(await this.request("GET", `/v1/rooms/${checkId("room", room)}/presence${query({ ...options })}`));
   }
 
   /** GET /v1/rooms/{room}/members: user ids ordered by id, after the id after. */

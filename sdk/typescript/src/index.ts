@@ -13,7 +13,7 @@ export type {
 } from "./client.js";
 export { Emitter, type Listener } from "./emitter.js";
 export { CloseCode, LaneError, type ClientErrorCode, type ErrorCode, type LaneErrorDetails, type ServerErrorCode } from "./errors.js";
-export type { Ack, Mark, MemberChange, Message, MyRoom, ReadMark, Ready, ReadyRoom, RoomChange, RoomsPage, Tick } from "./frames.js";
+export type { Ack, Mark, MemberChange, Message, MyRoom, PresenceChange, PresencePage, ReadMark, Ready, ReadyRoom, RoomChange, RoomsPage, Tick, Typing } from "./frames.js";
 export {
   LaneHttp,
   tokenUser,

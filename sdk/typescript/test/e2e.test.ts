@@ -5,7 +5,17 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 
-import { Client, LaneError, LaneHttp, type ClientOptions, type CloseInfo, type Message, type WebSocketConstructor } from "@laneim/client";
+import {
+  Client,
+  LaneError,
+  LaneHttp,
+  type ClientOptions,
+  type CloseInfo,
+  type Message,
+  type PresenceChange,
+  type Typing,
+  type WebSocketConstructor,
+} from "@laneim/client";
 
 import { LaneServer, workDir } from "./server.js";
 
@@ -377,6 +387,46 @@ describe("laneim dev end to end", () => {
     );
     a.close();
     b.close();
+  });
+
+  it("presence counts, events and pages, and typing with its expiry", { timeout: TEST_TIMEOUT }, async () => {
+    const fayHttp = await http("fay");
+    await fayHttp.createRoom({ room: "lounge" });
+    await fayHttp.addMember("lounge", "gus");
+    await fayHttp.addMember("lounge", "hal");
+    const fay = client(await token("fay"));
+    const changes: PresenceChange[] = [];
+    const typings: Typing[] = [];
+    fay.on("presence", (p) => changes.push(p));
+    fay.on("typing", (t) => typings.push(t));
+    await fay.connect();
+    await fay.subscribe("lounge", { presence: true });
+    await until(() => changes.length >= 1, "the first presence event");
+    assert.deepEqual(changes[0], { room: "lounge", online: 1, on: [], off: [] });
+
+    const gus = client(await token("gus"));
+    await gus.connect();
+    await gus.subscribe("lounge");
+    await until(() => changes.some((p) => p.on.includes("gus")), "gus coming online");
+    assert.equal(changes.at(-1)?.online, 2);
+    assert.deepEqual(await fay.presence("lounge"), { room: "lounge", online: 2, users: ["fay", "gus"], more: false });
+    assert.deepEqual(await fay.presence("lounge", { limit: 1 }), { room: "lounge", online: 2, users: ["fay"], more: true });
+    // Over HTTP, to a member who is not connected; refused to one who is not a member.
+    assert.deepEqual((await (await http("hal")).presence("lounge", { after: "fay" })).users, ["gus"]);
+    await assert.rejects((await http("ivy")).presence("lounge"), (e: unknown) => e instanceof LaneError && e.code === "forbidden");
+
+    await gus.typing("lounge");
+    await until(() => typings.length >= 1, "gus typing");
+    assert.deepEqual(typings[0], { room: "lounge", users: ["gus"] });
+    assert.deepEqual(fay.typingUsers("lounge"), ["gus"]);
+    // A message from gus ends his indicator.
+    await gus.send("lounge", "done typing");
+    await until(() => fay.typingUsers("lounge").length === 0, "gus's indicator cleared by his message");
+
+    gus.close();
+    await until(() => changes.some((p) => p.off.includes("gus")), "gus going offline");
+    assert.equal(changes.at(-1)?.online, 1);
+    fay.close();
   });
 
   it("a refused static token fails connect for good", { timeout: TEST_TIMEOUT }, async () => {

@@ -10,10 +10,13 @@ import {
   decodeError,
   decodeMember,
   decodeRoomChange,
+  decodePresenceChange,
+  decodePresencePage,
   decodeReady,
   decodeTicks,
   decodeRefreshed,
   decodeRoomsPage,
+  decodeTyping,
   encodeFrame,
   parseFrame,
   validId,
@@ -199,5 +202,21 @@ describe("edits and deletes", () => {
     badFrame(() => decodeRoomChange({ room: "r", action: "exploded" }));
     badFrame(() => decodeRoomChange({ room: "", action: "deleted" }));
     badFrame(() => decodeRoomChange({ room: "r", action: "moderator", moderator: "yes" }));
+  });
+});
+
+describe("presence and typing", () => {
+  it("decodes pages, events and typing, absent lists as empty", () => {
+    assert.deepEqual(decodePresencePage({ room: "r", online: 3, users: ["a", "b"], more: true }), { room: "r", online: 3, users: ["a", "b"], more: true });
+    assert.deepEqual(decodePresenceChange({ room: "r", online: 1 }), { room: "r", online: 1, on: [], off: [] });
+    assert.deepEqual(decodePresenceChange({ room: "r", online: 2, on: ["x"], off: ["y"] }), { room: "r", online: 2, on: ["x"], off: ["y"] });
+    assert.deepEqual(decodeTyping({ room: "r", users: ["bob"] }), { room: "r", users: ["bob"] });
+  });
+  it("refuses what is not of their shape", () => {
+    badFrame(() => decodePresencePage({ room: "r", online: -1, users: [] }));
+    badFrame(() => decodePresenceChange({ room: "r", online: 1, on: "x" }));
+    badFrame(() => decodePresenceChange({ room: "r", online: 1, off: ["not an id!"] }));
+    badFrame(() => decodeTyping({ room: "bad room", users: [] }));
+    badFrame(() => decodeTyping({ room: "r", users: [1] }));
   });
 });
