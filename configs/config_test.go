@@ -147,7 +147,7 @@ func TestLoadPrecedence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := load(newFlagSet(), tt.args, envMap(tt.env))
+			got, err := load(newFlagSet(), tt.args, envMap(tt.env), Default())
 			if err != nil {
 				t.Fatalf("load: %v", err)
 			}
@@ -162,7 +162,7 @@ func TestLoadPrecedence(t *testing.T) {
 
 func TestLoadPositionalArgs(t *testing.T) {
 	fs := newFlagSet()
-	if _, err := load(fs, []string{"--data", "/tmp/x", "alice"}, envMap(nil)); err != nil {
+	if _, err := load(fs, []string{"--data", "/tmp/x", "alice"}, envMap(nil), Default()); err != nil {
 		t.Fatal(err)
 	}
 	if got := fs.Args(); !slices.Equal(got, []string{"alice"}) {
@@ -191,7 +191,7 @@ func TestLoadErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := load(newFlagSet(), tt.args, envMap(tt.env))
+			_, err := load(newFlagSet(), tt.args, envMap(tt.env), Default())
 			if err == nil {
 				t.Fatal("load succeeded")
 			}
@@ -206,7 +206,7 @@ func TestLoadHelp(t *testing.T) {
 	fs := newFlagSet()
 	var usage strings.Builder
 	fs.SetOutput(&usage)
-	_, err := load(fs, []string{"-h"}, envMap(nil))
+	_, err := load(fs, []string{"-h"}, envMap(nil), Default())
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("error %v, want flag.ErrHelp", err)
 	}
@@ -335,7 +335,7 @@ func TestSettingsCoverEveryKey(t *testing.T) {
 
 // dev.yaml documents the defaults: loading it must give exactly Default().
 func TestDevYAMLIsTheDefaults(t *testing.T) {
-	got, err := load(newFlagSet(), []string{"--config", "dev.yaml"}, envMap(nil))
+	got, err := load(newFlagSet(), []string{"--config", "dev.yaml"}, envMap(nil), Default())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +357,7 @@ func TestDevYAMLIsTheDefaults(t *testing.T) {
 func TestClusterYAMLLoads(t *testing.T) {
 	got, err := load(newFlagSet(), []string{"--config", "cluster.yaml"}, envMap(map[string]string{
 		"LANEIM_SECRET": strings.Repeat("s", 32),
-	}))
+	}), Default())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,15 +412,15 @@ func TestCheckDevListeners(t *testing.T) {
 }
 
 func TestDevPublicFlagAndEnv(t *testing.T) {
-	cfg, err := load(newFlagSet(), []string{"--dev-public", "--http", "0.0.0.0:9"}, envMap(nil))
+	cfg, err := load(newFlagSet(), []string{"--dev-public", "--http", "0.0.0.0:9"}, envMap(nil), Default())
 	if err != nil || !cfg.DevPublic {
 		t.Fatalf("--dev-public: %v, DevPublic %v", err, cfg.DevPublic)
 	}
 	env := envMap(map[string]string{"LANEIM_DEV_PUBLIC": "true"})
-	if cfg, err = load(newFlagSet(), nil, env); err != nil || !cfg.DevPublic {
+	if cfg, err = load(newFlagSet(), nil, env, Default()); err != nil || !cfg.DevPublic {
 		t.Fatalf("LANEIM_DEV_PUBLIC=true: %v, DevPublic %v", err, cfg.DevPublic)
 	}
-	if cfg, err = load(newFlagSet(), []string{"--dev-public=false"}, env); err != nil || cfg.DevPublic {
+	if cfg, err = load(newFlagSet(), []string{"--dev-public=false"}, env, Default()); err != nil || cfg.DevPublic {
 		t.Fatalf("--dev-public=false over the environment: %v, DevPublic %v", err, cfg.DevPublic)
 	}
 }
