@@ -32,7 +32,8 @@ type Config struct {
 	// `laneim token` sign.
 	TokenTTL time.Duration `yaml:"token_ttl"`
 	// Data is the directory of everything dev persists: SQLite files, the JetStream
-	// store, the generated secret.
+	// store, the generated secret. A cluster role keeps its node id there (and a
+	// single logic its SQLite file); "" (their default) keeps nothing.
 	Data string `yaml:"data"`
 	// NATSListen is the embedded nats-server's TCP listener for tools such as the nats
 	// CLI; "" or "none" means none (laneim itself connects in-process). See
@@ -296,7 +297,8 @@ func (c Config) Validate() error {
 			bad("http", "%v", err)
 		}
 	}
-	if strings.TrimSpace(c.Data) == "" {
+	// "" is no data dir, which only the cluster roles accept; blanks are a mistake.
+	if c.Data != "" && strings.TrimSpace(c.Data) == "" {
 		bad("data", "must not be empty")
 	}
 	if addr := c.NATSListenAddr(); addr != "" {

@@ -87,6 +87,9 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 	if err := cfg.CheckDevListeners(); err != nil {
 		return nil, err
 	}
+	if cfg.Data == "" {
+		return nil, fmt.Errorf("data: dev needs a data directory")
+	}
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}

@@ -3,6 +3,7 @@ package roles
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
@@ -18,6 +19,7 @@ import (
 type CDC struct {
 	CDC       *cdc.CDC
 	publisher *cache.Publisher
+	stopOnce  sync.Once
 }
 
 // CDCOptions are what CDC takes besides cfg.
@@ -55,8 +57,10 @@ func StartCDC(ctx context.Context, cfg configs.Config, nc *nats.Conn, opts CDCOp
 	return c, nil
 }
 
-// Stop stops reading, then publishing.
+// Stop stops reading, then publishing. Later calls do nothing.
 func (c *CDC) Stop() {
-	c.CDC.Stop()
-	c.publisher.Close()
+	c.stopOnce.Do(func() {
+		c.CDC.Stop()
+		c.publisher.Close()
+	})
 }

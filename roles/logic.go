@@ -3,6 +3,7 @@ package roles
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
@@ -21,6 +22,8 @@ type Logic struct {
 	Cache *cache.Cache
 	// Redis is the cache's second level; nil without cfg.RedisURL.
 	Redis *redis.Client
+
+	stopOnce sync.Once
 }
 
 // LogicOptions are what a logic node takes besides cfg.
@@ -64,22 +67,25 @@ func StartLogic(ctx context.Context, cfg configs.Config, nc *nats.Conn, stores *
 	if err != nil {
 		return nil, err
 	}
+	l.Logic = lg // stopped with the rest if Start fails half way
 	if err := lg.Start(ctx); err != nil {
 		return nil, fmt.Errorf("logic: %w", err)
 	}
-	l.Logic = lg
 	return l, nil
 }
 
 // Stop stops logic (its partitions go to the other nodes), then the cache.
+// Later calls do nothing.
 func (l *Logic) Stop() {
-	if l.Logic != nil {
-		l.Logic.Stop()
-	}
-	if l.Cache != nil {
-		_ = l.Cache.Close()
-	}
-	if l.Redis != nil {
-		_ = l.Redis.Close()
-	}
+	l.stopOnce.Do(func() {
+		if l.Logic != nil {
+			l.Logic.Stop()
+		}
+		if l.Cache != nil {
+			_ = l.Cache.Close()
+		}
+		if l.Redis != nil {
+			_ = l.Redis.Close()
+		}
+	})
 }

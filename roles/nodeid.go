@@ -18,13 +18,17 @@ import (
 var unsafeID = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
 
 // NodeID returns the id of this process of role: cfg.NodeID when set, else the one
-// kept in cfg.Data for role, else a new one (host-role-random) which it keeps there.
+// kept in cfg.Data for role, else a new one (host-role-random) which it keeps there;
+// without a data dir, a new one each start.
 // A restarted process is the same node: its gateway keeps its ack subject and entry,
 // its partitions come back to it. Derived ids are kept per data dir, so two processes
 // of a role on one machine need their own (release unlocks it).
 func NodeID(cfg configs.Config, role string) (id string, release func(), err error) {
 	if cfg.NodeID != "" {
 		return cfg.NodeID, func() {}, nil
+	}
+	if cfg.Data == "" {
+		return newNodeID(role), func() {}, nil
 	}
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 		return "", nil, fmt.Errorf("data dir: %w", err)
@@ -44,6 +48,16 @@ func NodeID(cfg configs.Config, role string) (id string, release func(), err err
 		release()
 		return "", nil, fmt.Errorf("node id: %w", err)
 	}
+	id = newNodeID(role)
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+		release()
+		return "", nil, fmt.Errorf("node id: %w", err)
+	}
+	return id, release, nil
+}
+
+// newNodeID is host-role-random, at most 64 characters.
+func newNodeID(role string) string {
 	host, _ := os.Hostname()
 	host = strings.Trim(unsafeID.ReplaceAllString(host, "-"), "-")
 	if host == "" {
@@ -51,10 +65,5 @@ func NodeID(cfg configs.Config, role string) (id string, release func(), err err
 	}
 	var b [3]byte
 	_, _ = rand.Read(b[:])
-	id = fmt.Sprintf("%.40s-%s-%s", host, role, hex.EncodeToString(b[:]))
-	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
-		release()
-		return "", nil, fmt.Errorf("node id: %w", err)
-	}
-	return id, release, nil
+	return fmt.Sprintf("%.40s-%s-%s", host, role, hex.EncodeToString(b[:]))
 }

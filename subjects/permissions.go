@@ -89,8 +89,9 @@ func RolePermissions(role string) Permissions {
 			Subscribe: []string{inbox},
 		}
 	case RoleCDC:
-		// Invalidations, the member events of memberships changed in SQL, and its
-		// two KV buckets: created, read and written, nothing else of JetStream.
+		// Invalidations, the member events of memberships changed in SQL, its two
+		// KV buckets (created, read and written) and its discovery entry in
+		// im_nodes: nothing else of JetStream.
 		publish := []string{CacheInval, UserEvents, jsAPI + "INFO"}
 		for _, bucket := range []string{BucketCDC, BucketCDCLock} {
 			stream := "KV_" + bucket
@@ -98,6 +99,7 @@ func RolePermissions(role string) Permissions {
 				jsAPI+"STREAM.INFO."+stream, jsAPI+"STREAM.CREATE."+stream, jsAPI+"STREAM.UPDATE."+stream,
 				jsAPI+"STREAM.MSG.GET."+stream, jsAPI+"DIRECT.GET."+stream+".>")
 		}
+		publish = append(publish, bucketAccess(BucketNodes)...)
 		return Permissions{Publish: publish, Subscribe: []string{inbox}}
 	}
 	return Permissions{}
