@@ -34,6 +34,9 @@ func Connect(ctx context.Context, cfg configs.Config, role, name string, log zer
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if err == nil || nc.IsClosed() || nc.IsDraining() {
+				return // closed on purpose
+			}
 			log.Warn().Err(err).Str("server", nc.ConnectedUrlRedacted()).Msg("NATS disconnected, reconnecting")
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {

@@ -46,7 +46,7 @@ func OpenStores(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ 
 		if err != nil {
 			return nil, err
 		}
-		err = WaitFor(ctx, log, "MySQL at "+mysql.Addr, func(ctx context.Context) error {
+		err = WaitForEach(ctx, log, "MySQL at "+mysql.Addr, 30*time.Second, func(ctx context.Context) error {
 			meta, err := store.OpenMySQL(ctx, cfg.MySQLDSN, store.MySQLOptions{Logger: log})
 			if err == nil {
 				s.Meta = meta
@@ -58,7 +58,8 @@ func OpenStores(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ 
 		}
 	}
 	if cfg.CQLHosts != "" {
-		err = WaitFor(ctx, log, "the CQL store at "+cfg.CQLHosts, func(ctx context.Context) error {
+		// A first connection creates the keyspace and its tables: a minute a try.
+		err = WaitForEach(ctx, log, "the CQL store at "+cfg.CQLHosts, time.Minute, func(ctx context.Context) error {
 			msgs, err := OpenMessageStore(ctx, cfg, nil, log)
 			if err == nil {
 				s.Messages = msgs

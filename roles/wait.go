@@ -13,14 +13,19 @@ const waitLogEvery = 5 * time.Second
 
 // WaitFor calls try until it succeeds or ctx ends, pausing between tries from 100ms
 // up to 2s, and logs what it waits for (with try's last error) after the first failure
-// and every few seconds after. Each try gets at most a minute (a first CQL
-// connection creates the keyspace and its tables).
+// and every few seconds after. Each try gets at most 5s: a JetStream request that
+// gets no answer (no meta leader yet) times out and is tried again.
 func WaitFor(ctx context.Context, log zerolog.Logger, what string, try func(ctx context.Context) error) error {
+	return WaitForEach(ctx, log, what, 5*time.Second, try)
+}
+
+// WaitForEach is WaitFor with each try bounded by tryTimeout.
+func WaitForEach(ctx context.Context, log zerolog.Logger, what string, tryTimeout time.Duration, try func(ctx context.Context) error) error {
 	pause := 100 * time.Millisecond
 	var logged time.Time
 	start := time.Now()
 	for {
-		tryCtx, cancel := context.WithTimeout(ctx, time.Minute)
+		tryCtx, cancel := context.WithTimeout(ctx, tryTimeout)
 		err := try(tryCtx)
 		cancel()
 		if err == nil {

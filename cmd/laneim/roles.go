@@ -54,7 +54,10 @@ func runGateway(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := gw.Start(p.ctx); err != nil {
+	startCtx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	err = gw.Start(startCtx)
+	cancel()
+	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	addr, err := p.serve(gw.NewHTTPServer())
@@ -142,7 +145,7 @@ func runLogic(args []string) error {
 		return err
 	}
 	var node *roles.Logic
-	err = roles.WaitFor(p.ctx, p.log, "logic to start", func(ctx context.Context) error {
+	err = roles.WaitForEach(p.ctx, p.log, "logic to start", 30*time.Second, func(ctx context.Context) error {
 		node, err = roles.StartLogic(ctx, p.cfg, p.nc, stores, roles.LogicOptions{Secret: secret, Node: p.id, Replicas: p.replicas, Logger: p.log})
 		return err
 	})
@@ -186,7 +189,7 @@ func runPusher(args []string) error {
 	if err != nil {
 		return err
 	}
-	err = roles.WaitFor(p.ctx, p.log, "pusher to start", func(ctx context.Context) error { return ps.Start(ctx) })
+	err = roles.WaitForEach(p.ctx, p.log, "pusher to start", 30*time.Second, func(ctx context.Context) error { return ps.Start(ctx) })
 	if err != nil {
 		return err
 	}
