@@ -3,7 +3,7 @@
 // LANEIM_* environment variables and explicitly set command-line flags. cmd/laneim
 // loads it once and hands each component the fields it needs; nothing reads a global.
 //
-// dev.yaml lists every key with its default; cluster.yaml sketches a cluster node.
+// dev.yaml lists every key with its default; cluster.yaml is a sample cluster node.
 package configs
 
 import (

@@ -241,6 +241,14 @@ func TestValidate(t *testing.T) {
 		{"http without port", func(c *Config) { c.HTTP = "localhost" }, "http: want host:port"},
 		{"http port out of range", func(c *Config) { c.HTTP = ":70000" }, "http: port"},
 		{"data empty", func(c *Config) { c.Data = " " }, "data: must not be empty"},
+		{"no data dir (cluster roles)", func(c *Config) { c.Data = "" }, ""},
+		{"no http listener (cluster roles)", func(c *Config) { c.HTTP = "" }, ""},
+		{"replicas negative", func(c *Config) { c.Replicas = -1 }, "replicas: must be 1 to 5"},
+		{"replicas 3", func(c *Config) { c.Replicas = 3 }, ""},
+		{"node_id with a dot", func(c *Config) { c.NodeID = "gw.1" }, "node_id"},
+		{"node_id", func(c *Config) { c.NodeID = "gw-1_a" }, ""},
+		{"public_url without scheme", func(c *Config) { c.PublicURL = "gw-1:8080" }, "public_url"},
+		{"public_url", func(c *Config) { c.PublicURL = "https://gw-1.example" }, ""},
 		{"nats_listen none", func(c *Config) { c.NATSListen = "none" }, ""},
 		{"nats_listen empty", func(c *Config) { c.NATSListen = "" }, ""},
 		{"nats_listen bad", func(c *Config) { c.NATSListen = "4222" }, "nats_listen"},
@@ -361,7 +369,7 @@ func TestClusterYAMLLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.NATSURL == "" || got.Log.Format != FormatJSON {
+	if got.NATSURL == "" || got.Log.Format != FormatJSON || got.PublicURL == "" || got.NATSUser == "" || got.CQLHosts == "" {
 		t.Errorf("cluster.yaml: nats_url %q, log.format %q", got.NATSURL, got.Log.Format)
 	}
 }
@@ -437,5 +445,22 @@ func TestRedactedHidesStorePasswords(t *testing.T) {
 	}
 	if r.MySQLDSN != "laneim:REDACTED@tcp(db:3306)/laneim" {
 		t.Errorf("MySQLDSN redacted to %q", r.MySQLDSN)
+	}
+}
+
+// LoadWith starts from other defaults, which the file, the environment and flags
+// override as they do Default().
+func TestLoadWithDefaults(t *testing.T) {
+	defaults := Default()
+	defaults.HTTP, defaults.Data = "", ""
+	got, err := load(newFlagSet(), []string{"--node-id", "n1"}, envMap(map[string]string{"LANEIM_REPLICAS": "3"}), defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.HTTP != "" || got.Data != "" || got.NodeID != "n1" || got.Replicas != 3 {
+		t.Errorf("got http %q data %q node_id %q replicas %d", got.HTTP, got.Data, got.NodeID, got.Replicas)
+	}
+	if r := (Config{NATSPassword: "pw", NATSToken: "tok"}).Redacted(); r.NATSPassword != "REDACTED" || r.NATSToken != "REDACTED" {
+		t.Errorf("Redacted %+v", r)
 	}
 }

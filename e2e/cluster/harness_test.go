@@ -368,3 +368,10 @@ func (h *harness) owner(role string, p int) *cluster.Process {
 }
 
 func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+// has reports whether r received seq.
+func (r *receiver) has(seq int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Contains(r.seqs, seq)
+}
