@@ -11,12 +11,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/laneim/laneim/client"
+	"github.com/laneim/laneim/schema"
 	"github.com/laneim/laneim/subjects"
+	"github.com/laneim/laneim/testsvc/cluster"
 )
 
 // load sends numbered messages into a room one after another until stopped, and keeps
 // every ack with when its send started.
 type load struct {
+	once sync.Once
 	mu   sync.Mutex
 	acks []sentAck
 	err  error
@@ -42,8 +45,20 @@ func startLoad(ctx context.Context, sender *client.Client, room string) *load {
 			}
 			sent := time.Now()
 			// The client sends again with the same nonce when an ack is late (a
-			// logic node died with the send): the store keeps it once.
-			ack, err := sender.Send(ctx, room, map[string]int{"n": n})
+			// logic node died with the send), and so does this loop when the gateway
+			// answers unavailable (its NATS server died under it), as
+			// docs/protocol.md asks: the store keeps the send once.
+			nonce := client.NewNonce()
+			var ack schema.AckD
+			var err error
+			for attempt := 0; attempt < 100; attempt++ {
+				ack, err = sender.SendNonce(ctx, room, nonce, map[string]int{"n": n})
+				var serr *schema.Error
+				if !errors.As(err, &serr) || serr.Code != schema.CodeUnavailable {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
 			l.mu.Lock()
 			if err != nil {
 				l.err = err
@@ -56,6 +71,12 @@ func startLoad(ctx context.Context, sender *client.Client, room string) *load {
 		}
 	}()
 	return l
+}
+
+// halt stops the load and waits for the send in flight.
+func (l *load) halt() {
+	l.once.Do(func() { close(l.stop) })
+	<-l.done
 }
 
 // firstAfter is the first ack of a send started after at; ok false when none yet.
@@ -98,10 +119,7 @@ func TestKillLogicThenPusher(t *testing.T) {
 		receivers = append(receivers, receive(user, c))
 	}
 	l := startLoad(ctx, h.dial(ctx, "alice", 0), "r")
-	defer func() {
-		close(l.stop)
-		<-l.done
-	}()
+	defer l.halt()
 	waitAcks := func(n int) {
 		t.Helper()
 		for deadline := time.Now().Add(30 * time.Second); l.count() < n; time.Sleep(20 * time.Millisecond) {
@@ -145,9 +163,95 @@ func TestKillLogicThenPusher(t *testing.T) {
 		waitAcks(l.count() + 50)
 	}
 
-	close(l.stop)
-	<-l.done
-	l.stop = make(chan struct{}) // for the deferred close
+	h.finalCheck(ctx, t, l, receivers)
+}
+
+// roomPartition is the stream partition room's messages go through, read from the
+// subject its stored messages have in IM_OUT.
+func (h *harness) roomPartition(ctx context.Context, room string) int {
+	h.t.Helper()
+	js, err := jetstream.New(h.operator())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, subjects.StreamOut)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for p := range partitionCount {
+		if _, err := stream.GetLastMsgForSubject(ctx, strings.Replace(subjects.OutPartitionT(p), "*", room, 1)); err == nil {
+			return p
+		}
+	}
+	h.t.Fatalf("no message of room %s in %s", room, subjects.StreamOut)
+	return 0
+}
+
+// TestKillNATSServerAndGateway: under a continuous load of sends, kill -9 one of the
+// three NATS servers (every node connected to it moves to another; the streams keep a
+// quorum), then, once it is back, the gateway of the sender and of one member. Clients
+// of the killed gateway reconnect to the other one, the sender's send in flight is
+// sent again with its nonce, the member catches up with since; at the end every acked
+// send is in the history once, in order, and reached both members once each, in order.
+func TestKillNATSServerAndGateway(t *testing.T) {
+	h := startCluster(t, 2, 2, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	h.createRoom(ctx, "r", "alice", "bob", "carol")
+	var receivers []*receiver
+	for i, user := range []string{"bob", "carol"} {
+		c := h.dial(ctx, user, i)
+		if _, err := c.Subscribe(ctx, "r"); err != nil {
+			t.Fatal(err)
+		}
+		receivers = append(receivers, receive(user, c))
+	}
+	l := startLoad(ctx, h.dial(ctx, "alice", 0), "r")
+	defer l.halt()
+	waitAcks := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(60 * time.Second); l.count() < n; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d sends acked after 60s, want %d: %v", l.count(), n, l.err)
+			}
+		}
+	}
+	waitAcks(20)
+	for _, victim := range []*cluster.Process{h.NATS[0], h.Role(subjects.RoleGateway)[0]} {
+		killed := time.Now()
+		h.Kill(victim)
+		var first sentAck
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			a, ok := l.firstAfter(killed)
+			if ok && receivers[0].has(a.seq) && receivers[1].has(a.seq) {
+				first = a
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("kill -9 %s: no message sent after it reached both members within 60s (%d acked, %v)", victim.Name, l.count(), l.err)
+			}
+		}
+		t.Logf("kill -9 %s: full service again after %v (send of seq %d)", victim.Name, time.Since(killed).Round(time.Millisecond), first.seq)
+		if err := h.Restart(victim); err != nil {
+			t.Fatal(err)
+		}
+		readyCtx, cancelReady := context.WithTimeout(ctx, time.Minute)
+		err := h.WaitReady(readyCtx)
+		cancelReady()
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitAcks(l.count() + 50)
+	}
+	h.finalCheck(ctx, t, l, receivers)
+}
+
+// finalCheck stops the load and checks that the acks are seqs 1..n in the order sent,
+// that both receivers got exactly those, in order, and that the history holds each
+// acked send once at its seq.
+func (h *harness) finalCheck(ctx context.Context, t *testing.T, l *load, receivers []*receiver) {
+	t.Helper()
+	l.halt()
 	if l.err != nil && !errors.Is(l.err, context.Canceled) {
 		t.Fatalf("a send failed: %v", l.err)
 	}
@@ -171,25 +275,4 @@ func TestKillLogicThenPusher(t *testing.T) {
 		}
 	}
 	t.Logf("%d acked sends: all in the history once, in order, and received by both members once, in order", len(acks))
-}
-
-// roomPartition is the stream partition room's messages go through, read from the
-// subject its stored messages have in IM_OUT.
-func (h *harness) roomPartition(ctx context.Context, room string) int {
-	h.t.Helper()
-	js, err := jetstream.New(h.operator())
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	stream, err := js.Stream(ctx, subjects.StreamOut)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	for p := range partitionCount {
-		if _, err := stream.GetLastMsgForSubject(ctx, strings.Replace(subjects.OutPartitionT(p), "*", room, 1)); err == nil {
-			return p
-		}
-	}
-	h.t.Fatalf("no message of room %s in %s", room, subjects.StreamOut)
-	return 0
 }

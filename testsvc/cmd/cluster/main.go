@@ -140,17 +140,17 @@ func banner(c *cluster.Cluster, dir, contextFile, bin string) {
 	urls := c.GatewayURLs()
 	fmt.Printf(`
 Clients:   %s (GET %s/v1/gateways lists the live ones)
-Token:     LANEIM_SECRET is in the nodes' environment; for a quick try:
-           %s/laneim chat --url %s --user alice general   (after: export LANEIM_SECRET=%s)
+Token:     LANEIM_SECRET=%s %s/laneim token alice
+Chat:      %s/laneim chat --url %s --token "$(LANEIM_SECRET=%s %s/laneim token alice)" general
 NATS:      nats context save laneim-cluster --server %s --user operator --password %s
-           nats --context laneim-cluster server list        (the three servers; JetStream R3)
+           curl -s http://127.0.0.1:18222/routez        (server 1's routes to the two others)
            nats --context laneim-cluster stream report      (IM_IN, IM_OUT and the KV buckets)
            nats --context laneim-cluster kv watch im_partitions   (partition ownership moving)
            %s/laneim nodes --context %s
 Kill:      kill -9 <pid> from another terminal, or type "kill NAME" here (then "start NAME");
            clients move to the other gateway, partitions to the other logic or pusher.
 Commands:  ps, kill NAME, stop NAME (SIGTERM), start NAME. Ctrl-C stops everything.
-`, strings.Join(urls, ", "), urls[0], bin, urls[0], c.Secret(), c.NATSURLs(), c.Passwords["operator"], bin, contextFile)
+`, strings.Join(urls, ", "), urls[0], c.Secret(), bin, bin, urls[0], c.Secret(), bin, c.NATSURLs(), c.Passwords["operator"], bin, contextFile)
 }
 
 func ps(c *cluster.Cluster) {
