@@ -18,14 +18,16 @@ func runCDC(args []string) error {
 	fs := roleFlagSet(subjects.RoleCDC, fmt.Sprintf(
 		"Reads the binlog of laneIM's MySQL metadata database (%s) and announces every\nchange of rooms, members and blocks on NATS, for the caches of every node. Run two\nfor failover: one reads at a time.",
 		configs.EnvName("mysql_dsn")))
-	p, err := startRole(subjects.RoleCDC, fs, args)
+	p, err := startRole(subjects.RoleCDC, fs, args, func(cfg configs.Config) error {
+		if cfg.MySQLDSN == "" {
+			return fmt.Errorf("cdc: no MySQL to read: set %s", configs.EnvName("mysql_dsn"))
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
 	defer p.close()
-	if p.cfg.MySQLDSN == "" {
-		return fmt.Errorf("cdc: no MySQL to read: set %s", configs.EnvName("mysql_dsn"))
-	}
 	// With redis_url, the shared cache's entries are replaced by tombstones before
 	// the nodes hear of a change.
 	opts := roles.CDCOptions{Replicas: p.replicas, ID: p.id, Logger: p.log}

@@ -70,12 +70,21 @@ func defaultsFor(role string) configs.Config {
 	return cfg
 }
 
-// startRole loads the configuration of `laneim ROLE`, starts logging, takes the node id
-// and connects to NATS, waiting for it. fs has the role's usage set.
-func startRole(role string, fs *flag.FlagSet, args []string) (*roleProcess, error) {
+// startRole loads the configuration of `laneim ROLE`, checks it with check (before
+// anything waits), starts logging, takes the node id and connects to NATS, waiting for
+// it. fs has the role's usage set.
+func startRole(role string, fs *flag.FlagSet, args []string, check func(configs.Config) error) (*roleProcess, error) {
 	cfg, err := configs.LoadWith(fs, args, defaultsFor(role))
 	if err != nil {
 		return nil, err
+	}
+	if cfg.NATSURL == "" {
+		return nil, fmt.Errorf("%s: no NATS to connect to: set %s or --nats-url", role, configs.EnvName("nats_url"))
+	}
+	if check != nil {
+		if err := check(cfg); err != nil {
+			return nil, err
+		}
 	}
 	p := &roleProcess{role: role, cfg: cfg}
 	ok := false
@@ -208,11 +217,13 @@ func (p *roleProcess) close() {
 	p.log.Info().Msg("stopped")
 }
 
-// secret is the JWT secret a gateway or logic needs.
-func (p *roleProcess) secret() ([]byte, error) {
-	if p.cfg.Secret == "" {
-		return nil, fmt.Errorf("%s: no JWT secret: set %s (32 bytes or more, the same on every gateway and logic node)",
-			p.role, configs.EnvName("secret"))
+// needSecret checks that a gateway or logic has the JWT secret.
+func needSecret(role string) func(configs.Config) error {
+	return func(cfg configs.Config) error {
+		if cfg.Secret == "" {
+			return fmt.Errorf("%s: no JWT secret: set %s (32 bytes or more, the same on every gateway and logic node)",
+				role, configs.EnvName("secret"))
+		}
+		return nil
 	}
-	return []byte(p.cfg.Secret), nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -37,19 +38,17 @@ func runGateway(args []string) error {
 	fs := roleFlagSet(subjects.RoleGateway, fmt.Sprintf(
 		"The client edge: WebSocket and HTTP on --http (%s), advertised to clients by\nGET /v1/gateways as --public-url (%s; default http:// and the listen address).\nNeeds %s.",
 		configs.EnvName("http"), configs.EnvName("public_url"), configs.EnvName("secret")), "public-url")
-	p, err := startRole(subjects.RoleGateway, fs, args)
+	p, err := startRole(subjects.RoleGateway, fs, args, func(cfg configs.Config) error {
+		if cfg.HTTP == "" {
+			return fmt.Errorf("gateway: no listener: set %s or --http", configs.EnvName("http"))
+		}
+		return needSecret(subjects.RoleGateway)(cfg)
+	})
 	if err != nil {
 		return err
 	}
 	defer p.close()
-	secret, err := p.secret()
-	if err != nil {
-		return err
-	}
-	if p.cfg.HTTP == "" {
-		return fmt.Errorf("gateway: no listener: set %s or --http", configs.EnvName("http"))
-	}
-	gw, err := gateway.New(roles.GatewayConfig(p.cfg, p.id, secret,
+	gw, err := gateway.New(roles.GatewayConfig(p.cfg, p.id, []byte(p.cfg.Secret),
 		func(ctx context.Context) ([]nodes.Info, error) { return nodes.List(ctx, p.js) }, p.log), p.nc)
 	if err != nil {
 		return err
@@ -104,25 +103,13 @@ func runLogic(args []string) error {
 		"Stores sends, serves history and membership. Needs %s, and shared stores: MySQL\n(%s) and the CQL store (%s), unless --single-logic lets this one keep\nits data in SQLite in its data dir. Redis (%s) is the shared cache.",
 		configs.EnvName("secret"), configs.EnvName("mysql_dsn"), configs.EnvName("cql_hosts"), configs.EnvName("redis_url")),
 		"single-logic", "partitions")
-	p, err := startRole(subjects.RoleLogic, fs, args)
+	p, err := startRole(subjects.RoleLogic, fs, args, checkLogic)
 	if err != nil {
 		return err
 	}
 	defer p.close()
-	secret, err := p.secret()
-	if err != nil {
-		return err
-	}
 	if !roles.Shared(p.cfg) {
-		if !p.cfg.SingleLogic {
-			return fmt.Errorf("logic: messages and metadata must be in stores every logic node shares: set %s and %s, "+
-				"or pass --single-logic (%s=true) to run this one logic node on SQLite in its data dir",
-				configs.EnvName("mysql_dsn"), configs.EnvName("cql_hosts"), configs.EnvName("single_logic"))
-		}
-		if p.cfg.Data == "" {
-			return fmt.Errorf("logic: --single-logic keeps its SQLite file in the data dir: set %s or --data", configs.EnvName("data"))
-		}
-		release, err := roles.Lock(p.cfg.Data + "/LOCK")
+		release, err := roles.Lock(filepath.Join(p.cfg.Data, "LOCK"))
 		if err != nil {
 			return fmt.Errorf("logic: %w", err)
 		}
@@ -146,7 +133,7 @@ func runLogic(args []string) error {
 	}
 	var node *roles.Logic
 	err = roles.WaitForEach(p.ctx, p.log, "logic to start", 30*time.Second, func(ctx context.Context) error {
-		node, err = roles.StartLogic(ctx, p.cfg, p.nc, stores, roles.LogicOptions{Secret: secret, Node: p.id, Replicas: p.replicas, Logger: p.log})
+		node, err = roles.StartLogic(ctx, p.cfg, p.nc, stores, roles.LogicOptions{Secret: []byte(p.cfg.Secret), Node: p.id, Replicas: p.replicas, Logger: p.log})
 		return err
 	})
 	if err != nil {
@@ -169,11 +156,31 @@ func runLogic(args []string) error {
 	return nil
 }
 
+// checkLogic refuses a logic node without the secret, or whose data no other logic
+// node would see, unless single_logic says it is the only one.
+func checkLogic(cfg configs.Config) error {
+	if err := needSecret(subjects.RoleLogic)(cfg); err != nil {
+		return err
+	}
+	if roles.Shared(cfg) {
+		return nil
+	}
+	if !cfg.SingleLogic {
+		return fmt.Errorf("logic: messages and metadata must be in stores every logic node shares: set %s and %s, "+
+			"or pass --single-logic (%s=true) to run this one logic node on SQLite in its data dir",
+			configs.EnvName("mysql_dsn"), configs.EnvName("cql_hosts"), configs.EnvName("single_logic"))
+	}
+	if cfg.Data == "" {
+		return fmt.Errorf("logic: --single-logic keeps its SQLite file in the data dir: set %s or --data", configs.EnvName("data"))
+	}
+	return os.MkdirAll(cfg.Data, 0o755)
+}
+
 // runPusher runs `laneim pusher`: it waits for the streams, consumes its share of the
 // IM_OUT partitions, until SIGINT or SIGTERM, then hands them over.
 func runPusher(args []string) error {
 	fs := roleFlagSet(subjects.RolePusher, "Publishes stored messages to the rooms' subjects, for every gateway. Waits for\nthe streams a logic node creates.")
-	p, err := startRole(subjects.RolePusher, fs, args)
+	p, err := startRole(subjects.RolePusher, fs, args, nil)
 	if err != nil {
 		return err
 	}

@@ -98,8 +98,9 @@ func (l *load) count() int {
 }
 
 // TestKillLogicThenPusher: under a continuous load of sends, kill -9 the logic node
-// that owns the room's partition, then (once it is back) the pusher that does. The
-// survivor takes the partition over within seconds, and at the end every acked send
+// that owns the room's partition, then (once it is back) the pusher that does, then
+// add a third logic node. The survivor takes the partition over within seconds, the
+// newcomer takes its share, and at the end every acked send
 // is in the history once, in the order acked, and reached both members (on two
 // gateways) once each, in order, without a gap. The time from each kill to a message
 // sent after it reaching both members is printed.
@@ -162,6 +163,19 @@ func TestKillLogicThenPusher(t *testing.T) {
 		t.Logf("%s partitions after %s restarted: %v", role, victim.Name, h.waitShared(role, partitionCount, 30*time.Second))
 		waitAcks(l.count() + 50)
 	}
+	// A third logic node joins under the load and takes its share of the partitions.
+	joined, err := h.Add(subjects.RoleLogic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readyCtx, cancelReady := context.WithTimeout(ctx, time.Minute)
+	err = h.WaitReady(readyCtx)
+	cancelReady()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("logic partitions after %s joined: %v", joined.Name, h.waitShared(subjects.RoleLogic, partitionCount, 30*time.Second))
+	waitAcks(l.count() + 50)
 
 	h.finalCheck(ctx, t, l, receivers)
 }

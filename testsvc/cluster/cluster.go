@@ -70,7 +70,8 @@ type Process struct {
 	closeOut func()
 }
 
-// Cluster is a running cluster.
+// Cluster is a running cluster. Start, Add and Stop are for one goroutine; Kill,
+// Terminate and Restart of different processes may run concurrently.
 type Cluster struct {
 	NATS  []*Process
 	Nodes []*Process // gateways, then logic, pushers, CDC
@@ -178,33 +179,43 @@ func Start(opts Options) (_ *Cluster, err error) {
 		n    int
 	}{{subjects.RoleGateway, opts.Gateways}, {subjects.RoleLogic, opts.Logic}, {subjects.RolePusher, opts.Pushers}, {subjects.RoleCDC, opts.CDC}}
 	for _, rc := range counts {
-		for i := range rc.n {
-			port := 0
-			if opts.FixedPorts {
-				port = map[string]int{subjects.RoleGateway: 18080, subjects.RoleLogic: 18180, subjects.RolePusher: 18280, subjects.RoleCDC: 18380}[rc.role] + i
-			} else if port, err = freePort(); err != nil {
-				return nil, err
-			}
-			name := fmt.Sprintf("%s-%d", rc.role, i+1)
-			p := &Process{Name: name, Role: rc.role, HTTP: "127.0.0.1:" + strconv.Itoa(port),
-				path: opts.LaneIM, args: []string{rc.role}, dir: opts.Dir}
-			p.env = append(os.Environ(),
-				"LANEIM_CONFIG=",
-				"LANEIM_NATS_URL="+c.NATSURLs(),
-				"LANEIM_NATS_USER="+rc.role,
-				"LANEIM_NATS_PASSWORD="+c.Passwords[rc.role],
-				"LANEIM_HTTP="+p.HTTP,
-				"LANEIM_DATA="+filepath.Join(opts.Dir, name),
-				"LANEIM_SECRET="+opts.Secret,
-			)
-			p.env = append(p.env, opts.Env...)
-			c.Nodes = append(c.Nodes, p)
-			if err := c.start(p); err != nil {
+		for range rc.n {
+			if _, err := c.Add(rc.role); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return c, nil
+}
+
+// Add starts one more node of role (a logic node joining the running cluster, say),
+// named after the role's count so far.
+func (c *Cluster) Add(role string) (*Process, error) {
+	i := len(c.Role(role))
+	port := 0
+	if c.opts.FixedPorts {
+		port = map[string]int{subjects.RoleGateway: 18080, subjects.RoleLogic: 18180, subjects.RolePusher: 18280, subjects.RoleCDC: 18380}[role] + i
+	} else {
+		var err error
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	name := fmt.Sprintf("%s-%d", role, i+1)
+	p := &Process{Name: name, Role: role, HTTP: "127.0.0.1:" + strconv.Itoa(port),
+		path: c.opts.LaneIM, args: []string{role}, dir: c.opts.Dir}
+	p.env = append(os.Environ(),
+		"LANEIM_CONFIG=",
+		"LANEIM_NATS_URL="+c.NATSURLs(),
+		"LANEIM_NATS_USER="+role,
+		"LANEIM_NATS_PASSWORD="+c.Passwords[role],
+		"LANEIM_HTTP="+p.HTTP,
+		"LANEIM_DATA="+filepath.Join(c.opts.Dir, name),
+		"LANEIM_SECRET="+c.opts.Secret,
+	)
+	p.env = append(p.env, c.opts.Env...)
+	c.Nodes = append(c.Nodes, p)
+	return p, c.start(p)
 }
 
 // Secret is the nodes' LANEIM_SECRET, which signs client tokens.
