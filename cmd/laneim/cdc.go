@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/laneim/laneim/cache"
 	"github.com/laneim/laneim/configs"
@@ -40,7 +39,7 @@ func runCDC(args []string) error {
 		opts.Redis = rdb
 	}
 	var reader *roles.CDC
-	err = roles.WaitForEach(p.ctx, p.log, "JetStream for the CDC buckets", 30*time.Second, func(ctx context.Context) error {
+	err = roles.WaitFor(p.ctx, p.log, "JetStream for the CDC buckets", func(ctx context.Context) error {
 		reader, err = roles.StartCDC(ctx, p.cfg, p.nc, opts)
 		return err
 	})

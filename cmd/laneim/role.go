@@ -125,7 +125,7 @@ func startRole(role string, fs *flag.FlagSet, args []string, check func(configs.
 // register puts the node in im_nodes once the bucket can be had (JetStream up, the
 // bucket created by whichever node came first).
 func (p *roleProcess) register(address string, connections func() int) error {
-	return roles.WaitFor(p.ctx, p.log, "the "+"im_nodes bucket", func(ctx context.Context) error {
+	return roles.WaitFor(p.ctx, p.log, "the im_nodes bucket", func(ctx context.Context) error {
 		r, err := nodes.Register(ctx, p.js, nodes.Info{ID: p.id, Role: p.role, Address: address},
 			nodes.Config{Connections: connections, Replicas: p.replicas, Logger: p.log})
 		if err == nil {

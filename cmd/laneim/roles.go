@@ -132,7 +132,7 @@ func runLogic(args []string) error {
 		return err
 	}
 	var node *roles.Logic
-	err = roles.WaitForEach(p.ctx, p.log, "logic to start", 30*time.Second, func(ctx context.Context) error {
+	err = roles.WaitForEach(p.ctx, p.log, "logic to start", 10*time.Second, func(ctx context.Context) error {
 		node, err = roles.StartLogic(ctx, p.cfg, p.nc, stores, roles.LogicOptions{Secret: []byte(p.cfg.Secret), Node: p.id, Replicas: p.replicas, Logger: p.log})
 		return err
 	})
@@ -196,7 +196,7 @@ func runPusher(args []string) error {
 	if err != nil {
 		return err
 	}
-	err = roles.WaitForEach(p.ctx, p.log, "pusher to start", 30*time.Second, func(ctx context.Context) error { return ps.Start(ctx) })
+	err = roles.WaitForEach(p.ctx, p.log, "pusher to start", 10*time.Second, func(ctx context.Context) error { return ps.Start(ctx) })
 	if err != nil {
 		return err
 	}

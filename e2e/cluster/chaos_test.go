@@ -99,8 +99,9 @@ func (l *load) count() int {
 
 // TestKillLogicThenPusher: under a continuous load of sends, kill -9 the logic node
 // that owns the room's partition, then (once it is back) the pusher that does, then
-// add a third logic node. The survivor takes the partition over within seconds, the
-// newcomer takes its share, and at the end every acked send
+// add a third logic node and stop it with SIGTERM. The survivor takes the partition
+// over within seconds, the newcomer takes its share and hands it back as it leaves,
+// and at the end every acked send
 // is in the history once, in the order acked, and reached both members (on two
 // gateways) once each, in order, without a gap. The time from each kill to a message
 // sent after it reaching both members is printed.
@@ -175,6 +176,12 @@ func TestKillLogicThenPusher(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("logic partitions after %s joined: %v", joined.Name, h.waitShared(subjects.RoleLogic, partitionCount, 30*time.Second))
+	waitAcks(l.count() + 50)
+	// SIGTERM: the node hands its partitions over as it leaves, not a TTL later.
+	stopped := time.Now()
+	h.Terminate(joined, 20*time.Second)
+	t.Logf("%s stopped by SIGTERM in %v; logic partitions %v", joined.Name, time.Since(stopped).Round(time.Millisecond),
+		h.waitShared(subjects.RoleLogic, partitionCount, 30*time.Second))
 	waitAcks(l.count() + 50)
 
 	h.finalCheck(ctx, t, l, receivers)
