@@ -25,6 +25,13 @@ import (
 	"github.com/laneim/laneim/testsvc/cluster"
 )
 
+// contextName is the operator's nats CLI context a run writes in its directory, and
+// markerName the file that marks the directory as a cluster's.
+const (
+	contextName = "nats-context.json"
+	markerName  = ".laneim-cluster"
+)
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
@@ -48,8 +55,20 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	// A fresh cluster each run: the servers' JetStream stores and the nodes' ids.
-	if err := os.RemoveAll(absDir); err != nil {
+	// A fresh cluster each run: the servers' JetStream stores and the nodes' ids. Only
+	// a previous run's directory is removed, never one that holds something else.
+	if entries, err := os.ReadDir(absDir); err == nil && len(entries) > 0 {
+		if _, err := os.Stat(filepath.Join(absDir, markerName)); err != nil {
+			return fmt.Errorf("%s is not empty and not a previous cluster's (no %s): pass another --dir", absDir, markerName)
+		}
+		if err := os.RemoveAll(absDir); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(absDir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(absDir, markerName), nil, 0o644); err != nil {
 		return err
 	}
 	env, closeStores, err := stores()
@@ -76,7 +95,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	contextFile := filepath.Join(absDir, "nats-context.json")
+	contextFile := filepath.Join(absDir, contextName)
 	if err := os.WriteFile(contextFile, []byte(c.OperatorContext()), 0o600); err != nil {
 		return err
 	}
