@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,7 +41,9 @@ type Options struct {
 	// the JetStream stores in data/cluster/nats-N under it. Default Dir.
 	NATSWorkDir string
 	// FixedPorts keeps the addresses of the configurations (NATS on 14222-14224,
-	// gateways from 18080 up); otherwise every listener gets a free port, for tests.
+	// monitoring on 18222-18224) and gives the nodes fixed ones (gateways from 14080
+	// up, logic from 14180, pushers from 14280, CDC from 14380), refusing to start when
+	// one is taken; otherwise every listener gets a free port, for tests.
 	FixedPorts bool
 	// Nodes of each role; CDC runs only with LANEIM_MYSQL_DSN in Env.
 	Gateways, Logic, Pushers, CDC int
@@ -119,6 +122,12 @@ func Start(opts Options) (_ *Cluster, err error) {
 	if opts.Secret == "" {
 		opts.Secret = password() + password()
 	}
+	// The processes run in other working directories than this one.
+	for _, path := range []*string{&opts.Dir, &opts.LaneIM, &opts.NATSServer, &opts.ConfDir} {
+		if *path, err = filepath.Abs(*path); err != nil {
+			return nil, err
+		}
+	}
 	c := &Cluster{opts: opts, Passwords: map[string]string{}}
 	defer func() {
 		if err != nil {
@@ -133,7 +142,13 @@ func Start(opts Options) (_ *Cluster, err error) {
 	// Ports: the configurations' own, or free ones given as flags, which override
 	// the file.
 	clientPorts, routePorts, monitorPorts := []int{14222, 14223, 14224}, []int{16222, 16223, 16224}, []int{18222, 18223, 18224}
-	if !opts.FixedPorts {
+	if opts.FixedPorts {
+		for _, port := range append(append(append([]int{}, clientPorts...), routePorts...), monitorPorts...) {
+			if err := checkFree(port); err != nil {
+				return nil, err
+			}
+		}
+	} else {
 		for i := range 3 {
 			if clientPorts[i], err = freePort(); err != nil {
 				return nil, err
@@ -152,10 +167,7 @@ func Start(opts Options) (_ *Cluster, err error) {
 	}
 	for i := range 3 {
 		name := fmt.Sprintf("nats-%d", i+1)
-		conf, err := filepath.Abs(filepath.Join(opts.ConfDir, "node-"+strconv.Itoa(i+1)+".conf"))
-		if err != nil {
-			return nil, err
-		}
+		conf := filepath.Join(opts.ConfDir, "node-"+strconv.Itoa(i+1)+".conf")
 		args := []string{"-c", conf}
 		if !opts.FixedPorts {
 			args = append(args, "-p", strconv.Itoa(clientPorts[i]), "-m", strconv.Itoa(monitorPorts[i]),
@@ -194,7 +206,10 @@ func (c *Cluster) Add(role string) (*Process, error) {
 	i := len(c.Role(role))
 	port := 0
 	if c.opts.FixedPorts {
-		port = map[string]int{subjects.RoleGateway: 18080, subjects.RoleLogic: 18180, subjects.RolePusher: 18280, subjects.RoleCDC: 18380}[role] + i
+		port = map[string]int{subjects.RoleGateway: 14080, subjects.RoleLogic: 14180, subjects.RolePusher: 14280, subjects.RoleCDC: 14380}[role] + i
+		if err := checkFree(port); err != nil {
+			return nil, err
+		}
 	} else {
 		var err error
 		if port, err = freePort(); err != nil {
@@ -211,6 +226,9 @@ func (c *Cluster) Add(role string) (*Process, error) {
 		"LANEIM_NATS_PASSWORD="+c.Passwords[role],
 		"LANEIM_HTTP="+p.HTTP,
 		"LANEIM_DATA="+filepath.Join(c.opts.Dir, name),
+		// The process's name is its node id: in laneim nodes, im_partitions and
+		// /healthz, which WaitReady reads to know it is talking to this process.
+		"LANEIM_NODE_ID="+name,
 		"LANEIM_SECRET="+c.opts.Secret,
 	)
 	p.env = append(p.env, c.opts.Env...)
@@ -337,8 +355,9 @@ func (c *Cluster) Stop() {
 	wg.Wait()
 }
 
-// WaitReady waits until every running node answers /healthz with 200: each gateway
-// reaches NATS and a logic node, each logic, pusher and CDC is connected.
+// WaitReady waits until every node answers /healthz with 200 and its own node id:
+// each gateway reaches NATS and a logic node, each logic, pusher and CDC is connected.
+// A node that exits fails it.
 func (c *Cluster) WaitReady(ctx context.Context) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	for _, p := range c.Nodes {
@@ -346,11 +365,12 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 			if !p.Running() {
 				return fmt.Errorf("%s exited (see %s)", p.Name, filepath.Join(c.opts.Dir, p.Name+".log"))
 			}
+			var health struct{ Node, Gateway string }
 			resp, err := client.Get("http://" + p.HTTP + "/healthz")
 			if err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
+				err = json.NewDecoder(resp.Body).Decode(&health)
 				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
+				if err == nil && resp.StatusCode == http.StatusOK && (health.Node == p.Name || health.Gateway == p.Name) {
 					break
 				}
 			}
@@ -377,6 +397,15 @@ func waitTCP(p *Process, addr string, timeout time.Duration) error {
 			return fmt.Errorf("%s: no listener on %s after %v", p.Name, addr, timeout)
 		}
 	}
+}
+
+// checkFree says whether a fixed port is free on loopback.
+func checkFree(port int) error {
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		return fmt.Errorf("port %d is taken (another cluster, or another program): %w", port, err)
+	}
+	return l.Close()
 }
 
 func freePort() (int, error) {
