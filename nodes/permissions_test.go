@@ -43,9 +43,10 @@ func TestRolesUseTheBucket(t *testing.T) {
 		js   jetstream.JetStream
 		info Info
 	}{
+		// The gateway first: it creates the bucket when it starts before the others.
+		{gateway, Info{ID: "g1", Role: "gateway", Address: "http://127.0.0.1:8080"}},
 		{pusher, Info{ID: "p1", Role: "pusher"}},
 		{cdc, Info{ID: "c1", Role: "cdc"}},
-		{gateway, Info{ID: "g1", Role: "gateway", Address: "http://127.0.0.1:8080"}},
 	} {
 		reg, err := Register(ctx, r.js, r.info, Config{TTL: 5 * time.Second})
 		if err != nil {

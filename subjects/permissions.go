@@ -57,8 +57,9 @@ func RolePermissions(role string) Permissions {
 		return Permissions{
 			// Sends into IM_IN (JetStream answers on the inbox), requests to logic and
 			// its ping (healthz), and its discovery entry and the others' (GET
-			// /v1/gateways) in im_nodes.
-			Publish: append([]string{In, ServicePrefix + ".>", LogicPing}, bucketAccess(BucketNodes)...),
+			// /v1/gateways) in im_nodes, which it creates when it comes first
+			// (creating a bucket reads the account's JetStream info).
+			Publish: append([]string{In, ServicePrefix + ".>", LogicPing, jsAPI + "INFO"}, bucketAccess(BucketNodes)...),
 			// Room frames, ticks and events, user events, its acks.
 			Subscribe: []string{RoomMsgs, RoomTicks, RoomEvents, UserEvents, GatewayAcks, inbox},
 		}
