@@ -51,6 +51,9 @@ type Config struct {
 	StatusEvery time.Duration
 	// PublishTimeout bounds the publication of one transaction. Default 5s.
 	PublishTimeout time.Duration
+	// Replicas of the im_cdc and im_cdc_lock buckets if this process creates them.
+	// Default 1.
+	Replicas int
 	// ID names this process in the lock. Default hostname-pid.
 	ID     string
 	Logger zerolog.Logger
@@ -127,12 +130,14 @@ func (c *CDC) Start(ctx context.Context) error {
 	var err error
 	c.positions, err = openBucket(ctx, c.js, jetstream.KeyValueConfig{
 		Bucket: subjects.BucketCDC, Description: "laneIM CDC binlog checkpoint", History: 1,
+		Replicas: max(c.cfg.Replicas, 1),
 	})
 	if err != nil {
 		return fmt.Errorf("cdc: %w", err)
 	}
 	lockKV, err := openBucket(ctx, c.js, jetstream.KeyValueConfig{
 		Bucket: subjects.BucketCDCLock, Description: "laneIM CDC reader lock", History: 1, TTL: c.cfg.LockTTL,
+		Replicas: max(c.cfg.Replicas, 1),
 	})
 	if err != nil {
 		return fmt.Errorf("cdc: %w", err)

@@ -3,7 +3,7 @@
 // LANEIM_* environment variables and explicitly set command-line flags. cmd/laneim
 // loads it once and hands each component the fields it needs; nothing reads a global.
 //
-// dev.yaml lists every key with its default; cluster.yaml sketches a cluster node.
+// dev.yaml lists every key with its default; cluster.yaml is a sample cluster node.
 package configs
 
 import (
@@ -21,7 +21,8 @@ import (
 // Config is the whole configuration of one laneim process.
 type Config struct {
 	// HTTP is the listen address of the HTTP and WebSocket edge. In dev, gateway i
-	// (0-based) of Gateways listens on HTTP's port + i.
+	// (0-based) of Gateways listens on HTTP's port + i. For `laneim logic`, `pusher`
+	// and `cdc` it serves /healthz and /metrics, and is off by default.
 	HTTP string `yaml:"http"`
 	// DevPublic lets dev listen (HTTP and NATS) on an address other than loopback.
 	// Dev hands out tokens to anyone who asks and serves profiles, so it refuses to
@@ -31,7 +32,8 @@ type Config struct {
 	// `laneim token` sign.
 	TokenTTL time.Duration `yaml:"token_ttl"`
 	// Data is the directory of everything dev persists: SQLite files, the JetStream
-	// store, the generated secret.
+	// store, the generated secret. A cluster role keeps its node id there (and a
+	// single logic its SQLite file); "" (their default) keeps nothing.
 	Data string `yaml:"data"`
 	// NATSListen is the embedded nats-server's TCP listener for tools such as the nats
 	// CLI; "" or "none" means none (laneim itself connects in-process). See
@@ -40,6 +42,30 @@ type Config struct {
 	// NATSURL is an external NATS cluster (comma-separated URLs) for cluster roles.
 	// Empty in dev, which embeds its own server.
 	NATSURL string `yaml:"nats_url"`
+	// NATSCreds is a .creds file (user JWT and nkey seed) a cluster role connects to
+	// NATS with; NATSUser and NATSPassword, or NATSToken, are the other ways. With
+	// none, a role connects as is and logs a warning. Environment or file only: flags
+	// show in the process list.
+	NATSCreds    string `yaml:"nats_creds"`
+	NATSUser     string `yaml:"nats_user"`
+	NATSPassword string `yaml:"nats_password"`
+	NATSToken    string `yaml:"nats_token"`
+	// Replicas is the replication of the streams and KV buckets a cluster role
+	// creates. 0: 3 when the NATS server is clustered, 1 otherwise.
+	Replicas int `yaml:"replicas"`
+	// NodeID names a cluster role's process in the partition groups, im_nodes and a
+	// gateway's ack subject: letters, digits, - and _. Empty: derived from the host
+	// name, the role and a random suffix, and kept in Data so that a restarted process
+	// is the same node.
+	NodeID string `yaml:"node_id"`
+	// PublicURL is the base URL clients reach a gateway at (what GET /v1/gateways
+	// advertises), such as "https://gw-1.chat.example". Empty: http:// and the
+	// listen address.
+	PublicURL string `yaml:"public_url"`
+	// SingleLogic lets `laneim logic` keep messages or metadata in the SQLite file of
+	// its data dir, which no other logic node sees: for a cluster of one logic node.
+	// Without it, logic refuses to start unless mysql_dsn and cql_hosts are set.
+	SingleLogic bool `yaml:"single_logic"`
 	// Secret is the HS256 key of client JWTs, at least 32 bytes. When empty, dev
 	// generates one and keeps it in Data; cluster roles require it. Prefer
 	// LANEIM_SECRET over --secret: flags are visible in the process list.
@@ -197,6 +223,9 @@ var logLevels = []string{"trace", "debug", "info", "warn", "error", "disabled"}
 // lightweight transactions, which it does not use.
 var cqlConsistencies = []string{"LOCAL_QUORUM", "QUORUM", "EACH_QUORUM", "LOCAL_ONE", "ONE", "TWO", "THREE", "ALL"}
 
+// nodeID is a node id: one NATS subject token, and a file name.
+var nodeID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
 // cqlKeyspace is a keyspace name CQL takes unquoted, as the store creates it.
 var cqlKeyspace = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
 
@@ -246,8 +275,10 @@ func (c Config) Heartbeat() time.Duration {
 func (c Config) Redacted() Config {
 	c.MySQLDSN = redactDSN(c.MySQLDSN)
 	c.RedisURL = redactURL(c.RedisURL)
-	if c.Secret != "" {
-		c.Secret = "REDACTED"
+	for _, secret := range []*string{&c.Secret, &c.NATSPassword, &c.NATSToken} {
+		if *secret != "" {
+			*secret = "REDACTED"
+		}
 	}
 	return c
 }
@@ -259,11 +290,15 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
 
-	httpPort, err := checkHostPort(c.HTTP)
-	if err != nil {
-		bad("http", "%v", err)
+	httpPort := 0
+	if c.HTTP != "" { // "" is off, for the roles that only serve /healthz and /metrics
+		var err error
+		if httpPort, err = checkHostPort(c.HTTP); err != nil {
+			bad("http", "%v", err)
+		}
 	}
-	if strings.TrimSpace(c.Data) == "" {
+	// "" is no data dir, which only the cluster roles accept; blanks are a mistake.
+	if c.Data != "" && strings.TrimSpace(c.Data) == "" {
 		bad("data", "must not be empty")
 	}
 	if addr := c.NATSListenAddr(); addr != "" {
@@ -278,6 +313,17 @@ func (c Config) Validate() error {
 	}
 	if c.Secret != "" && len(c.Secret) < minSecretBytes {
 		bad("secret", "must be at least %d bytes, got %d (or empty: dev generates one)", minSecretBytes, len(c.Secret))
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		bad("replicas", "must be 1 to 5, or 0 for 3 on a clustered NATS server and 1 otherwise, got %d", c.Replicas)
+	}
+	if c.NodeID != "" && !nodeID.MatchString(c.NodeID) {
+		bad("node_id", "must be 1 to 64 letters, digits, - or _, got %q", c.NodeID)
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("public_url", "must be an http:// or https:// base URL, got %q", c.PublicURL)
+		}
 	}
 	if c.Gateways < 1 || c.Gateways > MaxGateways {
 		bad("gateways", "must be 1 to %d, got %d", MaxGateways, c.Gateways)

@@ -147,7 +147,7 @@ func TestLoadPrecedence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := load(newFlagSet(), tt.args, envMap(tt.env))
+			got, err := load(newFlagSet(), tt.args, envMap(tt.env), Default())
 			if err != nil {
 				t.Fatalf("load: %v", err)
 			}
@@ -162,7 +162,7 @@ func TestLoadPrecedence(t *testing.T) {
 
 func TestLoadPositionalArgs(t *testing.T) {
 	fs := newFlagSet()
-	if _, err := load(fs, []string{"--data", "/tmp/x", "alice"}, envMap(nil)); err != nil {
+	if _, err := load(fs, []string{"--data", "/tmp/x", "alice"}, envMap(nil), Default()); err != nil {
 		t.Fatal(err)
 	}
 	if got := fs.Args(); !slices.Equal(got, []string{"alice"}) {
@@ -191,7 +191,7 @@ func TestLoadErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := load(newFlagSet(), tt.args, envMap(tt.env))
+			_, err := load(newFlagSet(), tt.args, envMap(tt.env), Default())
 			if err == nil {
 				t.Fatal("load succeeded")
 			}
@@ -206,7 +206,7 @@ func TestLoadHelp(t *testing.T) {
 	fs := newFlagSet()
 	var usage strings.Builder
 	fs.SetOutput(&usage)
-	_, err := load(fs, []string{"-h"}, envMap(nil))
+	_, err := load(fs, []string{"-h"}, envMap(nil), Default())
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("error %v, want flag.ErrHelp", err)
 	}
@@ -241,6 +241,14 @@ func TestValidate(t *testing.T) {
 		{"http without port", func(c *Config) { c.HTTP = "localhost" }, "http: want host:port"},
 		{"http port out of range", func(c *Config) { c.HTTP = ":70000" }, "http: port"},
 		{"data empty", func(c *Config) { c.Data = " " }, "data: must not be empty"},
+		{"no data dir (cluster roles)", func(c *Config) { c.Data = "" }, ""},
+		{"no http listener (cluster roles)", func(c *Config) { c.HTTP = "" }, ""},
+		{"replicas negative", func(c *Config) { c.Replicas = -1 }, "replicas: must be 1 to 5"},
+		{"replicas 3", func(c *Config) { c.Replicas = 3 }, ""},
+		{"node_id with a dot", func(c *Config) { c.NodeID = "gw.1" }, "node_id"},
+		{"node_id", func(c *Config) { c.NodeID = "gw-1_a" }, ""},
+		{"public_url without scheme", func(c *Config) { c.PublicURL = "gw-1:8080" }, "public_url"},
+		{"public_url", func(c *Config) { c.PublicURL = "https://gw-1.example" }, ""},
 		{"nats_listen none", func(c *Config) { c.NATSListen = "none" }, ""},
 		{"nats_listen empty", func(c *Config) { c.NATSListen = "" }, ""},
 		{"nats_listen bad", func(c *Config) { c.NATSListen = "4222" }, "nats_listen"},
@@ -335,7 +343,7 @@ func TestSettingsCoverEveryKey(t *testing.T) {
 
 // dev.yaml documents the defaults: loading it must give exactly Default().
 func TestDevYAMLIsTheDefaults(t *testing.T) {
-	got, err := load(newFlagSet(), []string{"--config", "dev.yaml"}, envMap(nil))
+	got, err := load(newFlagSet(), []string{"--config", "dev.yaml"}, envMap(nil), Default())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,11 +365,11 @@ func TestDevYAMLIsTheDefaults(t *testing.T) {
 func TestClusterYAMLLoads(t *testing.T) {
 	got, err := load(newFlagSet(), []string{"--config", "cluster.yaml"}, envMap(map[string]string{
 		"LANEIM_SECRET": strings.Repeat("s", 32),
-	}))
+	}), Default())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.NATSURL == "" || got.Log.Format != FormatJSON {
+	if got.NATSURL == "" || got.Log.Format != FormatJSON || got.PublicURL == "" || got.NATSUser == "" || got.CQLHosts == "" {
 		t.Errorf("cluster.yaml: nats_url %q, log.format %q", got.NATSURL, got.Log.Format)
 	}
 }
@@ -412,15 +420,15 @@ func TestCheckDevListeners(t *testing.T) {
 }
 
 func TestDevPublicFlagAndEnv(t *testing.T) {
-	cfg, err := load(newFlagSet(), []string{"--dev-public", "--http", "0.0.0.0:9"}, envMap(nil))
+	cfg, err := load(newFlagSet(), []string{"--dev-public", "--http", "0.0.0.0:9"}, envMap(nil), Default())
 	if err != nil || !cfg.DevPublic {
 		t.Fatalf("--dev-public: %v, DevPublic %v", err, cfg.DevPublic)
 	}
 	env := envMap(map[string]string{"LANEIM_DEV_PUBLIC": "true"})
-	if cfg, err = load(newFlagSet(), nil, env); err != nil || !cfg.DevPublic {
+	if cfg, err = load(newFlagSet(), nil, env, Default()); err != nil || !cfg.DevPublic {
 		t.Fatalf("LANEIM_DEV_PUBLIC=true: %v, DevPublic %v", err, cfg.DevPublic)
 	}
-	if cfg, err = load(newFlagSet(), []string{"--dev-public=false"}, env); err != nil || cfg.DevPublic {
+	if cfg, err = load(newFlagSet(), []string{"--dev-public=false"}, env, Default()); err != nil || cfg.DevPublic {
 		t.Fatalf("--dev-public=false over the environment: %v, DevPublic %v", err, cfg.DevPublic)
 	}
 }
@@ -437,5 +445,22 @@ func TestRedactedHidesStorePasswords(t *testing.T) {
 	}
 	if r.MySQLDSN != "laneim:REDACTED@tcp(db:3306)/laneim" {
 		t.Errorf("MySQLDSN redacted to %q", r.MySQLDSN)
+	}
+}
+
+// LoadWith starts from other defaults, which the file, the environment and flags
+// override as they do Default().
+func TestLoadWithDefaults(t *testing.T) {
+	defaults := Default()
+	defaults.HTTP, defaults.Data = "", ""
+	got, err := load(newFlagSet(), []string{"--node-id", "n1"}, envMap(map[string]string{"LANEIM_REPLICAS": "3"}), defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.HTTP != "" || got.Data != "" || got.NodeID != "n1" || got.Replicas != 3 {
+		t.Errorf("got http %q data %q node_id %q replicas %d", got.HTTP, got.Data, got.NodeID, got.Replicas)
+	}
+	if r := (Config{NATSPassword: "pw", NATSToken: "tok"}).Redacted(); r.NATSPassword != "REDACTED" || r.NATSToken != "REDACTED" {
+		t.Errorf("Redacted %+v", r)
 	}
 }

@@ -40,6 +40,14 @@ var settings = []setting{
 	{"data", "data", "data `directory` (SQLite, JetStream, generated secret)", func(c *Config) any { return &c.Data }},
 	{"nats_listen", "nats-listen", "embedded NATS listen `address` for tools, or \"none\"", func(c *Config) any { return &c.NATSListen }},
 	{"nats_url", "nats-url", "external NATS `servers` for cluster roles (comma-separated URLs)", func(c *Config) any { return &c.NATSURL }},
+	{"nats_creds", "", "", func(c *Config) any { return &c.NATSCreds }},
+	{"nats_user", "", "", func(c *Config) any { return &c.NATSUser }},
+	{"nats_password", "", "", func(c *Config) any { return &c.NATSPassword }},
+	{"nats_token", "", "", func(c *Config) any { return &c.NATSToken }},
+	{"replicas", "replicas", "`replicas` of the streams and buckets a cluster role creates (default 3 on a clustered NATS, else 1)", func(c *Config) any { return &c.Replicas }},
+	{"node_id", "node-id", "cluster role's node `id` (default derived, kept in the data dir)", func(c *Config) any { return &c.NodeID }},
+	{"public_url", "public-url", "gateway's public base `URL`, advertised by GET /v1/gateways", func(c *Config) any { return &c.PublicURL }},
+	{"single_logic", "single-logic", "let laneim logic keep data in its own SQLite file (a cluster of one logic node)", func(c *Config) any { return &c.SingleLogic }},
 	{"secret", "secret", "JWT HS256 `secret`, at least 32 bytes (prefer " + EnvPrefix + "SECRET: flags show in ps)", func(c *Config) any { return &c.Secret }},
 	{"gateways", "gateways", "`number` of gateway listeners in dev, on consecutive ports", func(c *Config) any { return &c.Gateways }},
 	{"partitions", "partitions", "`number` of IM_IN/IM_OUT partitions", func(c *Config) any { return &c.Partitions }},
@@ -82,12 +90,17 @@ func EnvName(key string) string {
 // Positional arguments are left in fs.Args(). When args ask for help, the error wraps
 // flag.ErrHelp.
 func Load(fs *flag.FlagSet, args []string) (Config, error) {
-	return load(fs, args, os.LookupEnv)
+	return load(fs, args, os.LookupEnv, Default())
 }
 
-func load(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) (Config, error) {
+// LoadWith is Load over other defaults than Default(): a cluster role's.
+func LoadWith(fs *flag.FlagSet, args []string, defaults Config) (Config, error) {
+	return load(fs, args, os.LookupEnv, defaults)
+}
+
+func load(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool), defaults Config) (Config, error) {
 	// Flags parse into their own Config so that Visit can tell what was given.
-	fromFlags := Default()
+	fromFlags := defaults
 	for _, s := range settings {
 		if s.flag != "" {
 			fs.Var(&flagValue{field: s.field(&fromFlags)}, s.flag, s.usage)
@@ -98,7 +111,7 @@ func load(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)
 		return Config{}, err
 	}
 
-	cfg := Default()
+	cfg := defaults
 
 	path := *configFile
 	if path == "" {

@@ -2,11 +2,9 @@ package devstack
 
 import (
 	"context"
-	"fmt"
 
-	"github.com/laneim/laneim/cache"
-	"github.com/laneim/laneim/cdc"
 	"github.com/laneim/laneim/configs"
+	"github.com/laneim/laneim/roles"
 	"github.com/laneim/laneim/subjects"
 )
 
@@ -18,19 +16,10 @@ func (s *Stack) startCDC(ctx context.Context, cfg configs.Config) error {
 	if err != nil {
 		return err
 	}
-	// Its announcements go through the cache's publisher: Redis tombstones first (with
-	// redis_url), then NATS, as every writer's do.
-	s.cdcPublisher = cache.NewPublisher(cache.Config{NATS: nc, Redis: s.redis, Logger: s.log.With().Str("role", subjects.RoleCDC).Logger()})
-	s.CDC, err = cdc.New(cdc.Config{
-		DSN:        cfg.MySQLDSN,
-		Invalidate: s.cdcPublisher.Publish,
-		Logger:     s.log.With().Str("role", subjects.RoleCDC).Logger(),
-	}, nc)
+	s.cdc, err = roles.StartCDC(ctx, cfg, nc, roles.CDCOptions{Redis: s.redis, Logger: s.log})
 	if err != nil {
 		return err
 	}
-	if err := s.CDC.Start(ctx); err != nil {
-		return fmt.Errorf("cdc: %w", err)
-	}
+	s.CDC = s.cdc.CDC
 	return nil
 }

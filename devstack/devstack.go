@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +33,7 @@ import (
 	"github.com/laneim/laneim/logic"
 	"github.com/laneim/laneim/nodes"
 	"github.com/laneim/laneim/pusher"
+	"github.com/laneim/laneim/roles"
 	"github.com/laneim/laneim/store"
 	"github.com/laneim/laneim/subjects"
 	"github.com/laneim/laneim/web"
@@ -63,16 +63,16 @@ type Stack struct {
 	OperatorContext string
 
 	natsUsers map[string]embednats.User // by name: every role's credential and the operator's
+	logic     *roles.Logic              // Logic, Cache and redis
 	redis     *redis.Client             // nil without cfg.RedisURL
 	sqlite    *store.SQLite             // the data dir's database, whatever it holds
-	// cdcPublisher announces CDC's changes; nil without cfg.MySQLDSN.
-	cdcPublisher *cache.Publisher
-	conns        []*nats.Conn
-	nodes        []*nodes.Registration
-	servers      []*http.Server
-	log          zerolog.Logger
-	unlock       func() // releases the data dir's lock; nil until taken
-	closeOnce    sync.Once
+	cdc       *roles.CDC                // CDC and its publisher; nil without cfg.MySQLDSN
+	conns     []*nats.Conn
+	nodes     []*nodes.Registration
+	servers   []*http.Server
+	log       zerolog.Logger
+	unlock    func() // releases the data dir's lock; nil until taken
+	closeOnce sync.Once
 }
 
 // Start starts the stack described by cfg (cfg.Data must be set) and returns once every
@@ -86,6 +86,9 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 	}()
 	if err := cfg.CheckDevListeners(); err != nil {
 		return nil, err
+	}
+	if cfg.Data == "" {
+		return nil, fmt.Errorf("data: dev needs a data directory")
 	}
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -134,7 +137,7 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 		}
 		s.Meta = mysql
 	}
-	if s.Messages, err = openMessageStore(ctx, cfg, sqlite, log); err != nil {
+	if s.Messages, err = roles.OpenMessageStore(ctx, cfg, sqlite, log); err != nil {
 		return nil, err
 	}
 
@@ -151,31 +154,12 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 	}
 	// Logic reads metadata through the cache, which announces each write after it
 	// commits on logic's connection and drops what other nodes announce.
-	cacheCfg := cache.Config{NATS: logicConn, Logger: log.With().Str("component", "cache").Logger()}
-	if cfg.RedisURL != "" {
-		if s.redis, err = cache.NewRedisClient(cfg.RedisURL, 0); err != nil {
-			return nil, fmt.Errorf("redis_url: %w", err)
-		}
-		cacheCfg.Redis = s.redis
-	}
-	s.Cache = cache.New(s.Meta, cacheCfg)
-	if err := s.Cache.Start(); err != nil {
-		return nil, fmt.Errorf("cache: %w", err)
-	}
-	s.Logic, err = logic.New(logic.Config{
-		Secret:                 s.Secret,
-		Streams:                logic.StreamsConfig{Partitions: cfg.Partitions, DedupeWindow: cfg.DedupeWindow},
-		MaxRoomsPerUser:        cfg.MaxRoomsPerUser,
-		MaxRoomsCreatedPerUser: cfg.MaxRoomsCreatedPerUser,
-		MaxBlocksPerUser:       cfg.MaxBlocksPerUser,
-		Logger:                 log.With().Str("role", "logic").Logger(),
-	}, logicConn, s.Messages, s.Cache)
+	s.logic, err = roles.StartLogic(ctx, cfg, logicConn, &roles.Stores{Messages: s.Messages, Meta: s.Meta},
+		roles.LogicOptions{Secret: s.Secret, Logger: log.With().Str("role", "logic").Logger()})
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Logic.Start(ctx); err != nil {
-		return nil, fmt.Errorf("logic: %w", err)
-	}
+	s.Logic, s.Cache, s.redis = s.logic.Logic, s.logic.Cache, s.logic.Redis
 
 	if cfg.MySQLDSN != "" {
 		if err := s.startCDC(ctx, cfg); err != nil {
@@ -187,7 +171,7 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 	if err != nil {
 		return nil, err
 	}
-	s.Pusher, err = pusher.New(pusher.Config{Logger: log.With().Str("role", "pusher").Logger()}, pusherConn)
+	s.Pusher, err = pusher.New(roles.PusherConfig("", 1, log.With().Str("role", "pusher").Logger()), pusherConn)
 	if err != nil {
 		return nil, err
 	}
@@ -206,26 +190,13 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 		if err != nil {
 			return nil, err
 		}
-		gw, err := gateway.New(gateway.Config{
-			ID:          fmt.Sprintf("dev%d", i),
-			Secret:      s.Secret,
-			Dev:         true,
-			DevTokenTTL: cfg.TokenTTL,
-			Web:         web.Handler(),
-			// The status page lists the live nodes through logic's connection,
-			// which may read the im_nodes bucket.
-			Nodes:                   func(ctx context.Context) ([]nodes.Info, error) { return nodes.List(ctx, logicJS) },
-			MaxFrameBytes:           cfg.MaxFrameBytes,
-			MaxBodyBytes:            cfg.MaxBodyBytes,
-			Heartbeat:               cfg.Heartbeat(),
-			MaxQueueBytes:           cfg.MaxQueueBytes,
-			RateLimit:               float64(cfg.RateLimit),
-			MaxRoomsPerUser:         cfg.MaxRoomsPerUser,
-			MaxConnsPerUser:         cfg.MaxConnsPerUser,
-			MaxSubscriptionsPerConn: cfg.MaxSubscriptionsPerConn,
-			TicksInterval:           cfg.TicksInterval,
-			Logger:                  log.With().Str("role", "gateway").Logger(),
-		}, nc)
+		// The status page lists the live nodes through logic's connection, which may
+		// read the im_nodes bucket.
+		gwCfg := roles.GatewayConfig(cfg, fmt.Sprintf("dev%d", i), s.Secret,
+			func(ctx context.Context) ([]nodes.Info, error) { return nodes.List(ctx, logicJS) },
+			log.With().Str("role", "gateway").Logger())
+		gwCfg.Dev, gwCfg.DevTokenTTL, gwCfg.Web = true, cfg.TokenTTL, web.Handler()
+		gw, err := gateway.New(gwCfg, nc)
 		if err != nil {
 			return nil, err
 		}
@@ -254,32 +225,6 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 		return nil, err
 	}
 	return s, nil
-}
-
-// openMessageStore opens the message history: the CQL store on cfg.CQLHosts when set,
-// else sqlite, which also holds the metadata.
-func openMessageStore(ctx context.Context, cfg configs.Config, sqlite *store.SQLite, log zerolog.Logger) (store.MessageStore, error) {
-	if cfg.CQLHosts == "" {
-		return sqlite, nil
-	}
-	var hosts []string
-	for host := range strings.SplitSeq(cfg.CQLHosts, ",") {
-		hosts = append(hosts, strings.TrimSpace(host))
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	msgs, err := store.OpenCQL(ctx, store.CQLOptions{
-		Hosts:       hosts,
-		Keyspace:    cfg.CQLKeyspace,
-		Consistency: cfg.CQLConsistency,
-		Replication: cfg.CQLReplication,
-		Logger:      log.With().Str("component", "cql").Logger(),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("message store on %s: %w", cfg.CQLHosts, err)
-	}
-	log.Info().Str("hosts", cfg.CQLHosts).Str("keyspace", cfg.CQLKeyspace).Msg("message history in CQL")
-	return msgs, nil
 }
 
 // register puts every role of the stack in the im_nodes bucket.
@@ -373,23 +318,14 @@ func (s *Stack) close(ctx context.Context) {
 	for _, gw := range s.Gateways {
 		gw.Shutdown(ctx)
 	}
-	if s.CDC != nil {
-		s.CDC.Stop()
-	}
-	if s.cdcPublisher != nil {
-		s.cdcPublisher.Close()
+	if s.cdc != nil {
+		s.cdc.Stop()
 	}
 	if s.Pusher != nil {
 		s.Pusher.Stop()
 	}
-	if s.Logic != nil {
-		s.Logic.Stop()
-	}
-	if s.Cache != nil {
-		_ = s.Cache.Close()
-	}
-	if s.redis != nil {
-		_ = s.redis.Close()
+	if s.logic != nil {
+		s.logic.Stop() // logic, the cache and Redis
 	}
 	for _, nc := range s.conns {
 		_ = nc.Drain()

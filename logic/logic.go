@@ -140,6 +140,7 @@ func (l *Logic) Start(ctx context.Context) error {
 	}
 	group, err := partition.JoinGroup(ctx, l.js, partition.GroupConfig{
 		Role: subjects.RoleLogic, Node: l.cfg.Node, Partitions: partitions, Logger: l.cfg.Logger,
+		Replicas: l.cfg.Streams.Replicas,
 		Run: func(ctx context.Context, p int) {
 			if err := partition.Run(ctx, l.js, config(p), l.ingest); err != nil {
 				l.cfg.Logger.Error().Err(err).Int("partition", p).Msg("ingest partition stopped")

@@ -104,10 +104,17 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfi
 	return partitions, nil
 }
 
+// ensureStream opens the stream, or creates it. Logic nodes starting together race to
+// create it: JetStream accepts a second create of the same config, and refuses one of
+// another (another node's partition count) as a name in use, on which the winner's
+// stream is opened and its partition count wins.
 func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) (int, error) {
 	s, err := js.Stream(ctx, sc.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		s, err = js.CreateStream(ctx, sc)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			s, err = js.Stream(ctx, sc.Name)
+		}
 	}
 	if err != nil {
 		return 0, fmt.Errorf("stream %s: %w", sc.Name, err)

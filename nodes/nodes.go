@@ -38,11 +38,15 @@ type Config struct {
 	TTL time.Duration
 	// Connections reports the node's current connection count; nil reports 0.
 	Connections func() int
-	Logger      zerolog.Logger
+	// Replicas of the im_nodes bucket if this node creates it. Default 1.
+	Replicas int
+	Logger   zerolog.Logger
 }
 
-// Bucket opens (creating if needed) the im_nodes bucket with entries living ttl.
-func Bucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration) (jetstream.KeyValue, error) {
+// Bucket opens (creating if needed, with replicas) the im_nodes bucket with entries
+// living ttl. Nodes starting together may race to create it: the loser opens the
+// winner's.
+func Bucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) (jetstream.KeyValue, error) {
 	kv, err := js.KeyValue(ctx, subjects.BucketNodes)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -51,7 +55,11 @@ func Bucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration) (jet
 			History:        1,
 			TTL:            ttl,
 			LimitMarkerTTL: ttl,
+			Replicas:       max(replicas, 1),
 		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, subjects.BucketNodes)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", subjects.BucketNodes, err)
@@ -71,7 +79,7 @@ func Register(ctx context.Context, js jetstream.JetStream, info Info, cfg Config
 	if cfg.TTL <= 0 {
 		cfg.TTL = 15 * time.Second
 	}
-	kv, err := Bucket(ctx, js, cfg.TTL)
+	kv, err := Bucket(ctx, js, cfg.TTL, cfg.Replicas)
 	if err != nil {
 		return nil, err
 	}

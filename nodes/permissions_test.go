@@ -12,12 +12,12 @@ import (
 	"github.com/laneim/laneim/subjects"
 )
 
-// TestRolesUseTheBucket: with nothing but their own NATS permissions, a pusher and a
-// gateway register themselves (whichever comes first creates the bucket) and the
+// TestRolesUseTheBucket: with nothing but their own NATS permissions, a pusher, a cdc
+// and a gateway register themselves (whichever comes first creates the bucket) and the
 // gateway lists the live nodes, as GET /v1/gateways does.
 func TestRolesUseTheBucket(t *testing.T) {
 	var users []embednats.User
-	for _, role := range []string{subjects.RolePusher, subjects.RoleGateway} {
+	for _, role := range []string{subjects.RolePusher, subjects.RoleCDC, subjects.RoleGateway} {
 		perms := subjects.RolePermissions(role)
 		users = append(users, embednats.User{Name: role, Password: role + "-password",
 			Publish: perms.Publish, Subscribe: perms.Subscribe, Responses: perms.Responses})
@@ -38,13 +38,15 @@ func TestRolesUseTheBucket(t *testing.T) {
 		js, _ := jetstream.New(nc)
 		return js
 	}
-	pusher, gateway := connect(subjects.RolePusher), connect(subjects.RoleGateway)
+	pusher, cdc, gateway := connect(subjects.RolePusher), connect(subjects.RoleCDC), connect(subjects.RoleGateway)
 	for _, r := range []struct {
 		js   jetstream.JetStream
 		info Info
 	}{
-		{pusher, Info{ID: "p1", Role: "pusher"}},
+		// The gateway first: it creates the bucket when it starts before the others.
 		{gateway, Info{ID: "g1", Role: "gateway", Address: "http://127.0.0.1:8080"}},
+		{pusher, Info{ID: "p1", Role: "pusher"}},
+		{cdc, Info{ID: "c1", Role: "cdc"}},
 	} {
 		reg, err := Register(ctx, r.js, r.info, Config{TTL: 5 * time.Second})
 		if err != nil {
@@ -56,7 +58,7 @@ func TestRolesUseTheBucket(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the gateway lists the nodes: %v", err)
 	}
-	if len(list) != 2 {
+	if len(list) != 3 {
 		t.Fatalf("listed %+v", list)
 	}
 }

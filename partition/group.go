@@ -35,13 +35,17 @@ type GroupConfig struct {
 	// TTL is how long the member's key outlives it. Default DefaultTTL. The bucket
 	// is created with it; a member's refreshes follow its own TTL.
 	TTL time.Duration
+	// Replicas of the im_partitions bucket if this node creates it. Default 1.
+	Replicas int
 	// Run consumes partition p until ctx ends, releases it and returns. Required.
 	Run    func(ctx context.Context, p int)
 	Logger zerolog.Logger
 }
 
-// GroupBucket opens (creating if needed) the im_partitions bucket with keys living ttl.
-func GroupBucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration) (jetstream.KeyValue, error) {
+// GroupBucket opens (creating if needed, with replicas) the im_partitions bucket with
+// keys living ttl. Nodes starting together may race to create it: the loser opens the
+// winner's.
+func GroupBucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) (jetstream.KeyValue, error) {
 	kv, err := js.KeyValue(ctx, subjects.BucketPartitions)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -50,6 +54,7 @@ func GroupBucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration)
 			History:        1,
 			TTL:            ttl,
 			LimitMarkerTTL: ttl,
+			Replicas:       max(replicas, 1),
 		})
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = js.KeyValue(ctx, subjects.BucketPartitions)
@@ -92,7 +97,7 @@ func JoinGroup(ctx context.Context, js jetstream.JetStream, cfg GroupConfig) (*G
 	if cfg.Role == "" || cfg.Node == "" || strings.ContainsAny(cfg.Role+cfg.Node, ".*> ") || cfg.Run == nil {
 		return nil, fmt.Errorf("partition group: role %q and node %q must be non-empty NATS tokens, and Run set", cfg.Role, cfg.Node)
 	}
-	kv, err := GroupBucket(ctx, js, cfg.TTL)
+	kv, err := GroupBucket(ctx, js, cfg.TTL, cfg.Replicas)
 	if err != nil {
 		return nil, err
 	}

@@ -95,7 +95,7 @@ func newGroupHarness(t *testing.T) *groupHarness {
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.*.*"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := GroupBucket(ctx, js, h.ttl); err != nil {
+	if _, err := GroupBucket(ctx, js, h.ttl, 1); err != nil {
 		t.Fatal(err)
 	}
 	return h

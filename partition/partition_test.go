@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
 
 	"github.com/laneim/laneim/embednats"
 )
@@ -111,5 +112,63 @@ func TestSkipHandled(t *testing.T) {
 	}
 	if floor != 2 {
 		t.Fatalf("ack floor %d, want 2", floor)
+	}
+}
+
+// TestRunWaitsForItsConsumer: a Run that cannot open its consumer (no stream yet, as
+// when a NATS server died with the stream's leader) keeps trying instead of returning,
+// which would leave the partition owned by a node that consumes nothing.
+func TestRunWaitsForItsConsumer(t *testing.T) {
+	srv := embednats.StartTest(t)
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got := make(chan string, 1)
+	ran := make(chan error, 1)
+	go func() {
+		ran <- Run(ctx, js, Config{Stream: "LATE", Durable: "late_0", Filter: "late.0.*", Logger: zerolog.Nop()},
+			func(_ context.Context, batch []jetstream.Msg) error {
+				for _, m := range batch {
+					select {
+					case got <- string(m.Data()):
+					default:
+					}
+				}
+				return batch[len(batch)-1].Ack()
+			})
+	}()
+	select {
+	case err := <-ran:
+		t.Fatalf("Run returned without its stream: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "LATE", Subjects: []string{"late.*.*"}}); err != nil {
+		t.Fatal(err)
+	}
+	// The consumer must exist before the message, which the test cannot know: publish
+	// until one is handled.
+	for {
+		if _, err := js.Publish(ctx, "late.0.r", []byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case body := <-got:
+			if body != "hello" {
+				t.Fatalf("handled %q", body)
+			}
+			cancel()
+			if err := <-ran; err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			return
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal("the message was never handled")
+		}
 	}
 }

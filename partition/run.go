@@ -48,24 +48,42 @@ type runner struct {
 }
 
 // Run consumes the partition until ctx ends, then releases it (see the package doc).
-// Batches are adaptive: the first message is awaited, then whatever else has already
+// Failures (of opening the consumer as of a session) are retried with a growing pause;
+// it returns early only when the connection is closed. Batches are adaptive: the first message is awaited, then whatever else has already
 // arrived is taken without waiting, so an idle partition hands over single messages at
 // once and a busy one fills batches.
 func Run(ctx context.Context, js jetstream.JetStream, cfg Config, handle Handler) error {
 	cfg.defaults()
-	cons, err := Ensure(ctx, js, cfg)
-	if err != nil {
-		if ctx.Err() != nil {
+	// Opening the consumer is retried like a session: a NATS server that has just
+	// died leaves its streams without a leader for seconds, and a partition whose Run
+	// returned would stay owned by this node with nobody consuming it.
+	var cons jetstream.Consumer
+	var stream jetstream.Stream
+	for pause := takeoverPoll; ; pause = min(2*pause, 2*time.Second) {
+		var err error
+		cons, err = Ensure(ctx, js, cfg)
+		if err == nil {
+			stream, err = js.Stream(ctx, cfg.Stream)
+			if err != nil {
+				err = fmt.Errorf("stream %s: %w", cfg.Stream, err)
+			}
+		}
+		switch {
+		case ctx.Err() != nil:
 			return nil // given up before it started
+		case err == nil:
+		case errors.Is(err, nats.ErrConnectionClosed):
+			return err
+		default:
+			cfg.Logger.Warn().Err(err).Str("consumer", cfg.Durable).Dur("retry_in", pause).Msg("partition consumer: cannot open it; trying again")
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(pause):
+			}
+			continue
 		}
-		return err
-	}
-	stream, err := js.Stream(ctx, cfg.Stream)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("stream %s: %w", cfg.Stream, err)
+		break
 	}
 	r := &runner{cfg: cfg, js: js, stream: stream, cons: cons, handle: handle,
 		batch: make([]jetstream.Msg, 0, cfg.BatchSize)}

@@ -69,8 +69,10 @@ type Config struct {
 	MaxFrameBytes int
 	// Node names this node in the pusher partition group; unique among the live
 	// pusher nodes. Default: the host name and a random suffix.
-	Node   string
-	Logger zerolog.Logger
+	Node string
+	// Replicas of the im_partitions bucket if this node creates it. Default 1.
+	Replicas int
+	Logger   zerolog.Logger
 }
 
 func (c *Config) defaults() {
@@ -128,6 +130,7 @@ func (p *Pusher) Start(ctx context.Context) error {
 	p.stop = cancel
 	group, err := partition.JoinGroup(ctx, p.js, partition.GroupConfig{
 		Role: subjects.RolePusher, Node: p.cfg.Node, Partitions: partitions, Logger: p.cfg.Logger,
+		Replicas: p.cfg.Replicas,
 		Run: func(ctx context.Context, i int) {
 			pc := partition.Config{
 				Stream:           subjects.StreamOut,

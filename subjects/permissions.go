@@ -57,9 +57,11 @@ func RolePermissions(role string) Permissions {
 		return Permissions{
 			// Sends into IM_IN (JetStream answers on the inbox), requests to logic and
 			// its ping (healthz), and its discovery entry and the others' (GET
-			// /v1/gateways) in im_nodes. Presence and typing are the gateways' own:
-			// nothing else publishes them, and nothing stores them.
-			Publish: append([]string{In, ServicePrefix + ".>", LogicPing,
+			// /v1/gateways) in im_nodes, which it creates when it comes first
+			// (creating a bucket reads the account's JetStream info). Presence and
+			// typing are the gateways' own: nothing else publishes them, and nothing
+			// stores them.
+			Publish: append([]string{In, ServicePrefix + ".>", LogicPing, jsAPI + "INFO",
 				RoomTyping, PresenceGateways, PresenceSync, PresenceSnap}, bucketAccess(BucketNodes)...),
 			// Room frames, ticks, events and typing, user events, its acks, and the
 			// other gateways' presence.
@@ -93,8 +95,9 @@ func RolePermissions(role string) Permissions {
 			Subscribe: []string{inbox},
 		}
 	case RoleCDC:
-		// Invalidations, the member events of memberships changed in SQL, and its
-		// two KV buckets: created, read and written, nothing else of JetStream.
+		// Invalidations, the member events of memberships changed in SQL, its two
+		// KV buckets (created, read and written) and its discovery entry in
+		// im_nodes: nothing else of JetStream.
 		publish := []string{CacheInval, UserEvents, jsAPI + "INFO"}
 		for _, bucket := range []string{BucketCDC, BucketCDCLock} {
 			stream := "KV_" + bucket
@@ -102,6 +105,7 @@ func RolePermissions(role string) Permissions {
 				jsAPI+"STREAM.INFO."+stream, jsAPI+"STREAM.CREATE."+stream, jsAPI+"STREAM.UPDATE."+stream,
 				jsAPI+"STREAM.MSG.GET."+stream, jsAPI+"DIRECT.GET."+stream+".>")
 		}
+		publish = append(publish, bucketAccess(BucketNodes)...)
 		return Permissions{Publish: publish, Subscribe: []string{inbox}}
 	}
 	return Permissions{}

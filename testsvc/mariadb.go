@@ -225,3 +225,29 @@ func currentUser() string {
 	}
 	return strconv.Itoa(os.Geteuid())
 }
+
+// RunMariaDB starts a server outside a test (testsvc/cmd/cluster), with the hint to
+// install it when it is missing; Close stops it and removes its data.
+func RunMariaDB() (*MariaDB, error) {
+	m, err := newMariaDB()
+	if err == errNotInstalled {
+		return nil, fmt.Errorf("%s", mariadbHint)
+	}
+	return m, err
+}
+
+// Close stops the server and removes its data dir.
+func (m *MariaDB) Close() { m.close() }
+
+// CreateDatabaseNamed creates database name if it does not exist and returns its DSN.
+func (m *MariaDB) CreateDatabaseNamed(name string) (string, error) {
+	db, err := sql.Open("mysql", m.DSN(""))
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE DATABASE IF NOT EXISTS " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	return m.DSN(name), nil
+}

@@ -178,3 +178,16 @@ func (r *Redis) commandLocked(args ...string) error {
 	}
 	return nil
 }
+
+// RunRedis starts a server outside a test (testsvc/cmd/cluster), with the hint to
+// install it when it is missing; Close stops it.
+func RunRedis() (*Redis, error) {
+	r, err := newRedis()
+	if err == errNotInstalled {
+		return nil, fmt.Errorf("%s", redisHint)
+	}
+	return r, err
+}
+
+// Close stops the server and removes its dir.
+func (r *Redis) Close() { r.close() }

@@ -42,6 +42,17 @@ func TestNodesCommand(t *testing.T) {
 	if !strings.Contains(out.String(), stack.Addrs[1]) {
 		t.Errorf("gateway 1's address %s is missing:\n%s", stack.Addrs[1], out.String())
 	}
+	// A cluster's way: nats_url and the credential of the environment.
+	t.Setenv("LANEIM_NATS_USER", "operator")
+	t.Setenv("LANEIM_NATS_PASSWORD", stack.OperatorPassword())
+	out.Reset()
+	if err := listNodes(&out, []string{"--nats-url", stack.NATS.ClientURL(), "--json"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), `"role"`); n != 4 {
+		t.Errorf("laneim nodes --nats-url listed %d nodes:\n%s", n, out.String())
+	}
+	t.Setenv("LANEIM_NATS_USER", "")
 	if err := listNodes(&out, []string{"--data", t.TempDir()}); err == nil || !strings.Contains(err.Error(), "--context") {
 		t.Errorf("without a dev in the data dir: %v, want a hint", err)
 	}
