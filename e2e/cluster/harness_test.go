@@ -96,6 +96,16 @@ func startCluster(t *testing.T, gateways, logicNodes, pushers int) *harness {
 		},
 	})
 	if err != nil {
+		// What a process that ended at once said (a port taken meanwhile, a bad
+		// configuration) is in its log, which the test directory's removal takes along.
+		logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+		for _, l := range logs {
+			data, _ := os.ReadFile(l)
+			if len(data) > 4000 {
+				data = data[len(data)-4000:]
+			}
+			t.Logf("---- %s ----\n%s", filepath.Base(l), data)
+		}
 		t.Fatal(err)
 	}
 	h := &harness{Cluster: c, t: t, dir: dir}
