@@ -15,27 +15,14 @@ import (
 // MaxQueueBytes is closed with 4008 instead, so one slow client cannot hold up
 // delivery to anyone else. The frame may be shared with other connections and must
 // not be modified afterwards.
-func (c *conn) enqueue(frame []byte) {
-	c.writeMu.Lock()
-	if !c.admitLocked(len(frame)) {
-		return
-	}
-	if !c.writing && c.raw != nil {
-		hdr := appendFrameHeader(c.inlineHdr[:0], opText, len(frame))
-		c.inlineBufs[0], c.inlineBufs[1] = hdr, frame
-		c.writeInline(c.inlineBufs[:], 1) // unlocks
-		return
-	}
-	c.queue = append(c.queue, frame)
-	c.queuedBytes += len(frame)
-	c.kickLocked()
-	c.writeMu.Unlock()
-}
+func (c *conn) enqueue(frame []byte) { c.enqueueOne(frame, false) }
 
 // enqueueScratch is enqueue for a frame in the caller's scratch memory: written at
 // once when the connection is idle (writeInline keeps nothing of it), copied when it
 // must wait in the queue.
-func (c *conn) enqueueScratch(frame []byte) {
+func (c *conn) enqueueScratch(frame []byte) { c.enqueueOne(frame, true) }
+
+func (c *conn) enqueueOne(frame []byte, scratch bool) {
 	c.writeMu.Lock()
 	if !c.admitLocked(len(frame)) {
 		return
@@ -46,7 +33,9 @@ func (c *conn) enqueueScratch(frame []byte) {
 		c.writeInline(c.inlineBufs[:], 1) // unlocks
 		return
 	}
-	frame = append([]byte(nil), frame...)
+	if scratch {
+		frame = append([]byte(nil), frame...)
+	}
 	c.queue = append(c.queue, frame)
 	c.queuedBytes += len(frame)
 	c.kickLocked()
