@@ -77,7 +77,14 @@ func newMariaDB() (*MariaDB, error) {
 		return nil, err
 	}
 	m := &MariaDB{Port: port, dir: dir, server: server}
-	p, err := startProcess(install, "--no-defaults", "--datadir="+m.dataDir(),
+	// A temp dir of its own: a server starting up removes the #sql* files it finds in
+	// its tmpdir, and with /tmp shared, one test package's server removed another's
+	// temporary tables mid-install ("Unknown table 'mysql.tmp_user_sys'").
+	if err := os.Mkdir(m.tmpDir(), 0o755); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	p, err := startProcess(install, "--no-defaults", "--datadir="+m.dataDir(), "--tmpdir="+m.tmpDir(),
 		"--user="+currentUser(), "--auth-root-authentication-method=normal", "--skip-test-db")
 	if err != nil {
 		os.RemoveAll(dir)
@@ -97,6 +104,8 @@ func newMariaDB() (*MariaDB, error) {
 
 func (m *MariaDB) dataDir() string { return filepath.Join(m.dir, "data") }
 
+func (m *MariaDB) tmpDir() string { return filepath.Join(m.dir, "tmp") }
+
 // Addr is the server's host:port.
 func (m *MariaDB) Addr() string { return addr(m.Port) }
 
@@ -112,6 +121,7 @@ func (m *MariaDB) Start() error {
 	}
 	p, err := startProcess(m.server, "--no-defaults",
 		"--datadir="+m.dataDir(),
+		"--tmpdir="+m.tmpDir(),
 		"--socket="+filepath.Join(m.dir, "sock"),
 		"--pid-file="+filepath.Join(m.dir, "pid"),
 		"--port="+strconv.Itoa(m.Port),
