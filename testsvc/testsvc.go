@@ -16,6 +16,7 @@ package testsvc
 import (
 	"bytes"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -90,7 +91,22 @@ func lookPath(names ...string) (string, bool) {
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
+func freePort() (int, error) { return FreePort() }
+
+// FreePort is a loopback port free now, for a server started later. It is drawn below
+// Linux's ephemeral range (32768 and up), which the kernel hands to the outgoing
+// connections of every test running meanwhile: a port picked from that range was taken
+// by one of them before the server bound it, now and then, in CI.
+func FreePort() (int, error) {
+	for range 50 {
+		port := 20000 + mathrand.IntN(12000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		return port, nil
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

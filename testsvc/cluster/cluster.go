@@ -28,6 +28,7 @@ import (
 
 	"github.com/laneim/laneim/embednats"
 	"github.com/laneim/laneim/subjects"
+	"github.com/laneim/laneim/testsvc"
 )
 
 // Options describe the cluster. Stores are given by Env (LANEIM_MYSQL_DSN,
@@ -150,13 +151,13 @@ func Start(opts Options) (_ *Cluster, err error) {
 		}
 	} else {
 		for i := range 3 {
-			if clientPorts[i], err = freePort(); err != nil {
+			if clientPorts[i], err = testsvc.FreePort(); err != nil {
 				return nil, err
 			}
-			if routePorts[i], err = freePort(); err != nil {
+			if routePorts[i], err = testsvc.FreePort(); err != nil {
 				return nil, err
 			}
-			if monitorPorts[i], err = freePort(); err != nil {
+			if monitorPorts[i], err = testsvc.FreePort(); err != nil {
 				return nil, err
 			}
 		}
@@ -212,7 +213,7 @@ func (c *Cluster) Add(role string) (*Process, error) {
 		}
 	} else {
 		var err error
-		if port, err = freePort(); err != nil {
+		if port, err = testsvc.FreePort(); err != nil {
 			return nil, err
 		}
 	}
@@ -408,17 +409,12 @@ func checkFree(port int) error {
 	return l.Close()
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
+// password is a random password that starts with a letter: nats-server parses the
+// environment variable it reads a password from as a configuration value, and one
+// that began with digits and a dash read as a malformed date, so that the servers
+// refused to start about once in thirty.
 func password() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	return "p" + base64.RawURLEncoding.EncodeToString(b[:])
 }
