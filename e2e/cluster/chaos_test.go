@@ -111,25 +111,9 @@ func TestKillLogicThenPusher(t *testing.T) {
 	defer cancel()
 	h.waitShared(subjects.RoleLogic, partitionCount, 30*time.Second)
 	h.waitShared(subjects.RolePusher, partitionCount, 30*time.Second)
-	h.createRoom(ctx, "r", "alice", "bob", "carol")
-	var receivers []*receiver
-	for i, user := range []string{"bob", "carol"} {
-		c := h.dial(ctx, user, i)
-		if _, err := c.Subscribe(ctx, "r"); err != nil {
-			t.Fatal(err)
-		}
-		receivers = append(receivers, receive(user, c))
-	}
-	l := startLoad(ctx, h.dial(ctx, "alice", 0), "r")
+	l, receivers := h.loadedRoom(ctx)
 	defer l.halt()
-	waitAcks := func(n int) {
-		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); l.count() < n; time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d sends acked after 30s, want %d: %v", l.count(), n, l.err)
-			}
-		}
-	}
+	waitAcks := func(n int) { t.Helper(); h.waitAcks(l, n, 30*time.Second) }
 	waitAcks(20)
 	partition := h.roomPartition(ctx, "r")
 
@@ -138,29 +122,14 @@ func TestKillLogicThenPusher(t *testing.T) {
 		killed := time.Now()
 		h.Kill(victim)
 		// Full service: a message sent after the kill has reached both members.
-		var first sentAck
-		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			a, ok := l.firstAfter(killed)
-			if ok && receivers[0].has(a.seq) && receivers[1].has(a.seq) {
-				first = a
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("kill -9 %s: no message sent after it reached both members within 60s (%d acked, %v)", victim.Name, l.count(), l.err)
-			}
-		}
+		first := h.fullService(l, receivers, victim, killed)
 		t.Logf("kill -9 %s (owner of partition %d of room r): full service again after %v (send of seq %d)",
 			victim.Name, partition, time.Since(killed).Round(time.Millisecond), first.seq)
 		t.Logf("%s partitions with one node: %v", role, h.waitShared(role, partitionCount, 30*time.Second))
 		if err := h.Restart(victim); err != nil {
 			t.Fatal(err)
 		}
-		readyCtx, cancelReady := context.WithTimeout(ctx, time.Minute)
-		err := h.WaitReady(readyCtx)
-		cancelReady()
-		if err != nil {
-			t.Fatal(err)
-		}
+		h.waitReady(ctx)
 		t.Logf("%s partitions after %s restarted: %v", role, victim.Name, h.waitShared(role, partitionCount, 30*time.Second))
 		waitAcks(l.count() + 50)
 	}
@@ -169,12 +138,7 @@ func TestKillLogicThenPusher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readyCtx, cancelReady := context.WithTimeout(ctx, time.Minute)
-	err = h.WaitReady(readyCtx)
-	cancelReady()
-	if err != nil {
-		t.Fatal(err)
-	}
+	h.waitReady(ctx)
 	t.Logf("logic partitions after %s joined: %v", joined.Name, h.waitShared(subjects.RoleLogic, partitionCount, 30*time.Second))
 	waitAcks(l.count() + 50)
 	// SIGTERM: the node hands its partitions over as it leaves, not a TTL later.
@@ -218,53 +182,73 @@ func TestKillNATSServerAndGateway(t *testing.T) {
 	h := startCluster(t, 2, 2, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	l, receivers := h.loadedRoom(ctx)
+	defer l.halt()
+	waitAcks := func(n int) { t.Helper(); h.waitAcks(l, n, 60*time.Second) }
+	waitAcks(20)
+	for _, victim := range []*cluster.Process{h.NATS[0], h.Role(subjects.RoleGateway)[0]} {
+		killed := time.Now()
+		h.Kill(victim)
+		first := h.fullService(l, receivers, victim, killed)
+		t.Logf("kill -9 %s: full service again after %v (send of seq %d)", victim.Name, time.Since(killed).Round(time.Millisecond), first.seq)
+		if err := h.Restart(victim); err != nil {
+			t.Fatal(err)
+		}
+		h.waitReady(ctx)
+		waitAcks(l.count() + 50)
+	}
+	h.finalCheck(ctx, t, l, receivers)
+}
+
+// loadedRoom creates room r of alice, bob and carol, subscribes bob (on gateway 0) and
+// carol (on gateway 1), and starts alice's continuous sends on gateway 0.
+func (h *harness) loadedRoom(ctx context.Context) (*load, []*receiver) {
+	h.t.Helper()
 	h.createRoom(ctx, "r", "alice", "bob", "carol")
 	var receivers []*receiver
 	for i, user := range []string{"bob", "carol"} {
 		c := h.dial(ctx, user, i)
 		if _, err := c.Subscribe(ctx, "r"); err != nil {
-			t.Fatal(err)
+			h.t.Fatal(err)
 		}
 		receivers = append(receivers, receive(user, c))
 	}
-	l := startLoad(ctx, h.dial(ctx, "alice", 0), "r")
-	defer l.halt()
-	waitAcks := func(n int) {
-		t.Helper()
-		for deadline := time.Now().Add(60 * time.Second); l.count() < n; time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d sends acked after 60s, want %d: %v", l.count(), n, l.err)
-			}
+	return startLoad(ctx, h.dial(ctx, "alice", 0), "r"), receivers
+}
+
+// waitAcks waits until n sends are acked, failing the test after within.
+func (h *harness) waitAcks(l *load, n int, within time.Duration) {
+	h.t.Helper()
+	for deadline := time.Now().Add(within); l.count() < n; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%d sends acked after %v, want %d: %v", l.count(), within, n, l.err)
 		}
 	}
-	waitAcks(20)
-	for _, victim := range []*cluster.Process{h.NATS[0], h.Role(subjects.RoleGateway)[0]} {
-		killed := time.Now()
-		h.Kill(victim)
-		var first sentAck
-		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			a, ok := l.firstAfter(killed)
-			if ok && receivers[0].has(a.seq) && receivers[1].has(a.seq) {
-				first = a
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("kill -9 %s: no message sent after it reached both members within 60s (%d acked, %v)", victim.Name, l.count(), l.err)
-			}
+}
+
+// fullService waits until a message sent after victim was killed (at killed) has
+// reached both receivers, and returns its send.
+func (h *harness) fullService(l *load, receivers []*receiver, victim *cluster.Process, killed time.Time) sentAck {
+	h.t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		a, ok := l.firstAfter(killed)
+		if ok && receivers[0].has(a.seq) && receivers[1].has(a.seq) {
+			return a
 		}
-		t.Logf("kill -9 %s: full service again after %v (send of seq %d)", victim.Name, time.Since(killed).Round(time.Millisecond), first.seq)
-		if err := h.Restart(victim); err != nil {
-			t.Fatal(err)
+		if time.Now().After(deadline) {
+			h.t.Fatalf("kill -9 %s: no message sent after it reached both members within 60s (%d acked, %v)", victim.Name, l.count(), l.err)
 		}
-		readyCtx, cancelReady := context.WithTimeout(ctx, time.Minute)
-		err := h.WaitReady(readyCtx)
-		cancelReady()
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitAcks(l.count() + 50)
 	}
-	h.finalCheck(ctx, t, l, receivers)
+}
+
+// waitReady waits a minute at most for every node of the cluster to be ready.
+func (h *harness) waitReady(ctx context.Context) {
+	h.t.Helper()
+	readyCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := h.WaitReady(readyCtx); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // finalCheck stops the load and checks that the acks are seqs 1..n in the order sent,
