@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -93,26 +94,53 @@ func lookPath(names ...string) (string, bool) {
 // freePort returns a loopback TCP port that was free a moment ago.
 func freePort() (int, error) { return FreePort() }
 
-// FreePort is a loopback port free now, for a server started later. It is drawn below
+// FreePort is a loopback port free now, for a server started later, and kept for this
+// test process: no other FreePort here or in a test process running meanwhile returns
+// it again (a port is held by an flock on a file of its own under
+// $TMPDIR/laneim-test-ports, which goes with the process). Between the check and the
+// server's bind, a port is otherwise anyone's: CI saw a cluster's role find its HTTP
+// port taken by another node drawn the same port a moment before. Ports are drawn below
 // Linux's ephemeral range (32768 and up), which the kernel hands to the outgoing
-// connections of every test running meanwhile: a port picked from that range was taken
-// by one of them before the server bound it, now and then, in CI.
+// connections of every test running meanwhile.
 func FreePort() (int, error) {
-	for range 50 {
+	dir := filepath.Join(os.TempDir(), "laneim-test-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return 0, fmt.Errorf("free port: %w", err)
+	}
+	for range 200 {
 		port := 20000 + mathrand.IntN(12000)
+		if !reservePort(dir, port) {
+			continue
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
-			continue
+			continue // in use by a program that does not reserve; stays reserved here
 		}
 		_ = l.Close()
 		return port, nil
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return 0, fmt.Errorf("free port: no free port found between 20000 and 32000")
+}
+
+var reserved struct {
+	sync.Mutex
+	files []*os.File // open for the process's life: their flocks are the reservations
+}
+
+// reservePort takes port's lock file in dir, or says another FreePort holds it.
+func reservePort(dir string, port int) bool {
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_RDWR|os.O_CREATE, 0o666)
 	if err != nil {
-		return 0, err
+		return false
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		return false
+	}
+	reserved.Lock()
+	reserved.files = append(reserved.files, f)
+	reserved.Unlock()
+	return true
 }
 
 // process is a server program run in the background with its output kept for the

@@ -364,7 +364,7 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 	for _, p := range c.Nodes {
 		for {
 			if !p.Running() {
-				return fmt.Errorf("%s exited (see %s)", p.Name, filepath.Join(c.opts.Dir, p.Name+".log"))
+				return fmt.Errorf("%s exited%s", p.Name, c.logTail(p))
 			}
 			var health struct{ Node, Gateway string }
 			resp, err := client.Get("http://" + p.HTTP + "/healthz")
@@ -383,6 +383,22 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// logTail is the end of p's log file for an error message, or "" when its output goes
+// elsewhere.
+func (c *Cluster) logTail(p *Process) string {
+	if c.opts.Output != nil {
+		return ""
+	}
+	path := filepath.Join(c.opts.Dir, p.Name+".log")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf(" (%s: %v)", path, err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	lines = lines[max(0, len(lines)-15):]
+	return fmt.Sprintf(" (%s ends:\n%s)", path, strings.Join(lines, "\n"))
 }
 
 func waitTCP(p *Process, addr string, timeout time.Duration) error {
