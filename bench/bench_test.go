@@ -79,7 +79,8 @@ func checkFanout(t *testing.T, r *Report, members int) {
 	if f.DeliveriesPerSec <= 0 || f.SentPerSec <= 0 {
 		t.Errorf("rates %f deliveries/s, %f sent/s", f.DeliveriesPerSec, f.SentPerSec)
 	}
-	saneLatency(t, "delivery", f.Latency, uint64(f.Delivered))
+	// A delete's body is null, not a send time: it has no latency.
+	saneLatency(t, "delivery", f.Latency, uint64(f.Delivered-int64(members)*f.Deletes))
 	saneLatency(t, "ack", f.AckLatency, uint64(f.Acked))
 	if len(r.Series) == 0 {
 		t.Error("no per-second series")
@@ -95,6 +96,22 @@ func TestFanoutEmbedded(t *testing.T) {
 		t.Errorf("sent %d at 50/s for 2s", r.Fanout.Sent)
 	}
 	checkSVG(t, plot)
+}
+
+// TestFanoutEditsAndPresence: a fanout whose sends are a third edits and deletes,
+// to members subscribed with presence while others come and go, in worker processes:
+// every entry arrives, deletes among them, and presence events reach the members.
+func TestFanoutEditsAndPresence(t *testing.T) {
+	r := runReport(t, "fanout", "--embedded", "--workers", "2", "--members", "20", "--rate", "60", "--duration", "3s",
+		"--edits", "0.33", "--presence", "--churn", "4")
+	checkFanout(t, r, 20)
+	f := r.Fanout
+	if f.Edits < 20 || f.Deletes < 20 || f.SendErrors != nil {
+		t.Errorf("%d edits and %d deletes of %d sends, errors %v", f.Edits, f.Deletes, f.Sent, f.SendErrors)
+	}
+	if f.Presence == nil || f.Presence.Events < 20 || f.Presence.Cycles == 0 || f.Presence.Failed != 0 {
+		t.Errorf("presence %+v", f.Presence)
+	}
 }
 
 func TestFanoutWorkers(t *testing.T) {

@@ -142,7 +142,16 @@ func dialReady(ctx context.Context, wd *websocket.Dialer, wsURL, token string) (
 
 // subscribe subscribes ws to room from seq since and waits for the reply.
 func subscribe(ws *websocket.Conn, room string, since int64) error {
-	frame := []byte(`{"op":"subscribe","rid":1,"d":{"room":"` + room + `","since":` + strconv.FormatInt(since, 10) + `}}`)
+	return subscribeWith(ws, room, since, false)
+}
+
+// subscribeWith is subscribe, asking for the room's presence events if presence.
+func subscribeWith(ws *websocket.Conn, room string, since int64, presence bool) error {
+	opt := ""
+	if presence {
+		opt = `,"presence":true`
+	}
+	frame := []byte(`{"op":"subscribe","rid":1,"d":{"room":"` + room + `","since":` + strconv.FormatInt(since, 10) + opt + `}}`)
 	if err := writeFrame(ws, frame); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}

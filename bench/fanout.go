@@ -16,6 +16,8 @@ type fanoutStats struct {
 	Members     int            `json:"members"`
 	Publishers  int            `json:"publishers"`
 	Sent        int64          `json:"sent"`
+	Edits       int64          `json:"edits,omitempty"`   // of Sent
+	Deletes     int64          `json:"deletes,omitempty"` // of Sent
 	Acked       int64          `json:"acked"`
 	SendErrors  map[string]int `json:"send_errors,omitempty"`
 	SendSeconds float64        `json:"send_seconds"`
@@ -41,11 +43,16 @@ type fanoutStats struct {
 	AckLatency   latencySummary `json:"ack_latency"`
 	Stalled      *stalledStats  `json:"stalled,omitempty"`
 	Abusive      *abusiveStats  `json:"abusive,omitempty"`
+	Presence     *presenceStats `json:"presence,omitempty"`
 }
 
 func (f *fanoutStats) rows(row rowFunc) {
-	row("sent", "%s in %.1fs = %.1f/s (publishers: %d); acked %s; errors %s",
-		fmtCount(f.Sent), f.SendSeconds, f.SentPerSec, f.Publishers, fmtCount(f.Acked), fmtCodes(f.SendErrors))
+	edits := ""
+	if f.Edits+f.Deletes > 0 {
+		edits = fmt.Sprintf(", of which %s edits and %s deletes", fmtCount(f.Edits), fmtCount(f.Deletes))
+	}
+	row("sent", "%s in %.1fs = %.1f/s (publishers: %d%s); acked %s; errors %s",
+		fmtCount(f.Sent), f.SendSeconds, f.SentPerSec, f.Publishers, edits, fmtCount(f.Acked), fmtCodes(f.SendErrors))
 	row("stored", "%s (the room's seq)", fmtCount(f.Stored))
 	row("delivered", "%s of %s expected (%s members x %s) in %.1fs = %s deliveries/s",
 		fmtCount(f.Delivered), fmtCount(f.Expected), fmtCount(int64(f.Members)), fmtCount(f.Stored), f.ActiveSeconds, fmtCount(int64(f.DeliveriesPerSec)))
@@ -61,6 +68,9 @@ func (f *fanoutStats) rows(row rowFunc) {
 	}
 	if f.Abusive != nil {
 		f.Abusive.rows(row)
+	}
+	if f.Presence != nil {
+		f.Presence.rows(row)
 	}
 }
 
@@ -84,10 +94,14 @@ func (r *run) fanout(ctx context.Context) error {
 		senders[i] = newSender(senderConfig{
 			index: i, user: user, room: room,
 			rate: o.rate / float64(o.publishers), inflight: o.inflight, duration: o.duration,
+			edits: o.edits,
 		}, acks)
 	}
 	for i := range o.stalled {
 		users = append(users, memberStalledName(r.runID, i))
+	}
+	for i := range o.churn {
+		users = append(users, churnerName(r.runID, i))
 	}
 	if err := r.join(ctx, room, users); err != nil {
 		return err
@@ -117,6 +131,12 @@ func (r *run) fanout(ctx context.Context) error {
 		defer abuse.finish()
 	}
 
+	var churn *churners
+	if o.churn > 0 {
+		churn = r.startChurners(ctx, o.churn, o.members+o.publishers+o.stalled+o.abusive)
+		defer churn.stop()
+	}
+
 	r.loadBegins(g)
 	start := time.Now()
 	var sentRate, deliveredRate rateTracker
@@ -132,6 +152,9 @@ func (r *run) fanout(ctx context.Context) error {
 	sendErr := runSenders(ctx, senders)
 	for _, s := range senders {
 		s.awaitAcks(ctx, ackWait)
+	}
+	if churn != nil {
+		churn.stop()
 	}
 	if sendErr != nil {
 		return sendErr
@@ -159,7 +182,7 @@ func (r *run) fanout(ctx context.Context) error {
 
 	f := &fanoutStats{
 		Members: o.members, Publishers: o.publishers,
-		Sent: totals.sent, Acked: totals.acked, SendErrors: totals.errors,
+		Sent: totals.sent, Edits: totals.edited, Deletes: totals.deleted, Acked: totals.acked, SendErrors: totals.errors,
 		Stored: stored, Delivered: res.Received, Expected: stored * int64(o.members),
 		Lost: res.Lost, Duplicates: res.Duplicates, OutOfOrder: res.OutOfOrder, Gaps: res.Gaps,
 		Complete: res.Complete, Closed: res.Closed, MemberErrors: res.Errors,
@@ -183,6 +206,15 @@ func (r *run) fanout(ctx context.Context) error {
 	}
 	if len(f.SendErrors) == 0 {
 		f.SendErrors = nil
+	}
+	if o.presence || churn != nil {
+		f.Presence = &presenceStats{Events: res.Presence}
+		if churn != nil {
+			f.Presence.Churners, f.Presence.Cycles, f.Presence.Failed = churn.n, churn.cycles.Load(), churn.failed.Load()
+		}
+		if f.ActiveSeconds > 0 {
+			f.Presence.PerMemberSec = float64(res.Presence) / float64(o.members) / f.ActiveSeconds
+		}
 	}
 	r.report.Fanout = f
 	r.report.Series = buildSeries(start, res.Latency, acks.snapshot())

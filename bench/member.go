@@ -147,7 +147,9 @@ type member struct {
 	outOfOrder int64
 	gaps       int64
 	malformed  int64
-	foreign    int64 // messages whose body is not a send time
+	foreign    int64 // messages whose body is not a send time (deletes aside)
+	deletes    int64 // deletes received (their body is null)
+	presence   int64 // presence events received
 	missing    []seqRange
 	win        window
 	lastRecvUs int64
@@ -165,6 +167,7 @@ type poolConfig struct {
 	target      *target
 	runID       string
 	room        string // subscribe every connection to room from seq 0; "" leaves them idle
+	presence    bool   // subscribe with presence events
 	offset      int    // global index of the first connection
 	count       int
 	perSource   int
@@ -229,7 +232,7 @@ func (p *pool) connectMember(ctx context.Context, m *member) error {
 		return err
 	}
 	if p.cfg.room != "" {
-		if err := subscribe(ws, p.cfg.room, 0); err != nil {
+		if err := subscribeWith(ws, p.cfg.room, 0, p.cfg.presence); err != nil {
 			ws.Close()
 			return err
 		}
@@ -288,9 +291,12 @@ func (m *member) handle(p *pool, frame []byte) {
 			break
 		}
 		m.account(seq)
-		if e.isInt {
+		switch {
+		case e.isInt:
 			m.win.record(max(nowUs-e.value, 0))
-		} else {
+		case e.mark != nil:
+			m.deletes++
+		default:
 			m.foreign++
 		}
 		seq++
@@ -359,6 +365,8 @@ func (m *member) other(frame []byte) {
 	switch string(op) {
 	case "msgs":
 		m.malformed++
+	case "presence":
+		m.presence++
 	case "error":
 		code := "unknown"
 		if _, _, c, ok := parseError(frame); ok {
@@ -405,6 +413,8 @@ type poolResult struct {
 	Gaps       int64            `json:"gaps"`
 	Malformed  int64            `json:"malformed"`
 	Foreign    int64            `json:"foreign"`
+	Deletes    int64            `json:"deletes"`
+	Presence   int64            `json:"presence_events"`
 	Complete   int              `json:"complete"`
 	Closed     map[string]int   `json:"closed,omitempty"` // close code -> connections the server closed
 	Errors     map[string]int   `json:"errors,omitempty"` // error code -> error frames
@@ -448,6 +458,8 @@ func (p *pool) finish(ctx context.Context, goal int64, drain time.Duration, done
 		res.Gaps += m.gaps
 		res.Malformed += m.malformed
 		res.Foreign += m.foreign
+		res.Deletes += m.deletes
+		res.Presence += m.presence
 		res.LastRecvUs = max(res.LastRecvUs, m.lastRecvUs)
 		if goal > 0 {
 			res.Lost += max(goal-m.received, 0)

@@ -37,7 +37,10 @@ type options struct {
 	conns      int
 	mysqlDSN   string
 	users      int
-	perUser    int // rooms per user
+	perUser    int     // rooms per user
+	edits      float64 // fanout: the share of sends that are edits or deletes
+	presence   bool    // fanout: members subscribe with presence events
+	churn      int     // fanout: members who come online and go offline over and over
 
 	// Connections.
 	workers        int
@@ -186,6 +189,9 @@ func newFlagSet(scenario string, o *options, output io.Writer) (*flag.FlagSet, e
 		fs.IntVar(&o.inflight, "inflight", 1000, "unacked sends per publisher at most")
 		fs.DurationVar(&o.duration, "duration", 30*time.Second, "how long to send")
 		fs.DurationVar(&o.drain, "drain", 10*time.Second, "how long to wait after the sends for members to have every message")
+		fs.Float64Var(&o.edits, "edits", 0, "share of the sends (0 to 1) that are edits and deletes (alternately) of the publisher's earlier messages")
+		fs.BoolVar(&o.presence, "presence", false, "members subscribe with presence events (\"presence\":true)")
+		fs.IntVar(&o.churn, "churn", 0, "more members, not counted as members, each online for about a second and offline for about a second, over and over: presence changes for the members")
 		workersFlag()
 	case "ack":
 		fs.IntVar(&o.members, "members", 1000, "members of the room, each a connection")
@@ -286,6 +292,12 @@ func (o *options) validate() error {
 		if o.abusive < 0 || o.abusive > 1000 {
 			bad("--abusive must be 0 to 1000")
 		}
+		if o.edits < 0 || o.edits > 1 {
+			bad("--edits must be 0 to 1")
+		}
+		if o.churn < 0 || o.churn > 10000 {
+			bad("--churn must be 0 to 10000")
+		}
 		if o.members < 1 || o.publishers < 1 {
 			bad("--members and --publishers must be at least 1")
 		}
@@ -380,7 +392,7 @@ func (o *options) connections() int {
 func (o *options) senderCount() int {
 	switch o.scenario {
 	case "fanout":
-		return o.publishers + o.stalled + o.abusive
+		return o.publishers + o.stalled + o.abusive + o.churn
 	case "ack":
 		return 1
 	case "ingest":
@@ -456,6 +468,9 @@ func (o *options) childArgs(t *target, room, runID string) []string {
 	switch o.scenario {
 	case "fanout":
 		args = append(args, "--duration", o.duration.String(), "--drain", o.drain.String())
+		if o.presence {
+			args = append(args, "--presence")
+		}
 	case "ack":
 		args = append(args, "--count", fmt.Sprint(o.count), "--drain", o.drain.String())
 	case "conns":

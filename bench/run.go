@@ -236,7 +236,7 @@ func (r *run) connectMembers(ctx context.Context, room string, count int, goal i
 		g = wg
 	} else {
 		g = localGroup{newPool(poolConfig{
-			target: r.t, runID: r.runID, room: room, count: count,
+			target: r.t, runID: r.runID, room: room, count: count, presence: o.presence,
 			perSource: o.perSource, concurrency: o.concurrency, goal: goal,
 		})}
 	}
@@ -327,6 +327,7 @@ func firstError(errs []error) error {
 // senderTotals sums the senders' counters.
 type senderTotals struct {
 	sent, acked, failed int64
+	edited, deleted     int64 // of sent
 	maxSeq              int64
 	firstNs, lastNs     int64 // first and last send
 	lastAckNs           int64
@@ -337,6 +338,8 @@ func sumSenders(senders []*sender) senderTotals {
 	t := senderTotals{errors: make(map[string]int)}
 	for _, s := range senders {
 		t.sent += s.sent.Load()
+		t.edited += s.edited.Load()
+		t.deleted += s.deleted.Load()
 		t.acked += s.acked.Load()
 		t.failed += s.failed.Load()
 		t.maxSeq = max(t.maxSeq, s.maxSeq.Load())

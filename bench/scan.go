@@ -32,7 +32,7 @@ type msgsFrame struct {
 	bad   bool   // the frame turned out malformed
 }
 
-// entry is one batch entry ["user",dt,body].
+// entry is one batch entry ["user",dt,body] or ["user",dt,body,mark].
 type entry struct {
 	user []byte
 	dt   int64
@@ -41,6 +41,7 @@ type entry struct {
 	body  []byte
 	value int64
 	isInt bool
+	mark  []byte // the raw mark object of an edit or a delete; nil for a plain message
 }
 
 // parseMsgs reads the head of a msgs frame, up to the first entry.
@@ -111,20 +112,31 @@ func (f *msgsFrame) next() (e entry, ok bool) {
 	if b, ok = expect(b, ","); !ok {
 		return f.fail()
 	}
-	// The hot path: an integer body followed by the entry's ']'.
-	if v, n, intOK := scanInt(b); intOK && n < len(b) && b[n] == ']' {
+	// The hot path: an integer body followed by the entry's ']' (or its mark).
+	if v, n, intOK := scanInt(b); intOK && n < len(b) && (b[n] == ']' || b[n] == ',') {
 		e.body, e.value, e.isInt = b[:n], v, true
-		b = b[n+1:]
+		b = b[n:]
 	} else {
 		// Bodies are relayed as the sender's JSON value, which never starts or ends
 		// with whitespace (encoding/json strips it around a RawMessage).
 		n := skipValue(b)
-		if n <= 0 || n >= len(b) || b[n] != ']' || isSpace(b[0]) || isSpace(b[n-1]) || !json.Valid(b[:n]) {
+		if n <= 0 || n >= len(b) || (b[n] != ']' && b[n] != ',') || isSpace(b[0]) || isSpace(b[n-1]) || !json.Valid(b[:n]) {
 			return f.fail()
 		}
 		e.body = b[:n]
-		b = b[n+1:]
+		b = b[n:]
 	}
+	if b[0] == ',' {
+		// An edit's or a delete's mark: an object, the entry's fourth and last element.
+		b = b[1:]
+		n := skipValue(b)
+		if n <= 0 || n >= len(b) || b[0] != '{' || b[n] != ']' || !json.Valid(b[:n]) {
+			return f.fail()
+		}
+		e.mark = b[:n]
+		b = b[n:]
+	}
+	b = b[1:] // the entry's ']'
 	f.rest = b
 	f.count++
 	return e, true

@@ -25,6 +25,7 @@ type scannedEntry struct {
 	body  string
 	value int64
 	isInt bool
+	mark  string
 }
 
 func scanAll(frame []byte) scanned {
@@ -38,7 +39,7 @@ func scanAll(frame []byte) scanned {
 		if !ok {
 			break
 		}
-		s.entries = append(s.entries, scannedEntry{string(e.user), e.dt, string(e.body), e.value, e.isInt})
+		s.entries = append(s.entries, scannedEntry{string(e.user), e.dt, string(e.body), e.value, e.isInt, string(e.mark)})
 	}
 	s.ok = !f.bad
 	return s
@@ -46,6 +47,12 @@ func scanAll(frame []byte) scanned {
 
 func msg(seq, ts int64, user, body string) schema.Message {
 	return schema.Message{Room: "r", Seq: seq, Ts: ts, User: user, Body: json.RawMessage(body)}
+}
+
+// marked makes m an edit or a delete of ref.
+func marked(m schema.Message, kind schema.Kind, ref int64) schema.Message {
+	m.Kind, m.Ref = kind, ref
+	return m
 }
 
 func TestScanMsgs(t *testing.T) {
@@ -67,6 +74,11 @@ func TestScanMsgs(t *testing.T) {
 			msg(13, ts+1, "i", `{"a": [1, 2]}`), msg(14, ts+1, "j", "9223372036854775807"),
 		}},
 		{"dt going back", "r", []schema.Message{msg(3, ts, "a", "1"), msg(4, ts-5, "b", "2")}},
+		{"edits and deletes", "r", []schema.Message{
+			msg(20, ts, "a", "1"), marked(msg(21, ts, "a", "1764064800123456"), schema.KindEdit, 20),
+			marked(msg(22, ts, "a", `{"t":"x"}`), schema.KindEdit, 20), marked(msg(23, ts, "m", "null"), schema.KindDelete, 20),
+			marked(msg(24, ts, "a", "null"), schema.KindDeleted, 0), msg(25, ts, "b", "2"),
+		}},
 		{"empty", "r", nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -92,6 +104,10 @@ func TestScanMsgs(t *testing.T) {
 				if e.user != m.User || got.ts+e.dt != m.Ts || e.body != string(m.Body) {
 					t.Fatalf("entry %d: %+v, want %+v", i, e, m)
 				}
+				if wantMark := schema.AppendMsgsFrame(nil, "r", []schema.Message{m}); (e.mark != "") != (m.Kind != schema.KindPlain) ||
+					e.mark != "" && !bytes.Contains(wantMark, []byte(","+e.mark+"]")) {
+					t.Fatalf("entry %d: mark %q for kind %v", i, e.mark, m.Kind)
+				}
 				v, err := strconv.ParseInt(string(m.Body), 10, 64)
 				wantInt := err == nil && string(m.Body) == strconv.FormatInt(v, 10) || string(m.Body) == "-0"
 				if e.isInt != wantInt || wantInt && e.value != v {
@@ -112,19 +128,23 @@ func TestScanRefuses(t *testing.T) {
 		`{"op":"heartbeat_ack","d":{}}`,
 		`{"op":"ack","rid":3,"d":{"room":"r","nonce":"1","seq":4,"ts":5}}`,
 		`{"op":"history","rid":2,"d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0,1]],"more":false}}`,
-		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0,12]]}`,           // truncated
-		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0,12]]}}x`,         // trailing bytes
-		`{"op":"msgs","d":{"room":"r","seq":01,"ts":5,"msgs":[["a",0,12]]}}`,         // leading zero
-		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0,012]]}}`,         // leading zero body
-		`{"op":"msgs","d":{"room":"r","seq":1.5,"ts":5,"msgs":[["a",0,12]]}}`,        // fraction
-		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0,12],]}}`,         // trailing comma
-		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0]]}}`,             // two elements
-		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0,1,2]]}}`,         // four elements
-		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0, 12]]}}`,         // whitespace
-		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0,tru]]}}`,         // bad literal
-		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0,"x]]}}`,          // open string
-		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a\"",0,1]]}}`,         // escaped user
-		`{"op":"msgs","d":{"room":"r","seq":99999999999999999999,"ts":5,"msgs":[]}}`, // overflow
+		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0,12]]}`,              // truncated
+		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0,12]]}}x`,            // trailing bytes
+		`{"op":"msgs","d":{"room":"r","seq":01,"ts":5,"msgs":[["a",0,12]]}}`,            // leading zero
+		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0,012]]}}`,            // leading zero body
+		`{"op":"msgs","d":{"room":"r","seq":1.5,"ts":5,"msgs":[["a",0,12]]}}`,           // fraction
+		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0,12],]}}`,            // trailing comma
+		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0]]}}`,                // two elements
+		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0,1,2]]}}`,            // four elements
+		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0,1,[2]]]}}`,          // mark not an object
+		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0,1,{"edit":1},2]]}}`, // five elements
+		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0,1, {"edit":1}]]}}`,  // whitespace before a mark
+		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0,1,{"edit":1]]}}`,    // open mark
+		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0, 12]]}}`,            // whitespace
+		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0,tru]]}}`,            // bad literal
+		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a",0,"x]]}}`,             // open string
+		`{"op":"msgs","d":{"room":"r","seq":1,"ts":5,"msgs":[["a\"",0,1]]}}`,            // escaped user
+		`{"op":"msgs","d":{"room":"r","seq":99999999999999999999,"ts":5,"msgs":[]}}`,    // overflow
 		`{"op":"msgs","d":{"room":"","seq":1,"ts":5,"msgs":[]}}`,
 		``, `{`, `[]`,
 	} {
@@ -179,10 +199,16 @@ func reference(frame []byte) (scanned, error) {
 	}
 	s := scanned{room: f.D.Room, seq: f.D.Seq, ts: f.D.Ts, ok: true}
 	for i, raw := range f.D.Msgs {
-		if len(raw) != 3 {
+		var e scannedEntry
+		if len(raw) != 3 && len(raw) != 4 {
 			return s, fmt.Errorf("entry %d has %d elements", i, len(raw))
 		}
-		var e scannedEntry
+		if len(raw) == 4 {
+			if raw[3][0] != '{' {
+				return s, fmt.Errorf("entry %d: mark %s is not an object", i, raw[3])
+			}
+			e.mark = string(raw[3])
+		}
 		if err := json.Unmarshal(raw[0], &e.user); err != nil {
 			return s, err
 		}
@@ -210,6 +236,7 @@ func FuzzScanMsgs(f *testing.F) {
 		{msg(1, ts, "alice", "1764064800123456")},
 		{msg(5, ts, "a", "1"), msg(6, ts+3, "b", `{"t":"x"}`), msg(7, ts+3, "c", `"s"`)},
 		{msg(9, ts, "a", "-3"), msg(10, ts, "b", "[1,2]"), msg(11, ts, "c", "2.5e-3")},
+		{marked(msg(3, ts, "a", "17"), schema.KindEdit, 2), marked(msg(4, ts, "b", "null"), schema.KindDelete, 2)},
 		nil,
 	} {
 		f.Add(schema.AppendMsgsFrame(nil, "general", msgs), int64(3), int64(ts), "alice", []byte("17"), uint8(2))
@@ -232,6 +259,9 @@ func FuzzScanMsgs(f *testing.F) {
 		msgs := make([]schema.Message, int(n%8))
 		for i := range msgs {
 			msgs[i] = schema.Message{Room: "r", Seq: seq + int64(i), Ts: ts + int64(i), User: user, Body: body}
+			if i%3 == 1 {
+				msgs[i] = marked(msgs[i], schema.KindEdit, seq)
+			}
 		}
 		built := schema.AppendMsgsFrame(nil, "room", msgs)
 		got := scanAll(built)

@@ -18,6 +18,7 @@ type senderConfig struct {
 	rate     float64       // sends a second; 0: as fast as inflight allows
 	inflight int           // sends awaiting their ack at most
 	count    int64         // stop after count sends; 0: no limit
+	edits    float64       // the share of sends that are edits and deletes, alternately
 	duration time.Duration // stop after duration; 0: no limit
 	// offset delays the schedule: message k is due at offset + k/rate. Senders of a
 	// total rate spread over many of them take offsets across one interval, so that
@@ -36,9 +37,17 @@ type sender struct {
 	acks   *series      // ack latency by ack second, shared by all senders
 	slots  chan struct{}
 	sentAt []atomic.Int64 // by rid & mask: Unix µs of the send
+	kinds  []atomic.Int32 // by rid & mask: what the send was (sendPlain, ...)
 	mask   int64
 
+	// plain holds the seqs of the sender's acked plain messages, oldest first, that
+	// an edit (the newest) or a delete (the oldest, which leaves) may name.
+	plainMu sync.Mutex
+	plain   []int64
+
 	sent      atomic.Int64
+	edited    atomic.Int64 // edits sent
+	deleted   atomic.Int64 // deletes sent
 	acked     atomic.Int64
 	failed    atomic.Int64 // sends answered with an error
 	limited   atomic.Bool  // the server answered rate_limited: the run is void
@@ -66,6 +75,7 @@ func newSender(cfg senderConfig, acks *series) *sender {
 		cfg: cfg, acks: acks,
 		slots:      make(chan struct{}, cfg.inflight),
 		sentAt:     make([]atomic.Int64, ring),
+		kinds:      make([]atomic.Int32, ring),
 		mask:       int64(ring - 1),
 		readerDone: make(chan struct{}),
 		errors:     make(map[string]int),
@@ -103,6 +113,8 @@ func (s *sender) run(ctx context.Context) error {
 	defer stall.Stop()
 	frame := make([]byte, 0, 128)
 	var k int64
+	var editDue float64 // accumulates cfg.edits per send; an edit or delete at each whole one
+	nextDelete := false
 	for {
 		if s.cfg.count > 0 && k >= s.cfg.count {
 			return nil
@@ -146,7 +158,24 @@ func (s *sender) run(ctx context.Context) error {
 		k++
 		now := time.Now()
 		s.sentAt[k&s.mask].Store(now.UnixMicro())
-		frame = appendSend(frame[:0], k, s.cfg.room, now.UnixMicro())
+		kind, target := sendPlain, int64(0)
+		if editDue += s.cfg.edits; editDue >= 1 {
+			if kind, target = s.pickTarget(nextDelete); kind != sendPlain {
+				editDue--
+				nextDelete = !nextDelete
+			}
+		}
+		s.kinds[k&s.mask].Store(kind)
+		switch kind {
+		case sendEdit:
+			frame = appendEdit(frame[:0], k, s.cfg.room, target, now.UnixMicro())
+			s.edited.Add(1)
+		case sendDelete:
+			frame = appendDelete(frame[:0], k, s.cfg.room, target)
+			s.deleted.Add(1)
+		default:
+			frame = appendSend(frame[:0], k, s.cfg.room, now.UnixMicro())
+		}
 		if err := s.write(frame); err != nil {
 			return fmt.Errorf("sender %s: send: %w", s.cfg.user, err)
 		}
@@ -156,15 +185,65 @@ func (s *sender) run(ctx context.Context) error {
 	}
 }
 
-// appendSend appends {"op":"send","rid":k,"d":{"room":room,"nonce":"k","body":us}}.
-// The nonce is unique per user, and every bench user is new.
-func appendSend(dst []byte, k int64, room string, us int64) []byte {
-	dst = append(dst, `{"op":"send","rid":`...)
+// What a send of the sender is.
+const (
+	sendPlain int32 = iota
+	sendEdit
+	sendDelete
+)
+
+// pickTarget chooses an edit of the newest acked plain message or a delete of the
+// oldest, or a plain send while fewer than two are acked (so that no edit names a
+// message a delete took).
+func (s *sender) pickTarget(del bool) (int32, int64) {
+	s.plainMu.Lock()
+	defer s.plainMu.Unlock()
+	if len(s.plain) < 2 {
+		return sendPlain, 0
+	}
+	if del {
+		seq := s.plain[0]
+		s.plain = s.plain[1:]
+		return sendDelete, seq
+	}
+	return sendEdit, s.plain[len(s.plain)-1]
+}
+
+// appendEdit appends {"op":"edit","rid":k,"d":{"room":room,"nonce":"k","seq":seq,"body":us}}.
+func appendEdit(dst []byte, k int64, room string, seq, us int64) []byte {
+	dst = appendOpHead(dst, "edit", k, room)
+	dst = append(dst, `","seq":`...)
+	dst = strconv.AppendInt(dst, seq, 10)
+	dst = append(dst, `,"body":`...)
+	dst = strconv.AppendInt(dst, us, 10)
+	return append(dst, "}}"...)
+}
+
+// appendDelete appends {"op":"delete","rid":k,"d":{"room":room,"nonce":"k","seq":seq}}.
+func appendDelete(dst []byte, k int64, room string, seq int64) []byte {
+	dst = appendOpHead(dst, "delete", k, room)
+	dst = append(dst, `","seq":`...)
+	dst = strconv.AppendInt(dst, seq, 10)
+	return append(dst, "}}"...)
+}
+
+// appendOpHead appends {"op":op,"rid":k,"d":{"room":room,"nonce":"k up to the nonce's
+// closing quote.
+func appendOpHead(dst []byte, op string, k int64, room string) []byte {
+	dst = append(dst, `{"op":"`...)
+	dst = append(dst, op...)
+	dst = append(dst, `","rid":`...)
 	dst = strconv.AppendInt(dst, k, 10)
 	dst = append(dst, `,"d":{"room":"`...)
 	dst = append(dst, room...)
 	dst = append(dst, `","nonce":"`...)
-	dst = strconv.AppendInt(dst, k, 10)
+	return strconv.AppendInt(dst, k, 10)
+}
+
+// appendSend appends {"op":"send","rid":k,"d":{"room":room,"nonce":"k","body":us}}.
+// The nonce is unique per user, and every bench user is new.
+func appendSend(dst []byte, k int64, room string, us int64) []byte {
+	dst = appendOpHead(dst, "send", k, room)
 	dst = append(dst, `","body":`...)
 	dst = strconv.AppendInt(dst, us, 10)
 	return append(dst, "}}"...)
@@ -209,6 +288,14 @@ func (s *sender) readLoop() {
 				if seq <= cur || s.maxSeq.CompareAndSwap(cur, seq) {
 					break
 				}
+			}
+			if s.cfg.edits > 0 && s.kinds[rid&s.mask].Load() == sendPlain {
+				s.plainMu.Lock()
+				s.plain = append(s.plain, seq)
+				if len(s.plain) > 1024 {
+					s.plain = append(s.plain[:0], s.plain[len(s.plain)-512:]...)
+				}
+				s.plainMu.Unlock()
 			}
 			s.lastAckNs.Store(now.UnixNano())
 			s.acked.Add(1)

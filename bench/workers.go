@@ -252,6 +252,8 @@ func (r *poolResult) merge(o *poolResult) {
 	r.Gaps += o.Gaps
 	r.Malformed += o.Malformed
 	r.Foreign += o.Foreign
+	r.Deletes += o.Deletes
+	r.Presence += o.Presence
 	r.Complete += o.Complete
 	r.LastRecvUs = max(r.LastRecvUs, o.LastRecvUs)
 	r.DoneAt = append(r.DoneAt, o.DoneAt...)
@@ -321,7 +323,7 @@ func runChild(ctx context.Context, o *options, stdin io.Reader, stdout io.Writer
 		goal = int64(o.count)
 	}
 	p := newPool(poolConfig{
-		target: t, runID: o.runID, room: room,
+		target: t, runID: o.runID, room: room, presence: o.presence,
 		offset: o.memberOffset, count: o.memberCount,
 		perSource: o.perSource, concurrency: o.concurrency, goal: goal,
 	})
