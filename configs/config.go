@@ -112,6 +112,14 @@ type Config struct {
 	// TicksInterval is how often a connection gets a ticks frame at most (the newest
 	// seqs of its passive rooms that changed); watched rooms tick sooner.
 	TicksInterval time.Duration `yaml:"ticks_interval"`
+	// PresenceInterval is how often a room's presence subscribers get its changes at
+	// most (the online count and who came and went).
+	PresenceInterval time.Duration `yaml:"presence_interval"`
+	// PresenceHeartbeat is how often a gateway tells the others it is alive, and
+	// PresenceTimeout how long one unheard of still counts as alive: past it, its
+	// users go offline. The timeout is at least twice the heartbeat.
+	PresenceHeartbeat time.Duration `yaml:"presence_heartbeat"`
+	PresenceTimeout   time.Duration `yaml:"presence_timeout"`
 	// MySQLDSN puts users, rooms, members and read states in MySQL (or MariaDB)
 	// instead of the SQLite file in Data: a Go MySQL DSN such as
 	// "laneim:pw@tcp(db:3306)/laneim"; laneIM adds the driver parameters it needs. CDC
@@ -178,6 +186,9 @@ func Default() Config {
 		MaxConnsPerUser:         64,
 		MaxSubscriptionsPerConn: 256,
 		TicksInterval:           time.Second,
+		PresenceInterval:        time.Second,
+		PresenceHeartbeat:       time.Second,
+		PresenceTimeout:         4 * time.Second,
 		CQLKeyspace:             "laneim",
 		CQLConsistency:          "LOCAL_QUORUM",
 		Log: LogConfig{
@@ -357,6 +368,15 @@ func (c Config) Validate() error {
 	}
 	if c.TicksInterval < 100*time.Millisecond || c.TicksInterval > time.Minute {
 		bad("ticks_interval", "must be 100ms to 1m, got %s", c.TicksInterval)
+	}
+	if c.PresenceInterval < 100*time.Millisecond || c.PresenceInterval > time.Minute {
+		bad("presence_interval", "must be 100ms to 1m, got %s", c.PresenceInterval)
+	}
+	if c.PresenceHeartbeat < 100*time.Millisecond || c.PresenceHeartbeat > time.Minute {
+		bad("presence_heartbeat", "must be 100ms to 1m, got %s", c.PresenceHeartbeat)
+	}
+	if c.PresenceTimeout < 2*c.PresenceHeartbeat || c.PresenceTimeout > 5*time.Minute {
+		bad("presence_timeout", "must be twice presence_heartbeat (%s) to 5m, got %s", c.PresenceHeartbeat, c.PresenceTimeout)
 	}
 	if c.DedupeWindow < time.Second || c.DedupeWindow > 24*time.Hour {
 		bad("dedupe_window", "must be 1s to 24h, got %s", c.DedupeWindow)

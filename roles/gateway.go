@@ -28,6 +28,9 @@ func GatewayConfig(cfg configs.Config, id string, secret []byte, list func(ctx c
 		MaxConnsPerUser:         cfg.MaxConnsPerUser,
 		MaxSubscriptionsPerConn: cfg.MaxSubscriptionsPerConn,
 		TicksInterval:           cfg.TicksInterval,
+		PresenceInterval:        cfg.PresenceInterval,
+		PresenceHeartbeat:       cfg.PresenceHeartbeat,
+		PresenceTimeout:         cfg.PresenceTimeout,
 		Logger:                  log,
 	}
 }
