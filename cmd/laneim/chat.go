@@ -13,9 +13,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 	"unicode"
 
 	"github.com/laneim/laneim/client"
@@ -103,10 +105,11 @@ func chat(ctx context.Context, args []string, in io.Reader, out io.Writer) error
 	if err != nil {
 		return err
 	}
-	if _, err := c.SubscribeSince(ctx, room, max(0, seq-chatBacklog)); err != nil {
+	since := max(0, seq-chatBacklog)
+	if _, err := c.SubscribeWith(ctx, room, client.SubscribeOptions{Since: &since, Presence: true}); err != nil {
 		return fmt.Errorf("chat: subscribe %s: %w", room, err)
 	}
-	p.printf("* %s in %s; type a line to send it, Ctrl-D or Ctrl-C to leave", *user, room)
+	p.printf("* %s in %s; type a line to send it, /help for commands, Ctrl-D or Ctrl-C to leave", *user, room)
 
 	printed := make(chan struct{})
 	go func() {
@@ -142,14 +145,81 @@ func chat(ctx context.Context, args []string, in io.Reader, out io.Writer) error
 			if line == "" {
 				continue
 			}
-			body := struct {
-				Text string `json:"text"`
-			}{line}
-			if _, err := c.Send(ctx, room, body); err != nil && ctx.Err() == nil {
+			if strings.HasPrefix(line, "/") {
+				if err := chatCommand(ctx, c, room, line, p); err != nil && ctx.Err() == nil {
+					p.printf("! %v", err)
+				}
+				continue
+			}
+			if _, err := c.Send(ctx, room, chatBody{line}); err != nil && ctx.Err() == nil {
 				p.printf("! not sent: %v", err)
 			}
 		}
 	}
+}
+
+// chatBody is the body of a message typed in laneim chat.
+type chatBody struct {
+	Text string `json:"text"`
+}
+
+const chatHelp = `commands:
+  /who              who of the room is online (the first 100)
+  /edit SEQ TEXT    replace your message SEQ's text
+  /delete SEQ       delete message SEQ (yours, or any as the room's owner or a moderator)
+  /help             this
+  //TEXT            send /TEXT`
+
+// chatCommand runs one of chatHelp's commands; "//..." sends "/...".
+func chatCommand(ctx context.Context, c *client.Client, room, line string, p *printer) error {
+	if strings.HasPrefix(line, "//") {
+		_, err := c.Send(ctx, room, chatBody{line[1:]})
+		return err
+	}
+	name, rest, _ := strings.Cut(line, " ")
+	rest = strings.TrimSpace(rest)
+	seqArg := func() (int64, string, error) {
+		word, text, _ := strings.Cut(rest, " ")
+		seq, err := strconv.ParseInt(strings.Trim(word, "[]"), 10, 64)
+		if err != nil || seq < 1 {
+			return 0, "", fmt.Errorf("%s needs a message's seq, the number in [brackets]", name)
+		}
+		return seq, strings.TrimSpace(text), nil
+	}
+	switch name {
+	case "/who":
+		page, err := c.Presence(ctx, room, "", 100)
+		if err != nil {
+			return err
+		}
+		more := ""
+		if page.More {
+			more = ", ..."
+		}
+		p.printf("* %d online: %s%s", page.Online, strings.Join(page.Users, ", "), more)
+	case "/edit":
+		seq, text, err := seqArg()
+		if err != nil {
+			return err
+		}
+		if text == "" {
+			return errors.New("/edit needs the new text after the seq")
+		}
+		_, err = c.Edit(ctx, room, seq, chatBody{text})
+		return err
+	case "/delete":
+		seq, _, err := seqArg()
+		if err != nil {
+			return err
+		}
+		_, err = c.Delete(ctx, room, seq)
+		return err
+	case "/help":
+		p.printf("%s", chatHelp)
+	default:
+		return fmt.Errorf("unknown command %s (/help lists them)", name)
+	}
+	return nil
 }
 
 // leaveChat closes the client and lets the printer finish what was received.
@@ -235,6 +305,28 @@ func roomSeq(ctx context.Context, api *client.HTTP, ready schema.ReadyD, room st
 type printer struct {
 	mu sync.Mutex
 	w  io.Writer
+
+	// The typing line last shown and when it was named last; the event loop's.
+	typing   string
+	typingAt time.Time
+}
+
+// presence shows a presence event: the count first, then who came and went (a
+// summary when many did at once).
+func (p *printer) presence(d *schema.PresenceEventD) {
+	switch n := len(d.On) + len(d.Off); {
+	case n == 0:
+		p.printf("* %d online", d.Online)
+	case n > 6:
+		p.printf("* %d came online, %d went offline (%d online)", len(d.On), len(d.Off), d.Online)
+	default:
+		for _, u := range d.On {
+			p.printf("* %s is online", u)
+		}
+		for _, u := range d.Off {
+			p.printf("* %s went offline", u)
+		}
+	}
 }
 
 func (p *printer) printf(format string, args ...any) {
@@ -285,6 +377,15 @@ func (p *printer) event(ev client.Event, room string) {
 		case schema.RoomDeleted:
 			p.printf("* the room was deleted")
 		}
+	case ev.Presence != nil && ev.Presence.Room == room:
+		p.presence(ev.Presence)
+	case ev.Typing != nil && ev.Typing.Room == room && len(ev.Typing.Users) > 0:
+		// Typing is named again every few seconds while it lasts: say it once a run.
+		if names := strings.Join(ev.Typing.Users, ", "); names != p.typing || time.Since(p.typingAt) > 10*time.Second {
+			p.printf("* %s typing...", names)
+			p.typing = names
+		}
+		p.typingAt = time.Now()
 	case ev.Ready != nil:
 		p.printf("* reconnected")
 	case ev.Err != nil:
