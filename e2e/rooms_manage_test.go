@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -146,8 +147,19 @@ func testRoomManagement(t *testing.T, mutate func(*configs.Config), changeFeed b
 		t.Fatalf("a room created again with the id has seq %d", seq)
 	}
 	// (A nonce of the deleted room's log is new in the new one; within JetStream's
-	// duplicate window it would only be looked up in vain, so a fresh one.)
+	// duplicate window it would only be looked up in vain, so a fresh one.) The new
+	// room's messages go live from seq 1, though the old one's went further.
+	alice.mustCall("subscribe", map[string]any{"room": "r"}, "subscribed")
 	mustSend("n1")
+	if _, ok := alice.next(func(f frame) bool {
+		var b struct {
+			Room string `json:"room"`
+			Seq  int64  `json:"seq"`
+		}
+		return f.Op == "msgs" && json.Unmarshal(f.D, &b) == nil && b.Room == "r" && b.Seq == 1
+	}, 5*time.Second); !ok {
+		t.Error("the room created again: its seq 1 was not delivered live")
+	}
 	var hist struct {
 		Msgs []json.RawMessage `json:"msgs"`
 	}
@@ -157,5 +169,41 @@ func testRoomManagement(t *testing.T, mutate func(*configs.Config), changeFeed b
 	// A member that is not a member any more gets nothing of the new room.
 	if _, ok := passiveBob.next(func(f frame) bool { return isTick(f) && tickSeqs(t, f)["r"] > 0 }, 1500*time.Millisecond); ok {
 		t.Error("bob, a member of the deleted room, ticks in the new one")
+	}
+}
+
+// TestRoomCreatedOverStaleLog: a log a room delete left behind (its metadata went,
+// its log did not) is deleted when the id is created again: the new room starts
+// from seq 1, with an empty history, and its messages go live.
+func TestRoomCreatedOverStaleLog(t *testing.T) {
+	s := startStack(t, t.TempDir(), nil)
+	room(t, s, "st", "alice", false)
+	for _, n := range []string{"a", "b", "c"} {
+		mustHTTP(t, s, "alice", "POST", "/v1/rooms/st/messages", map[string]any{"nonce": n, "body": n}, http.StatusOK)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The room's metadata goes, its log stays: what a failed log delete leaves.
+	if _, err := s.Cache.DeleteRoom(ctx, "st"); err != nil {
+		t.Fatal(err)
+	}
+	if seq, err := s.Messages.LastSeq(ctx, "st"); err != nil || seq != 3 {
+		t.Fatalf("the left log's last seq: %d, %v", seq, err)
+	}
+	room(t, s, "st", "bob", false)
+	if seq, err := s.Messages.LastSeq(ctx, "st"); err != nil || seq != 0 {
+		t.Fatalf("the room created again has a log up to seq %d (%v)", seq, err)
+	}
+	bob := connect(t, s, "bob")
+	bob.mustCall("subscribe", map[string]any{"room": "st"}, "subscribed")
+	mustHTTP(t, s, "bob", "POST", "/v1/rooms/st/messages", map[string]any{"nonce": "x", "body": "x"}, http.StatusOK)
+	if _, ok := bob.next(func(f frame) bool {
+		var b struct {
+			Room string `json:"room"`
+			Seq  int64  `json:"seq"`
+		}
+		return f.Op == "msgs" && json.Unmarshal(f.D, &b) == nil && b.Room == "st" && b.Seq == 1
+	}, 5*time.Second); !ok {
+		t.Error("seq 1 of the room created again was not delivered live")
 	}
 }

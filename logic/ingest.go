@@ -221,13 +221,16 @@ func publishedAt(m jetstream.Msg) time.Time {
 }
 
 // outMsg encodes a stored message for IM_OUT: the body as data, the rest in headers,
-// so pusher copies the body into frames without decoding it.
+// so pusher copies the body into frames without decoding it. Its message id makes
+// JetStream drop a re-publish of the same stored message within the duplicate window;
+// the ts in it tells seq 1 of a room created again from seq 1 of the deleted one.
 func outMsg(m schema.Message) *nats.Msg {
 	out := nats.NewMsg(subjects.OutT(m.Room))
 	seq := strconv.FormatInt(m.Seq, 10)
-	out.Header.Set(subjects.HeaderMsgID, m.Room+":"+seq)
+	ts := strconv.FormatInt(m.Ts, 10)
+	out.Header.Set(subjects.HeaderMsgID, m.Room+":"+seq+":"+ts)
 	out.Header.Set(subjects.HeaderSeq, seq)
-	out.Header.Set(subjects.HeaderTs, strconv.FormatInt(m.Ts, 10))
+	out.Header.Set(subjects.HeaderTs, ts)
 	out.Header.Set(subjects.HeaderUser, m.User)
 	if m.Kind.Targets() {
 		out.Header.Set(subjects.HeaderMark, schema.MarkHeader(m.Kind, m.Ref))

@@ -45,6 +45,9 @@ var (
 	metricLogDeleteErrors = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_logic_room_log_delete_errors_total", Help: "Deleted rooms whose message log could not be deleted (left in the message store).",
 	})
+	metricStaleLogs = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_logic_room_stale_logs_total", Help: "Message logs found and deleted when their room's id was created again (left behind by a room delete).",
+	})
 	metricReplyTooLarge = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "laneim_logic_reply_too_large_total", Help: "Service replies over NATS's max payload, answered internal instead, by endpoint.",
 	}, []string{"endpoint"})

@@ -2,10 +2,15 @@ package logic
 
 import (
 	"context"
+	"errors"
+	"strconv"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/laneim/laneim/schema"
 	"github.com/laneim/laneim/store"
+	"github.com/laneim/laneim/subjects"
 )
 
 // Room management by its owner (and, for a rename, its moderators): each change is
@@ -130,6 +135,41 @@ func (l *Logic) roomDelete(ctx context.Context, caller string, data []byte) (any
 		l.cfg.Logger.Error().Err(err).Str("room", req.Room).Msg("the message log of a deleted room was not deleted")
 	}
 	return schema.Reply{}, nil
+}
+
+// startLog prepares the log of a room about to be created, from seq 1 (the protocol
+// lets a deleted room's id be created again). A log a room delete left behind (it
+// could not be deleted then, or an append in flight during the delete landed after
+// it) is deleted now, while the id has no room and so no member who could send. Then
+// a reset goes through IM_OUT, in order with the room's messages: pusher forgets the
+// seq it published last for the room, which would otherwise hold back the new
+// room's first messages as already published. For an id that turns out to be taken
+// the reset costs nothing: pusher then only forgets which seqs it need not publish
+// again, and gateways drop those by seq.
+func (l *Logic) startLog(ctx context.Context, room string) error {
+	_, err := l.meta.GetRoom(ctx, room)
+	if errors.Is(err, schema.ErrNotFound) {
+		seq, err := l.msgs.LastSeq(ctx, room)
+		if err != nil {
+			return err
+		}
+		if seq > 0 {
+			if err := l.msgs.DeleteLog(ctx, room); err != nil {
+				return err
+			}
+			metricStaleLogs.Inc()
+			l.cfg.Logger.Warn().Str("room", room).Int64("seq", seq).Msg("deleted the message log a deleted room had left")
+		}
+	} else if err != nil {
+		return err
+	}
+	reset := nats.NewMsg(subjects.OutT(room))
+	reset.Header.Set(subjects.HeaderSeq, "0")
+	reset.Header.Set(subjects.HeaderTs, strconv.FormatInt(time.Now().UnixMilli(), 10))
+	if _, err := l.js.PublishMsg(ctx, reset); err != nil {
+		return schema.Errorf(schema.CodeUnavailable, "room %s: %v", room, err)
+	}
+	return nil
 }
 
 // moderatorSet: the owner appoints and removes moderators, members of the room, at

@@ -288,6 +288,9 @@ func (l *Logic) roomCreate(ctx context.Context, caller string, data []byte) (any
 		req.Name = req.Room
 	}
 	room := store.Room{ID: req.Room, Name: req.Name, Owner: caller, Public: req.Public}
+	if err := l.startLog(ctx, req.Room); err != nil {
+		return nil, err
+	}
 	if err := l.meta.CreateRoom(ctx, room, l.caps); err != nil {
 		return nil, refusal(err)
 	}

@@ -237,6 +237,12 @@ func (p *Pusher) push(batch []jetstream.Msg, last map[string]int64) {
 		msgs := rooms[room]
 		start, size := 0, 0
 		for i := range msgs {
+			if msgs[i].Seq == 0 {
+				// A reset: the room was created (again), its log starts at seq 1.
+				delete(last, room)
+				start = i + 1
+				continue
+			}
 			if msgs[i].Seq <= last[room] {
 				metricSkipped.Inc()
 				start = i + 1
