@@ -163,7 +163,7 @@ func New(cfg Config, nc *nats.Conn) (*Notifier, error) {
 			url: cfg.WebhookURL, secret: cfg.WebhookSecret,
 			client:   &http.Client{Timeout: cfg.WebhookTimeout},
 			retryFor: cfg.WebhookRetryFor, backoff: cfg.WebhookBackoff, maxPost: cfg.WebhookMaxPerPost,
-			log: cfg.Logger.With().Str("component", "offline-webhook").Logger(),
+			log: cfg.Logger,
 		}
 	}
 	n.cfg = cfg
