@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/hmac"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,9 +12,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/laneim/laneim/configs"
 	"github.com/laneim/laneim/devstack"
+	"github.com/laneim/laneim/nodes"
 	"github.com/laneim/laneim/notify"
 	"github.com/laneim/laneim/schema"
 	"github.com/laneim/laneim/subjects"
@@ -37,7 +38,7 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.posts++
-	if !hmac.Equal([]byte(r.Header.Get(notify.SignatureHeader)), []byte(notify.Sign([]byte("backend-secret"), body))) {
+	if !notify.Verify([]byte("backend-secret"), body, r.Header.Get(notify.SignatureHeader)) {
 		h.badSigs++
 		w.WriteHeader(http.StatusUnauthorized)
 		return
@@ -111,7 +112,8 @@ func nextNotifications(t *testing.T, cons jetstream.Consumer, max int, wait time
 // and erin (connected, not a member). The backend's consumer of IM_NOTIFY gets one
 // notification naming carol passive and dave offline, with the body byte for byte; a
 // send without mentions and one mentioning only bob produce nothing; the webhook gets
-// the same notification, signed, once its first two POSTs have failed.
+// the same notification, signed, once its first two POSTs have failed. An edit adding
+// a mention notifies nobody.
 func TestOfflineHook(t *testing.T) {
 	receiver := &hookReceiver{failures: 2, arrived: make(chan struct{}, 1)}
 	hook := httptest.NewServer(receiver)
@@ -131,6 +133,9 @@ func TestOfflineHook(t *testing.T) {
 
 	plain := ackSeq(t, alice.call("send", sendD("lobby", "n1", map[string]any{"text": "no one in particular"})))
 	onlyBob := ackSeq(t, alice.call("send", sendD("lobby", "n2", map[string]any{"text": "bob?", "mentions": []string{"bob"}})))
+	// An edit that adds mentions notifies nobody.
+	ackSeq(t, alice.call("edit", map[string]any{"room": "lobby", "nonce": "e1", "seq": plain,
+		"body": map[string]any{"text": "dave!", "mentions": []string{"dave"}}}))
 	// Written raw: json.Marshal would compact the body and escape its <>.
 	body := `{ "text": "hi <all>", "mentions": ["bob","carol","dave","erin","alice",7] }`
 	alice.rid++
@@ -173,4 +178,63 @@ func TestOfflineHook(t *testing.T) {
 func jsonInt(n int64) string {
 	data, _ := json.Marshal(n)
 	return string(data)
+}
+
+// counterValue reads a counter of this process's default Prometheus registry.
+func counterValue(t *testing.T, name string) float64 {
+	t.Helper()
+	families, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name {
+			total := 0.0
+			for _, m := range f.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+			return total
+		}
+	}
+	return 0
+}
+
+// TestOfflineHookSilentGateway: discovery lists a gateway that never answers (one
+// that died, whose entry has not expired yet). The notifier waits for it no longer
+// than its gather timeout, counts the timeout, and judges by the gateways that did
+// answer: the notification still comes, right.
+func TestOfflineHookSilentGateway(t *testing.T) {
+	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.Gateways = 2 })
+	room(t, s, "lobby", "alice", false, "bob", "carol")
+	backend := backendConsumer(t, s)
+
+	nc, err := s.Connect(subjects.RoleOperator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	silent, err := nodes.Register(ctx, js, nodes.Info{ID: "gone", Role: subjects.RoleGateway, Address: "http://127.0.0.1:1"}, nodes.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Stop()
+	time.Sleep(2500 * time.Millisecond) // past the notifier's cached gateway count
+
+	alice := connectTo(t, s, 0, "alice")
+	bob := connectTo(t, s, 1, "bob")
+	bob.mustCall("subscribe", map[string]any{"room": "lobby"}, "subscribed")
+	timeouts := counterValue(t, "laneim_notify_gather_timeouts_total")
+	seq := ackSeq(t, alice.call("send", sendD("lobby", "n1", map[string]any{"mentions": []string{"bob", "carol"}})))
+
+	got := nextNotifications(t, backend, 1, 10*time.Second)
+	want := []schema.NotifiedUser{{User: "carol", State: schema.StateOffline}}
+	if len(got) != 1 || got[0].Seq != seq || !slices.Equal(got[0].Users, want) {
+		t.Fatalf("notifications %+v, want seq %d to %+v", got, seq, want)
+	}
+	if d := counterValue(t, "laneim_notify_gather_timeouts_total") - timeouts; d < 1 {
+		t.Fatalf("gather timeouts went up by %v, want at least 1", d)
+	}
 }

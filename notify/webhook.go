@@ -18,12 +18,18 @@ import (
 // HMAC-SHA256 of the body under the webhook secret.
 const SignatureHeader = "Laneim-Signature"
 
-// Sign returns the SignatureHeader value of body under secret. A receiver computes
-// it over the raw body and compares with hmac.Equal.
+// Sign returns the SignatureHeader value of body under secret.
 func Sign(secret, body []byte) string {
 	mac := hmac.New(sha256.New, secret)
 	mac.Write(body)
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// Verify reports whether signature, a SignatureHeader value, signs body under secret:
+// what a Go receiver of the webhook calls on the raw body before decoding it. It
+// compares in constant time.
+func Verify(secret, body []byte, signature string) bool {
+	return hmac.Equal([]byte(signature), []byte(Sign(secret, body)))
 }
 
 // webhook POSTs batches of notifications to the product's backend.

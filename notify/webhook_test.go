@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"crypto/hmac"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -31,7 +30,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.attempts++
-	if !hmac.Equal([]byte(req.Header.Get(SignatureHeader)), []byte(Sign([]byte("hook-secret"), body))) {
+	if !Verify([]byte("hook-secret"), body, req.Header.Get(SignatureHeader)) {
 		r.badSigs++
 	}
 	if len(r.fail) > 0 {
@@ -103,4 +102,23 @@ func TestWebhook(t *testing.T) {
 			t.Fatal("deliver claimed done after its context ended")
 		}
 	})
+}
+
+func TestSignature(t *testing.T) {
+	body := []byte(`{"notifications":[]}`)
+	sig := Sign([]byte("k"), body)
+	// openssl dgst -sha256 -hmac k
+	if want := "sha256=2c8dd33e786d637c41965fdb02e5fe008e7e88b117657a4814d8d3a7ec4976e0"; sig != want {
+		t.Fatalf("signature %q, want %q", sig, want)
+	}
+	if !Verify([]byte("k"), body, sig) {
+		t.Fatal("its own signature refused")
+	}
+	for _, bad := range []struct {
+		secret, body, sig string
+	}{{"k2", string(body), sig}, {"k", string(body) + " ", sig}, {"k", string(body), ""}, {"k", string(body), sig[:len(sig)-1]}} {
+		if Verify([]byte(bad.secret), []byte(bad.body), bad.sig) {
+			t.Errorf("accepted %+v", bad)
+		}
+	}
 }
