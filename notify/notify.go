@@ -127,10 +127,9 @@ type Notifier struct {
 	webhook  *webhook            // set once at construction; nil without WebhookURL
 	hotLog   *logging.RateLimited
 
-	consume jetstream.ConsumeContext // set by Start
-	stop    context.CancelFunc       // set by Start
-	in      chan jetstream.Msg       // set by Start: pulled mentions on their way to the workers
-	wg      sync.WaitGroup
+	stop context.CancelFunc // set by Start
+	in   chan jetstream.Msg // set by Start: pulled mentions on their way to the workers
+	wg   sync.WaitGroup
 }
 
 // New returns a notifier over nc, whose NATS credential must be pusher's (or the
@@ -170,23 +169,64 @@ func New(cfg Config, nc *nats.Conn) (*Notifier, error) {
 	return n, nil
 }
 
-// Start waits for IM_MENTIONS (a logic node creates it), creates or updates the
-// shared consumer and starts pulling.
-func (n *Notifier) Start(ctx context.Context) error {
-	var stream jetstream.Stream
-	for {
+// Start starts the notifier in the background and returns at once. It waits for
+// IM_MENTIONS (a logic node creates it) and creates or updates the shared consumer,
+// retrying every few seconds while it cannot (a logic node older than the hook, NATS
+// permissions that predate it), then pulls. The fanout beside it never waits for any
+// of this.
+func (n *Notifier) Start() {
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.stop = cancel
+	n.in = make(chan jetstream.Msg, n.cfg.BatchSize*n.cfg.Workers)
+	n.wg.Go(func() { n.pull(runCtx) })
+	for range n.cfg.Workers {
+		n.wg.Go(func() {
+			for {
+				batch := collect(runCtx, n.in, n.cfg.BatchSize, n.cfg.Linger)
+				if len(batch) == 0 {
+					return
+				}
+				n.handle(runCtx, batch)
+			}
+		})
+	}
+}
+
+// startRetry is how often the notifier tries again to open its consumer.
+const startRetry = 2 * time.Second
+
+// pull opens the consumer and feeds n.in until ctx ends.
+func (n *Notifier) pull(ctx context.Context) {
+	var cc jetstream.ConsumeContext
+	for attempt := 0; ; attempt++ {
 		var err error
-		stream, err = n.js.Stream(ctx, subjects.StreamMentions)
-		if err == nil {
+		if cc, err = n.consume(ctx); err == nil {
 			break
+		}
+		if attempt%30 == 0 { // at once, then once a minute
+			n.cfg.Logger.Warn().Err(err).Msg("notifier waiting for its stream and consumer; offline notifications wait in IM_MENTIONS")
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for stream %s: %w", subjects.StreamMentions, err)
-		case <-time.After(500 * time.Millisecond):
+			return
+		case <-time.After(startRetry):
 		}
 	}
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	n.cfg.Logger.Info().Bool("webhook", n.webhook != nil).Msg("notifier started")
+	<-ctx.Done()
+	cc.Stop()
+}
+
+// consume creates or updates the shared consumer of IM_MENTIONS and pulls from it into
+// n.in, at most Workers batches ahead.
+func (n *Notifier) consume(ctx context.Context) (jetstream.ConsumeContext, error) {
+	reqCtx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
+	defer cancel()
+	stream, err := n.js.Stream(reqCtx, subjects.StreamMentions)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", subjects.StreamMentions, err)
+	}
+	cons, err := stream.CreateOrUpdateConsumer(reqCtx, jetstream.ConsumerConfig{
 		Durable:       subjects.NotifyConsumer,
 		Description:   "laneIM notifiers (pusher nodes): each mention to one of them",
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -195,43 +235,24 @@ func (n *Notifier) Start(ctx context.Context) error {
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
-		return fmt.Errorf("consumer %s: %w", subjects.NotifyConsumer, err)
+		return nil, fmt.Errorf("consumer %s: %w", subjects.NotifyConsumer, err)
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	in := make(chan jetstream.Msg, n.cfg.BatchSize*n.cfg.Workers)
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		select {
-		case in <- msg:
-		case <-runCtx.Done():
+		case n.in <- msg:
+		case <-ctx.Done():
 			_ = msg.Nak() // stopping: another node takes it now rather than after the ack wait
 		}
 	}, jetstream.PullMaxMessages(n.cfg.BatchSize*n.cfg.Workers))
 	if err != nil {
-		cancel()
-		return fmt.Errorf("consume %s: %w", subjects.NotifyConsumer, err)
+		return nil, fmt.Errorf("consume %s: %w", subjects.NotifyConsumer, err)
 	}
-	n.consume, n.stop, n.in = cc, cancel, in
-	for range n.cfg.Workers {
-		n.wg.Go(func() {
-			for {
-				batch := collect(runCtx, in, n.cfg.BatchSize, n.cfg.Linger)
-				if len(batch) == 0 {
-					return
-				}
-				n.handle(runCtx, batch)
-			}
-		})
-	}
-	n.cfg.Logger.Info().Bool("webhook", n.webhook != nil).Msg("notifier started")
-	return nil
+	return cc, nil
 }
 
-// Stop stops pulling and waits for the batches in hand; what is not acked is
-// redelivered to another node after the ack wait.
+// Stop stops pulling and waits for the batches in hand; what it holds unhandled is
+// handed back at once, and what is in flight is redelivered to another node.
 func (n *Notifier) Stop() {
-	if n.consume != nil {
-		n.consume.Stop()
-	}
 	if n.stop != nil {
 		n.stop()
 	}

@@ -46,14 +46,24 @@ type webhook struct {
 // maxBackoff caps the wait between two POSTs of one batch.
 const maxBackoff = 5 * time.Second
 
-// deliver POSTs notes (encoded Notifications) in POSTs of up to maxPost. Each POST is
+// maxPostBytes caps a POST's notifications (one at least, whatever its size): 100 of
+// 4 KiB bodies fit, 100 of the largest bodies max_body_bytes allows (256 KiB) go in
+// several POSTs.
+const maxPostBytes = 1 << 20
+
+// deliver POSTs notes (encoded Notifications) in POSTs of up to maxPost and
+// maxPostBytes. Each POST is
 // retried with backoff on a network error, a 5xx, a 408 or a 429 until it succeeds or
 // retryFor has passed; another 4xx is not retried. What was not taken is dropped with
 // a metric and a log line: IM_NOTIFY still holds it. It returns false if ctx ended
 // first (the notifier is stopping), true when every POST is done.
 func (w *webhook) deliver(ctx context.Context, notes [][]byte) bool {
 	for len(notes) > 0 {
-		n := min(len(notes), w.maxPost)
+		n, size := 1, len(notes[0])
+		for n < len(notes) && n < w.maxPost && size+len(notes[n]) <= maxPostBytes {
+			size += len(notes[n])
+			n++
+		}
 		if !w.post(ctx, notes[:n]) {
 			return false
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -67,6 +68,20 @@ func TestWebhook(t *testing.T) {
 		}
 		if string(batch.Notifications[0]) != string(notes[0]) {
 			t.Fatalf("a notification changed on the way: %s", batch.Notifications[0])
+		}
+	})
+	t.Run("large notifications split POSTs by size", func(t *testing.T) {
+		r := &receiver{}
+		srv := httptest.NewServer(r)
+		defer srv.Close()
+		big := []byte(`{"id":"r:9","body":"` + strings.Repeat("x", maxPostBytes/2) + `"}`)
+		w := newTestWebhook(srv.URL, 5*time.Second)
+		w.maxPost = 100
+		if !w.deliver(context.Background(), [][]byte{big, big, big, notes[1]}) {
+			t.Fatal("deliver gave up")
+		}
+		if len(r.bodies) != 3 {
+			t.Fatalf("%d POSTs, want 3 (one per half-MiB notification, the small one with the last)", len(r.bodies))
 		}
 	})
 	t.Run("a 4xx is not retried", func(t *testing.T) {

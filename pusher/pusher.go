@@ -169,14 +169,12 @@ func (p *Pusher) Start(ctx context.Context) error {
 		nc := *p.cfg.Notify
 		nc.Logger = p.cfg.Logger.With().Str("component", "notify").Logger()
 		notif, err := notify.New(nc, p.nc)
-		if err == nil {
-			err = notif.Start(ctx)
-		}
 		if err != nil {
 			group.Stop()
 			cancel()
 			return fmt.Errorf("notifier: %w", err)
 		}
+		notif.Start()
 		p.notif = notif
 	}
 	p.wg.Go(func() { p.flushTicks(runCtx) })
