@@ -128,7 +128,9 @@ func TestOfflineHook(t *testing.T) {
 	alice := connectTo(t, s, 0, "alice")
 	bob := connectTo(t, s, 1, "bob")
 	bob.mustCall("subscribe", map[string]any{"room": "lobby"}, "subscribed")
+	connectTo(t, s, 0, "bob") // a second connection of bob's, not subscribed: bob stays active
 	connectTo(t, s, 0, "carol")
+	connectTo(t, s, 1, "carol") // carol on both gateways, subscribed on neither
 	connectTo(t, s, 1, "erin")
 
 	plain := ackSeq(t, alice.call("send", sendD("lobby", "n1", map[string]any{"text": "no one in particular"})))
