@@ -240,3 +240,82 @@ func TestOfflineHookSilentGateway(t *testing.T) {
 		t.Fatalf("gather timeouts went up by %v, want at least 1", d)
 	}
 }
+
+// TestOfflineHookHandover: the pusher whose notifier is mid-POST stops (as on a
+// rolling restart). Its batch goes back to IM_MENTIONS unacked, another notifier
+// sharing the consumer takes it and POSTs it again, and the backend's IM_NOTIFY
+// consumer still sees the notification once.
+func TestOfflineHookHandover(t *testing.T) {
+	var mu sync.Mutex
+	var posts []string // the ids of each POST's notifications, as the receiver saw them
+	firstPost := make(chan struct{})
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var batch struct {
+			Notifications []schema.Notification `json:"notifications"`
+		}
+		_ = json.Unmarshal(body, &batch)
+		mu.Lock()
+		for _, n := range batch.Notifications {
+			posts = append(posts, n.ID)
+		}
+		first := len(posts) == len(batch.Notifications)
+		mu.Unlock()
+		if first {
+			close(firstPost)
+			<-r.Context().Done() // the first POST hangs until its sender gives up
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer hook.Close()
+	s := startStack(t, t.TempDir(), func(c *configs.Config) {
+		c.OfflineWebhookURL, c.OfflineWebhookSecret = hook.URL, "backend-secret"
+	})
+	room(t, s, "lobby", "alice", false, "dave")
+	backend := backendConsumer(t, s)
+	alice := connect(t, s, "alice")
+	seq := ackSeq(t, alice.call("send", sendD("lobby", "n1", map[string]any{"mentions": []string{"dave"}})))
+	select {
+	case <-firstPost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no POST")
+	}
+
+	s.Pusher.Stop()
+	nc, err := s.Connect(subjects.RolePusher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	other, err := notify.New(notify.Config{WebhookURL: hook.URL, WebhookSecret: []byte("backend-secret")}, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Start()
+	defer other.Stop()
+
+	id := "lobby:" + jsonInt(seq)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		mu.Lock()
+		n := len(posts)
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the other notifier never POSTed the handed-over notification")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	if !slices.Equal(posts, []string{id, id}) {
+		t.Fatalf("POSTs carried %v, want %s twice (the hung POST, then the other node's)", posts, id)
+	}
+	mu.Unlock()
+	got := nextNotifications(t, backend, 10, 2*time.Second)
+	if len(got) != 1 || got[0].ID != id {
+		t.Fatalf("IM_NOTIFY: %+v, want %s once", got, id)
+	}
+}
