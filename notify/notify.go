@@ -47,8 +47,8 @@ type Config struct {
 	// Linger is how long a batch waits for more mentions after its first. Default
 	// 50ms.
 	Linger time.Duration
-	// Workers handle batches concurrently; together they hold at most
-	// Workers*BatchSize mentions unacked. Default 4.
+	// Workers handle batches concurrently; a node holds at most Workers+2 batches
+	// of mentions unacked (two pulled ahead). Default 4.
 	Workers int
 	// GatherTimeout is how long the gateways have to say who is active. Default
 	// 250ms.
@@ -107,15 +107,19 @@ func (c *Config) defaults() {
 	}
 }
 
-// ackWait is the consumer's: longer than a batch can take (the membership check, the
-// gather, the publications and the webhook's whole retry budget with its last POST),
-// so that a batch in hand is not redelivered to another node meanwhile.
+// ackWait is the consumer's. A mention may wait behind two batches' worth pulled
+// ahead (the Consume buffer and n.in, BatchSize each) before a worker takes it, and a
+// batch takes at worst the membership check and the IM_NOTIFY publications (each up
+// to RequestTimeout), the gather, and with a webhook its whole retry budget and last
+// POST: three of those, so that a mention in a node's hands is not redelivered to
+// another meanwhile. A crash leaves its mentions waiting that long (a stop hands them
+// back at once).
 func (c *Config) ackWait() time.Duration {
-	wait := 2*c.RequestTimeout + c.GatherTimeout + 30*time.Second
+	batch := 2*c.RequestTimeout + c.GatherTimeout
 	if c.WebhookURL != "" {
-		wait += c.WebhookRetryFor + c.WebhookTimeout
+		batch += c.WebhookRetryFor + c.WebhookTimeout + maxBackoff
 	}
-	return wait
+	return 3*batch + 10*time.Second
 }
 
 // Notifier is one pusher node's share of the offline hook.
@@ -177,7 +181,7 @@ func New(cfg Config, nc *nats.Conn) (*Notifier, error) {
 func (n *Notifier) Start() {
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.stop = cancel
-	n.in = make(chan jetstream.Msg, n.cfg.BatchSize*n.cfg.Workers)
+	n.in = make(chan jetstream.Msg, n.cfg.BatchSize)
 	n.wg.Go(func() { n.pull(runCtx) })
 	for range n.cfg.Workers {
 		n.wg.Go(func() {
@@ -218,7 +222,7 @@ func (n *Notifier) pull(ctx context.Context) {
 }
 
 // consume creates or updates the shared consumer of IM_MENTIONS and pulls from it into
-// n.in, at most Workers batches ahead.
+// n.in, at most two batches ahead of the workers.
 func (n *Notifier) consume(ctx context.Context) (jetstream.ConsumeContext, error) {
 	reqCtx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
 	defer cancel()
@@ -243,7 +247,7 @@ func (n *Notifier) consume(ctx context.Context) (jetstream.ConsumeContext, error
 		case <-ctx.Done():
 			_ = msg.Nak() // stopping: another node takes it now rather than after the ack wait
 		}
-	}, jetstream.PullMaxMessages(n.cfg.BatchSize*n.cfg.Workers))
+	}, jetstream.PullMaxMessages(n.cfg.BatchSize))
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: %w", subjects.NotifyConsumer, err)
 	}
