@@ -140,6 +140,13 @@ type Config struct {
 	// ("{'class': 'NetworkTopologyStrategy', 'dc1': 3}"). Empty: SimpleStrategy with
 	// one replica, which a single node needs.
 	CQLReplication string `yaml:"cql_replication"`
+	// OfflineWebhookURL receives the offline hook's notifications (docs/protocol.md,
+	// "Offline hook"): pusher nodes POST them in batches, signed with
+	// OfflineWebhookSecret. Empty: they go to the IM_NOTIFY stream only.
+	OfflineWebhookURL string `yaml:"offline_webhook_url"`
+	// OfflineWebhookSecret is the HMAC-SHA256 key of the webhook's Laneim-Signature
+	// header. Required with OfflineWebhookURL.
+	OfflineWebhookSecret string `yaml:"offline_webhook_secret"`
 	// Log configures logging.
 	Log LogConfig `yaml:"log"`
 }
@@ -286,7 +293,7 @@ func (c Config) Heartbeat() time.Duration {
 func (c Config) Redacted() Config {
 	c.MySQLDSN = redactDSN(c.MySQLDSN)
 	c.RedisURL = redactURL(c.RedisURL)
-	for _, secret := range []*string{&c.Secret, &c.NATSPassword, &c.NATSToken} {
+	for _, secret := range []*string{&c.Secret, &c.NATSPassword, &c.NATSToken, &c.OfflineWebhookSecret} {
 		if *secret != "" {
 			*secret = "REDACTED"
 		}
@@ -409,6 +416,14 @@ func (c Config) Validate() error {
 	if r := strings.TrimSpace(c.CQLReplication); r != "" &&
 		(!strings.HasPrefix(r, "{") || !strings.HasSuffix(r, "}") || strings.Contains(r, ";") || !strings.Contains(r, "'class'")) {
 		bad("cql_replication", "must be a CQL map with a 'class', e.g. {'class': 'NetworkTopologyStrategy', 'dc1': 3}, or empty, got %q", c.CQLReplication)
+	}
+	if c.OfflineWebhookURL != "" {
+		if u, err := url.Parse(c.OfflineWebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("offline_webhook_url", "must be an http:// or https:// URL, got %q", c.OfflineWebhookURL)
+		}
+		if c.OfflineWebhookSecret == "" {
+			bad("offline_webhook_secret", "must be set with offline_webhook_url: it signs every POST")
+		}
 	}
 	if !slices.Contains(logLevels, c.Log.Level) {
 		bad("log.level", "must be one of %s, got %q", strings.Join(logLevels, ", "), c.Log.Level)

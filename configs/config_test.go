@@ -293,6 +293,8 @@ func TestValidate(t *testing.T) {
 		{"cql consistency serial", func(c *Config) { c.CQLConsistency = "LOCAL_SERIAL" }, "cql_consistency"},
 		{"cql replication", func(c *Config) { c.CQLReplication = "{'class': 'NetworkTopologyStrategy', 'dc1': 3}" }, ""},
 		{"cql replication not a map", func(c *Config) { c.CQLReplication = "3" }, "cql_replication"},
+		{"offline webhook not a URL", func(c *Config) { c.OfflineWebhookURL, c.OfflineWebhookSecret = "ftp://x", "s" }, "offline_webhook_url"},
+		{"offline webhook without a secret", func(c *Config) { c.OfflineWebhookURL = "https://backend.example/hook" }, "offline_webhook_secret"},
 		{"cql replication two statements", func(c *Config) { c.CQLReplication = "{'class': 'x'}; DROP TABLE t" }, "cql_replication"},
 		{"every error reported", func(c *Config) { c.Partitions = 0; c.Sync = "x" }, "partitions"},
 	}

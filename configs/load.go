@@ -73,6 +73,8 @@ var settings = []setting{
 	{"cql_keyspace", "", "", func(c *Config) any { return &c.CQLKeyspace }},
 	{"cql_consistency", "", "", func(c *Config) any { return &c.CQLConsistency }},
 	{"cql_replication", "", "", func(c *Config) any { return &c.CQLReplication }},
+	{"offline_webhook_url", "", "", func(c *Config) any { return &c.OfflineWebhookURL }},
+	{"offline_webhook_secret", "", "", func(c *Config) any { return &c.OfflineWebhookSecret }},
 	{"log.level", "log-level", "log `level`: trace, debug, info, warn, error, disabled", func(c *Config) any { return &c.Log.Level }},
 	{"log.format", "log-format", "log `format`: \"console\" or \"json\" (default console in dev, json otherwise)", func(c *Config) any { return &c.Log.Format }},
 	{"log.file", "log-file", "log `file`, rotated by size (default stderr)", func(c *Config) any { return &c.Log.File }},

@@ -171,7 +171,9 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 	if err != nil {
 		return nil, err
 	}
-	s.Pusher, err = pusher.New(roles.PusherConfig("", 1, log.With().Str("role", "pusher").Logger()), pusherConn)
+	pusherCfg := roles.PusherConfig("", 1, log.With().Str("role", "pusher").Logger())
+	pusherCfg.Notify = roles.NotifyConfig(cfg)
+	s.Pusher, err = pusher.New(pusherCfg, pusherConn)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,8 @@
 // repairs connections' room sets from logic when membership events may have been
 // lost (resync.go). Beside the message path, gateways tell each other who is online
 // (online.go), answer and announce who of a room is (presence.go, presencerooms.go),
-// and relay typing (typing.go).
+// relay typing (typing.go), and tell the offline hook's notifier who of a message's
+// mentioned users is looking at its room (active.go).
 //
 // Lock order: conn.memberMu, then room.mu, then presence.mu (which onlineSet shares),
 // then conn.writeMu. A hub shard's mu, a connection's historyBudget.mu and resync.mu
@@ -208,6 +209,7 @@ type Gateway struct {
 	sends    *sends              // sends waiting for their ack
 	ticker   *ticker             // flushes connections' coalesced ticks
 	presence *presence           // who is online, presence events, typing
+	active   *active             // answers the offline hook's question of who is active
 	httpRate *userLimits         // per-user HTTP rate limits
 	idents   *userLimits         // per-user identifies
 	rates    statusRates         // GET /v1/status's counter samples
@@ -276,6 +278,7 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 	g.users = newUsers(g)
 	g.resync = newResync(g)
 	g.presence = newPresence(g)
+	g.active = &active{gw: g}
 	var err error
 	g.sends, err = newSends(g)
 	if err != nil {
@@ -339,6 +342,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 		cancel()
 		return fmt.Errorf("presence: %w", err)
 	}
+	if err := g.active.start(); err != nil {
+		cancel()
+		return fmt.Errorf("presence: %w", err)
+	}
 	return g.nc.FlushWithContext(ctx)
 }
 
@@ -368,6 +375,7 @@ func (g *Gateway) Shutdown(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}
+	g.active.stop()
 	if g.stop != nil {
 		g.stop()
 	}

@@ -189,6 +189,20 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) error {
 				return fmt.Errorf("publish IM_OUT: %w", err)
 			}
 			futures = append(futures, f)
+			// A send that mentions users goes to the offline hook too, awaited with
+			// IM_OUT: durable before IM_IN is acked.
+			mention, err := mentionMsg(a.Message, a.New, time.UnixMilli(now))
+			if err != nil {
+				return err
+			}
+			if mention != nil {
+				f, err := l.js.PublishMsgAsync(mention)
+				if err != nil {
+					return fmt.Errorf("publish IM_MENTIONS: %w", err)
+				}
+				futures = append(futures, f)
+				metricMentions.Inc()
+			}
 		}
 		if s.reply != "" {
 			acks[s.reply] = append(acks[s.reply], ack)
@@ -201,7 +215,7 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) error {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return fmt.Errorf("IM_OUT ack: %w", err)
+			return fmt.Errorf("IM_OUT or IM_MENTIONS ack: %w", err)
 		case <-storeCtx.Done():
 			return fmt.Errorf("IM_OUT ack: %w", storeCtx.Err())
 		}

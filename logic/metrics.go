@@ -10,6 +10,9 @@ var (
 	metricStored = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_logic_messages_stored_total", Help: "Messages newly written to the message store.",
 	})
+	metricMentions = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_logic_mentions_published_total", Help: "Stored sends that mention users, published to IM_MENTIONS (re-publications of recent duplicates included).",
+	})
 	metricDuplicates = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_logic_duplicate_sends_total", Help: "Sends whose (room, user, nonce) was already stored.",
 	})

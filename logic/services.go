@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/laneim/laneim/auth"
 	"github.com/laneim/laneim/schema"
 	"github.com/laneim/laneim/store"
 	"github.com/laneim/laneim/subjects"
@@ -59,6 +60,11 @@ func (l *Logic) startServices() error {
 			return err
 		}
 	}
+	// The offline hook's membership check, for the notifier (pusher's credential).
+	if err := svc.AddEndpoint("members-check", l.serveRole("members-check", l.membersCheck), micro.WithEndpointSubject(subjects.MembersCheck)); err != nil {
+		_ = svc.Stop()
+		return err
+	}
 	l.svc = svc
 	return nil
 }
@@ -70,6 +76,16 @@ type handler func(ctx context.Context, caller string, data []byte) (any, error)
 // per endpoint, so each request runs on its own goroutine, bounded by ServiceWorkers:
 // one slow history read must not hold up every other request.
 func (l *Logic) serve(name string, handle handler) micro.Handler {
+	return l.serveEndpoint(name, handle, true)
+}
+
+// serveRole is serve for an endpoint that roles call rather than users (outside
+// im.svc.>, where NATS permissions say who may call it): no token, and caller "".
+func (l *Logic) serveRole(name string, handle handler) micro.Handler {
+	return l.serveEndpoint(name, handle, false)
+}
+
+func (l *Logic) serveEndpoint(name string, handle handler, userToken bool) micro.Handler {
 	return micro.HandlerFunc(func(req micro.Request) {
 		sem := l.serviceSem
 		if name == "history" {
@@ -81,9 +97,15 @@ func (l *Logic) serve(name string, handle handler) micro.Handler {
 			ctx, cancel := context.WithTimeout(context.Background(), l.cfg.StoreTimeout)
 			defer cancel()
 			var out any
-			claims, err := l.tokens.Verify(req.Headers().Get(subjects.HeaderToken))
+			var err error
+			caller := ""
+			if userToken {
+				var claims auth.Claims
+				claims, err = l.tokens.Verify(req.Headers().Get(subjects.HeaderToken))
+				caller = claims.User
+			}
 			if err == nil {
-				out, err = handle(ctx, claims.User, req.Data())
+				out, err = handle(ctx, caller, req.Data())
 			}
 			if err != nil {
 				e := schema.AsError(err)

@@ -30,8 +30,11 @@ type StreamsConfig struct {
 	OutMaxAge time.Duration
 	// Replicas for a cluster (JetStream R3). Default 1.
 	Replicas int
-	// Memory keeps both streams in memory (tests). Default file storage.
+	// Memory keeps the streams in memory (tests). Default file storage.
 	Memory bool
+	// HookMaxAge bounds how long IM_MENTIONS and IM_NOTIFY keep a message: a
+	// notifier or a backend down for longer loses the older ones. Default 24h.
+	HookMaxAge time.Duration
 }
 
 func (c *StreamsConfig) defaults() {
@@ -47,10 +50,25 @@ func (c *StreamsConfig) defaults() {
 	if c.Replicas <= 0 {
 		c.Replicas = 1
 	}
+	if c.HookMaxAge <= 0 {
+		c.HookMaxAge = 24 * time.Hour
+	}
 }
 
-// EnsureStreams creates IM_IN and IM_OUT if they are missing and returns the partition
-// count in force, which is the existing streams' when they were created before.
+// hookDedupeWindow is IM_MENTIONS's and IM_NOTIFY's duplicate window. Logic re-publishes
+// the mention of a send it finds already stored while the send is younger than
+// mentionRepublishAge, healing a crash between the store write and the publication;
+// the window must outlast that age, and every id in it costs the server about 100
+// bytes, for mention-carrying messages only.
+const hookDedupeWindow = 2 * time.Minute
+
+// mentionRepublishAge: see hookDedupeWindow. A crashed logic node's sends come back
+// after IM_IN's ack wait (30s) and a partition takeover (seconds).
+const mentionRepublishAge = time.Minute
+
+// EnsureStreams creates IM_IN and IM_OUT, and the offline hook's IM_MENTIONS and
+// IM_NOTIFY, if they are missing and returns the partition count in force, which is
+// the existing streams' when they were created before.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) (int, error) {
 	cfg.defaults()
 	storage := jetstream.FileStorage
@@ -90,6 +108,12 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfi
 		Discard:    jetstream.DiscardOld,
 		Metadata:   meta,
 	}
+	// The offline hook's streams first: a pusher waits for IM_OUT, then finds them.
+	for _, sc := range hookStreams(cfg, storage) {
+		if _, err := openStream(ctx, js, sc); err != nil {
+			return 0, err
+		}
+	}
 	partitions := 0
 	for _, sc := range []jetstream.StreamConfig{in, out} {
 		n, err := ensureStream(ctx, js, sc)
@@ -109,6 +133,15 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfi
 // another (another node's partition count) as a name in use, on which the winner's
 // stream is opened and its partition count wins.
 func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) (int, error) {
+	s, err := openStream(ctx, js, sc)
+	if err != nil {
+		return 0, err
+	}
+	return StreamPartitions(s.CachedInfo().Config)
+}
+
+// openStream opens the stream, or creates it with sc.
+func openStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) (jetstream.Stream, error) {
 	s, err := js.Stream(ctx, sc.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		s, err = js.CreateStream(ctx, sc)
@@ -117,9 +150,39 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.Stre
 		}
 	}
 	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", sc.Name, err)
+		return nil, fmt.Errorf("stream %s: %w", sc.Name, err)
 	}
-	return StreamPartitions(s.CachedInfo().Config)
+	return s, nil
+}
+
+// hookStreams are the offline hook's streams (docs/protocol.md, "Offline hook"):
+// IM_MENTIONS, the sends that mention users, which pusher nodes' notifiers share one
+// consumer of; IM_NOTIFY, the members they found offline or passive, which the
+// product's backend consumes. Limits retention: IM_NOTIFY keeps its messages for any
+// number of backend consumers, and IM_MENTIONS for an operator to replay. Both are
+// deduplicated by room:seq.
+func hookStreams(cfg StreamsConfig, storage jetstream.StorageType) []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{{
+		Name:        subjects.StreamMentions,
+		Description: "laneIM stored sends that mention users, on their way to the notifier",
+		Subjects:    []string{subjects.Mentions},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     storage,
+		Replicas:    cfg.Replicas,
+		Duplicates:  hookDedupeWindow,
+		MaxAge:      cfg.HookMaxAge,
+		Discard:     jetstream.DiscardOld,
+	}, {
+		Name:        subjects.StreamNotify,
+		Description: "laneIM mentioned members who were offline or passive, for the product's push notifications",
+		Subjects:    []string{subjects.Notify},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     storage,
+		Replicas:    cfg.Replicas,
+		Duplicates:  hookDedupeWindow,
+		MaxAge:      cfg.HookMaxAge,
+		Discard:     jetstream.DiscardOld,
+	}}
 }
 
 // StreamPartitions reads the partition count recorded on a laneIM stream.

@@ -3,7 +3,8 @@
 // encoded exactly as clients receive it, and publishes it once on core NATS
 // im.room.<room>.msgs; every gateway with subscribers in the room relays those bytes
 // unchanged. It also publishes coalesced tick frames on im.room.<room>.tick for
-// members that are not looking at the room.
+// members that are not looking at the room. Beside the fanout it runs the offline
+// hook's notifier (package notify) when configured to.
 package pusher
 
 import (
@@ -20,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/laneim/laneim/logic"
+	"github.com/laneim/laneim/notify"
 	"github.com/laneim/laneim/partition"
 	"github.com/laneim/laneim/schema"
 	"github.com/laneim/laneim/subjects"
@@ -72,7 +74,10 @@ type Config struct {
 	Node string
 	// Replicas of the im_partitions bucket if this node creates it. Default 1.
 	Replicas int
-	Logger   zerolog.Logger
+	// Notify, when set, runs the offline hook's notifier (package notify) beside the
+	// fanout: its own consumer and goroutines. Nil: none on this node.
+	Notify *notify.Config
+	Logger zerolog.Logger
 }
 
 func (c *Config) defaults() {
@@ -103,6 +108,7 @@ type Pusher struct {
 	js    jetstream.JetStream // set once at construction
 	stop  context.CancelFunc  // set by Start
 	group *partition.Group    // set by Start: the IM_OUT partitions this node consumes
+	notif *notify.Notifier    // set by Start when cfg.Notify is
 	wg    sync.WaitGroup
 
 	mu    sync.Mutex
@@ -159,6 +165,18 @@ func (p *Pusher) Start(ctx context.Context) error {
 		return err
 	}
 	p.group = group
+	if p.cfg.Notify != nil {
+		nc := *p.cfg.Notify
+		nc.Logger = p.cfg.Logger.With().Str("component", "notify").Logger()
+		notif, err := notify.New(nc, p.nc)
+		if err != nil {
+			group.Stop()
+			cancel()
+			return fmt.Errorf("notifier: %w", err)
+		}
+		notif.Start()
+		p.notif = notif
+	}
 	p.wg.Go(func() { p.flushTicks(runCtx) })
 	p.cfg.Logger.Info().Int("partitions", partitions).Str("node", p.cfg.Node).Msg("pusher started")
 	return nil
@@ -174,6 +192,9 @@ func (p *Pusher) Partitions() []int {
 
 // Stop stops consuming and waits.
 func (p *Pusher) Stop() {
+	if p.notif != nil {
+		p.notif.Stop()
+	}
 	if p.group != nil {
 		p.group.Stop()
 	}

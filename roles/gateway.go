@@ -8,6 +8,7 @@ import (
 	"github.com/laneim/laneim/configs"
 	"github.com/laneim/laneim/gateway"
 	"github.com/laneim/laneim/nodes"
+	"github.com/laneim/laneim/notify"
 	"github.com/laneim/laneim/pusher"
 )
 
@@ -39,4 +40,10 @@ func GatewayConfig(cfg configs.Config, id string, secret []byte, list func(ctx c
 // partition.NodeName()) creating the partition bucket with replicas if needed.
 func PusherConfig(node string, replicas int, log zerolog.Logger) pusher.Config {
 	return pusher.Config{Node: node, Replicas: replicas, Logger: log}
+}
+
+// NotifyConfig is the offline hook's notifier of a pusher: every pusher runs one, on
+// IM_NOTIFY and, when cfg says so, the webhook.
+func NotifyConfig(cfg configs.Config) *notify.Config {
+	return &notify.Config{WebhookURL: cfg.OfflineWebhookURL, WebhookSecret: []byte(cfg.OfflineWebhookSecret)}
 }

@@ -63,22 +63,25 @@ func RolePermissions(role string) Permissions {
 			// stores them.
 			Publish: append([]string{In, ServicePrefix + ".>", LogicPing, jsAPI + "INFO",
 				RoomTyping, PresenceGateways, PresenceSync, PresenceSnap}, bucketAccess(BucketNodes)...),
-			// Room frames, ticks, events and typing, user events, its acks, and the
-			// other gateways' presence.
+			// Room frames, ticks, events and typing, user events, its acks, the
+			// other gateways' presence, and the notifier's question of who is active
+			// (answered on the request's reply subject, hence Responses).
 			Subscribe: []string{RoomMsgs, RoomTicks, RoomEvents, RoomTyping, UserEvents, GatewayAcks,
-				PresenceGateways, PresenceSync, PresenceSnap, inbox},
+				PresenceGateways, PresenceSync, PresenceSnap, PresenceActive, inbox},
+			Responses: true,
 		}
 	case RoleLogic:
 		return Permissions{
 			// Logic owns the streams and consumers (any JetStream API), acks IM_IN,
 			// publishes stored messages to IM_OUT, acks to gateways, member and read
-			// events, the dev stack's discovery entries, and the cache invalidations
-			// of the metadata it writes.
+			// events, the dev stack's discovery entries, the cache invalidations
+			// of the metadata it writes, and the sends that mention users
+			// (IM_MENTIONS).
 			Publish: []string{jsAPI + ">", jsAck + StreamIn + ".>", Out, GatewayAcks, RoomEvents, UserEvents,
-				kvPrefix + BucketNodes + ".>", kvPrefix + BucketPartitions + ".>", CacheInval},
-			// Its services (and micro's discovery subjects), and every node's cache
-			// invalidations.
-			Subscribe: []string{ServicePrefix + ".>", srvPrefix + ">", CacheInval, inbox},
+				kvPrefix + BucketNodes + ".>", kvPrefix + BucketPartitions + ".>", CacheInval, Mentions},
+			// Its services (and micro's discovery subjects), the notifier's
+			// membership check, and every node's cache invalidations.
+			Subscribe: []string{ServicePrefix + ".>", srvPrefix + ">", MembersCheck, CacheInval, inbox},
 			Responses: true,
 		}
 	case RolePusher:
@@ -87,10 +90,17 @@ func RolePermissions(role string) Permissions {
 			// Its partition group: the im_partitions bucket (created by whichever role
 			// comes first), its key and a watch; the first message past a partition's
 			// ack floor at a takeover (STREAM.MSG.GET).
-			// Its discovery entry in im_nodes.
+			// Its discovery entry in im_nodes (whose other entries count the live
+			// gateways for the notifier).
+			// The notifier: IM_MENTIONS's shared consumer and acks, logic's
+			// membership check, the gateways' answer of who is active, and its
+			// verdicts into IM_NOTIFY (JetStream answers on the inbox).
 			Publish: append(append([]string{jsAPI + "INFO", jsAPI + "STREAM.INFO." + StreamOut, jsAPI + "STREAM.MSG.GET." + StreamOut,
 				jsAPI + "CONSUMER.*." + StreamOut + ".>", jsAPI + "CONSUMER.MSG.NEXT." + StreamOut + ".>",
-				jsAck + StreamOut + ".>", RoomMsgs, RoomTicks},
+				jsAck + StreamOut + ".>", RoomMsgs, RoomTicks,
+				jsAPI + "STREAM.INFO." + StreamMentions, jsAPI + "CONSUMER.*." + StreamMentions + ".>",
+				jsAPI + "CONSUMER.MSG.NEXT." + StreamMentions + ".>", jsAck + StreamMentions + ".>",
+				MembersCheck, PresenceActive, Notify},
 				bucketAccess(BucketPartitions)...), bucketAccess(BucketNodes)...),
 			Subscribe: []string{inbox},
 		}

@@ -55,3 +55,39 @@ func TestPresenceAndTypingPermissions(t *testing.T) {
 		t.Errorf("ParseRoomSubject(typing) = %q %q %v", room, kind, ok)
 	}
 }
+
+// TestOfflineHookPermissions: only logic publishes mentions, only pusher (the
+// notifier) asks who is active, checks memberships and publishes notifications, every
+// gateway hears the question and may answer it, and no gateway reaches the membership
+// check, which needs no user token.
+func TestOfflineHookPermissions(t *testing.T) {
+	for _, tc := range []struct {
+		subject string
+		publish string // the one role that may publish it
+	}{
+		{MentionT("lobby"), RoleLogic},
+		{NotifyT("lobby"), RolePusher},
+		{PresenceActive, RolePusher},
+		{MembersCheck, RolePusher},
+	} {
+		for _, role := range Roles {
+			if got := allows(RolePermissions(role).Publish, tc.subject); got != (role == tc.publish) {
+				t.Errorf("%s may publish %s: %v", role, tc.subject, got)
+			}
+		}
+	}
+	gw := RolePermissions(RoleGateway)
+	if !allows(gw.Subscribe, PresenceActive) || !gw.Responses {
+		t.Error("a gateway cannot hear or answer who is active")
+	}
+	if !allows(RolePermissions(RoleLogic).Subscribe, MembersCheck) {
+		t.Error("logic cannot serve the membership check")
+	}
+	pusher := RolePermissions(RolePusher)
+	for _, s := range []string{"$JS.API.CONSUMER.CREATE." + StreamMentions + "." + NotifyConsumer,
+		"$JS.API.CONSUMER.MSG.NEXT." + StreamMentions + "." + NotifyConsumer, "$JS.ACK." + StreamMentions + ".notify.1.2.3.4.5"} {
+		if !allows(pusher.Publish, s) {
+			t.Errorf("pusher may not publish %s", s)
+		}
+	}
+}

@@ -20,6 +20,14 @@
 //	gateway  --publish-->  im.presence.sync.<gateway>      (asks that gateway for its whole online set)
 //	gateway  --publish-->  im.presence.snap.<gateway>      (the set, answered to the gateway that asked)
 //	gateway  --publish-->  im.room.<room>.typing           (a member typing; never stored)
+//
+// The offline hook, beside the message path too (docs/protocol.md, "Offline hook"):
+//
+//	logic    --publish-->  im.mention.<room>               (stream IM_MENTIONS: a stored send that mentions users)
+//	pusher   --consume-->  im.mention.*                    (consumer notify, shared by every pusher node)
+//	pusher   --request-->  im.members.check                (logic: which mentioned users are members)
+//	pusher   --request-->  im.presence.active              (every gateway answers: who is subscribed, who online)
+//	pusher   --publish-->  im.notify.<room>                (stream IM_NOTIFY: the members offline or passive, for the product's backend)
 package subjects
 
 import (
@@ -36,7 +44,48 @@ const (
 	StreamIn = "IM_IN"
 	// StreamOut holds stored messages on their way to pusher.
 	StreamOut = "IM_OUT"
+	// StreamMentions holds the stored sends that mention users, on their way to the
+	// notifier (package notify, run by pusher nodes).
+	StreamMentions = "IM_MENTIONS"
+	// StreamNotify holds the notifier's verdicts: which mentioned members were
+	// offline or passive. The product's backend consumes it with a durable consumer
+	// of its own.
+	StreamNotify = "IM_NOTIFY"
 )
+
+// Offline hook subjects: logic publishes a mention-carrying send on MentionT(room)
+// (IM_MENTIONS), the notifier publishes its verdict on NotifyT(room) (IM_NOTIFY).
+const (
+	Mentions      = "im.mention.*"
+	mentionPrefix = "im.mention."
+	Notify        = "im.notify.*"
+	notifyPrefix  = "im.notify."
+	// NotifyConsumer is the durable consumer of IM_MENTIONS that every pusher node's
+	// notifier pulls from: each message goes to one of them.
+	NotifyConsumer = "notify"
+	// PresenceActive is asked by the notifier and answered by every gateway (no queue
+	// group): of these users, who has a connection here subscribed to the room, and
+	// who has one at all.
+	PresenceActive = "im.presence.active"
+	// MembersCheck is logic's answer to which (room, user) pairs are memberships, for
+	// the notifier. It is outside im.svc.>, which gateways may call, and needs no user
+	// token: its callers are roles whose NATS credential allows it (pusher, the
+	// operator).
+	MembersCheck = "im.members.check"
+)
+
+// MentionT is the subject logic publishes a stored send of room that mentions users on.
+func MentionT(room string) string { return mentionPrefix + room }
+
+// NotifyT is the subject of a notification of a message of room.
+func NotifyT(room string) string { return notifyPrefix + room }
+
+// MentionMsgIDT is the dedupe id of a stored message's mention and notification: a
+// re-ingest or a redelivery publishes the same id, which JetStream drops. The stored
+// ts tells seq 1 of a room created again from seq 1 of the deleted one.
+func MentionMsgIDT(room string, seq, ts int64) string {
+	return room + ":" + strconv.FormatInt(seq, 10) + ":" + strconv.FormatInt(ts, 10)
+}
 
 // Ingest subjects. A gateway publishes on InT(room); the stream's subject transform
 // rewrites it to InPartitionT(p, room) with p = partition(N, room), so that one logic

@@ -21,6 +21,9 @@ func TestBuildersAndParsers(t *testing.T) {
 	if RoomOfStored("im.in.3.general") != "general" || RoomOfStored(InT("x")) != "x" {
 		t.Fatal("RoomOfStored")
 	}
+	if MentionT("lobby") != "im.mention.lobby" || NotifyT("lobby") != "im.notify.lobby" || MentionMsgIDT("lobby", 42, 1767225600000) != "lobby:42:1767225600000" {
+		t.Fatal("offline hook builders")
+	}
 }
 
 func TestNonceEncodingKeepsEveryByte(t *testing.T) {

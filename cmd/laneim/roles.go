@@ -179,7 +179,7 @@ func checkLogic(cfg configs.Config) error {
 // runPusher runs `laneim pusher`: it waits for the streams, consumes its share of the
 // IM_OUT partitions, until SIGINT or SIGTERM, then hands them over.
 func runPusher(args []string) error {
-	fs := roleFlagSet(subjects.RolePusher, "Publishes stored messages to the rooms' subjects, for every gateway. Waits for\nthe streams a logic node creates.")
+	fs := roleFlagSet(subjects.RolePusher, fmt.Sprintf("Publishes stored messages to the rooms' subjects, for every gateway, and runs the\noffline hook's notifier (IM_NOTIFY; POSTs to %s when set). Waits for\nthe streams a logic node creates.", configs.EnvName("offline_webhook_url")))
 	p, err := startRole(subjects.RolePusher, fs, args, nil)
 	if err != nil {
 		return err
@@ -192,7 +192,9 @@ func runPusher(args []string) error {
 	if err != nil {
 		return err
 	}
-	ps, err := pusher.New(roles.PusherConfig(p.id, p.replicas, p.log), p.nc)
+	pusherCfg := roles.PusherConfig(p.id, p.replicas, p.log)
+	pusherCfg.Notify = roles.NotifyConfig(p.cfg)
+	ps, err := pusher.New(pusherCfg, p.nc)
 	if err != nil {
 		return err
 	}
