@@ -16,7 +16,8 @@ type presenceStats struct {
 	Cycles   int64 `json:"cycles"` // online-offline cycles the churners completed
 	Failed   int64 `json:"failed"` // connects that failed
 	// Events is the presence events the members received; PerMemberSec that per
-	// member and second of the run (at most about one a second by the protocol).
+	// member and second the churners ran (else of the run), at most about one a
+	// second by the protocol (events of the setup included).
 	Events       int64   `json:"events"`
 	PerMemberSec float64 `json:"per_member_second"`
 }
@@ -33,6 +34,8 @@ func churnerName(runID string, i int) string { return runID + "-c" + strconv.Ito
 // change is presence news for every member subscribed with presence.
 type churners struct {
 	n      int
+	start  time.Time
+	took   time.Duration // from start to stop, once stopped
 	cycles atomic.Int64
 	failed atomic.Int64
 	cancel context.CancelFunc
@@ -42,7 +45,7 @@ type churners struct {
 // startChurners starts n churners on dial slots from firstSlot; they run until stop.
 func (r *run) startChurners(ctx context.Context, n, firstSlot int) *churners {
 	ctx, cancel := context.WithCancel(ctx)
-	c := &churners{n: n, cancel: cancel}
+	c := &churners{n: n, cancel: cancel, start: time.Now()}
 	for i := range n {
 		c.wg.Go(func() {
 			user := churnerName(r.runID, i)
@@ -83,4 +86,7 @@ func halfToOneAndHalf() time.Duration {
 func (c *churners) stop() {
 	c.cancel()
 	c.wg.Wait()
+	if c.took == 0 {
+		c.took = time.Since(c.start)
+	}
 }

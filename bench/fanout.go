@@ -212,8 +212,12 @@ func (r *run) fanout(ctx context.Context) error {
 		if churn != nil {
 			f.Presence.Churners, f.Presence.Cycles, f.Presence.Failed = churn.n, churn.cycles.Load(), churn.failed.Load()
 		}
-		if f.ActiveSeconds > 0 {
-			f.Presence.PerMemberSec = float64(res.Presence) / float64(o.members) / f.ActiveSeconds
+		secs := f.ActiveSeconds
+		if churn != nil {
+			secs = churn.took.Seconds()
+		}
+		if secs > 0 {
+			f.Presence.PerMemberSec = float64(res.Presence) / float64(o.members) / secs
 		}
 	}
 	r.report.Fanout = f
