@@ -19,7 +19,7 @@ func TestMentionMsg(t *testing.T) {
 	if err != nil || m == nil {
 		t.Fatalf("a new send mentioning bob: %v, %v", m, err)
 	}
-	if m.Subject != subjects.MentionT("lobby") || m.Header.Get(subjects.HeaderMsgID) != "lobby:12" {
+	if m.Subject != subjects.MentionT("lobby") || m.Header.Get(subjects.HeaderMsgID) != "lobby:12:1000000000" {
 		t.Fatalf("subject %s, id %s", m.Subject, m.Header.Get(subjects.HeaderMsgID))
 	}
 	var got schema.Mention
