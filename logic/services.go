@@ -52,6 +52,8 @@ func (l *Logic) startServices() error {
 		{"room-transfer", subjects.SvcRoomTransfer, l.roomTransfer},
 		{"room-delete", subjects.SvcRoomDelete, l.roomDelete},
 		{"moderator-set", subjects.SvcModeratorSet, l.moderatorSet},
+		{"sanction-set", subjects.SvcSanctionSet, l.sanctionSet},
+		{"sanction-list", subjects.SvcSanctionList, l.sanctionList},
 	}
 	for _, e := range endpoints {
 		if err := svc.AddEndpoint(e.name, l.serve(e.name, e.handle), micro.WithEndpointSubject(e.subject)); err != nil {
@@ -349,6 +351,9 @@ func (l *Logic) memberAdd(ctx context.Context, caller string, data []byte) (any,
 		return nil, schema.Errorf(schema.CodeForbidden, "only the owner adds members to room %s", req.Room)
 	}
 	if err := l.checkAdder(ctx, caller, req.Target); err != nil {
+		return nil, err
+	}
+	if err := l.checkBan(ctx, req.Room, req.Target); err != nil {
 		return nil, err
 	}
 	added, err := l.meta.AddMember(ctx, req.Room, req.Target, l.caps)
