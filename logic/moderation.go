@@ -2,6 +2,7 @@ package logic
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/laneim/laneim/schema"
@@ -168,6 +169,27 @@ func (l *Logic) sanctionList(ctx context.Context, caller string, data []byte) (a
 		users[i] = schema.SanctionInfo{User: s.User, Until: s.Until, By: s.By, Reason: s.Reason}
 	}
 	return schema.SanctionListReply{Users: users, More: more}, nil
+}
+
+// undoBannedAdd takes back an add that raced a ban: the ban committed after checkBan
+// and before the add (a ban committed after the add removes the member itself).
+// Looked up again once the add has committed, so one of the two writes sees the other.
+// It returns the refusal when it took the add back; an add it could not check or
+// take back stands (and is announced), logged.
+func (l *Logic) undoBannedAdd(ctx context.Context, room, user string) error {
+	banned := l.checkBan(ctx, room, user)
+	if banned == nil {
+		return nil
+	}
+	if errors.Is(banned, schema.ErrForbidden) {
+		_, err := l.meta.RemoveMember(ctx, room, user)
+		if err == nil {
+			return banned
+		}
+		banned = err
+	}
+	l.cfg.Logger.Warn().Err(banned).Str("room", room).Str("user", user).Msg("an add that may have raced a ban stands")
+	return nil
 }
 
 // checkBan refuses a join or an add of user to room while user is banned from it.

@@ -361,6 +361,9 @@ func (l *Logic) memberAdd(ctx context.Context, caller string, data []byte) (any,
 		return nil, refusal(err)
 	}
 	if added {
+		if err := l.undoBannedAdd(ctx, req.Room, req.Target); err != nil {
+			return nil, err
+		}
 		l.publishMember(req.Room, req.Target, schema.ActionJoin)
 	}
 	return schema.Reply{}, nil
