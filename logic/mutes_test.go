@@ -158,3 +158,29 @@ func TestMuteAcrossLogicNodes(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// BenchmarkMutesCheck: the mute check of one ingest batch of 256 sends in 16 rooms
+// whose mutes the table holds, as ingest does it (one get, then a lookup a send).
+func BenchmarkMutesCheck(b *testing.B) {
+	m := newMutes()
+	now := time.Now()
+	rooms := make([]string, 16)
+	loaded := make(map[string]map[string]int64)
+	for i := range rooms {
+		rooms[i] = "room" + strconv.Itoa(i)
+		if i%4 == 0 {
+			loaded[rooms[i]] = map[string]int64{"spammer": 0}
+		}
+	}
+	_, _, load, epoch := m.get(rooms, now)
+	m.put(load, loaded, epoch, now)
+	b.ReportAllocs()
+	for b.Loop() {
+		held, _, _, _ := m.get(rooms, now)
+		for i := range 256 {
+			if muted, _ := mutedUntil(held[rooms[i%16]], "user", now.UnixMilli()); muted {
+				b.Fatal("muted")
+			}
+		}
+	}
+}
