@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"github.com/laneim/laneim/embednats"
+	"github.com/laneim/laneim/logging"
 	"github.com/laneim/laneim/schema"
 	"github.com/laneim/laneim/store"
 	"github.com/laneim/laneim/subjects"
@@ -182,5 +184,35 @@ func BenchmarkMutesCheck(b *testing.B) {
 				b.Fatal("muted")
 			}
 		}
+	}
+}
+
+// TestMutesStoreDown: with the metadata store failing, a room whose mutes were read
+// within muteKeep keeps them (sends go on, a mute still refuses), and a room never
+// read fails the batch (it is retried) rather than let a muted user through.
+func TestMutesStoreDown(t *testing.T) {
+	db, err := store.OpenSQLite(filepath.Join(t.TempDir(), "laneim.db"), store.SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Logic{meta: db, mutes: newMutes(), hotLog: logging.NewRateLimited(time.Second, 1), cfg: Config{Logger: zerolog.Nop()}}
+	ctx := context.Background()
+	now := time.Now()
+	_, _, load, epoch := l.mutes.get([]string{"known"}, now)
+	l.mutes.put(load, map[string]map[string]int64{"known": {"bob": 0}}, epoch, now.Add(-muteTTL))
+	db.Close()
+	before := testutil.ToFloat64(metricMuteLoadErrors)
+	mutes, err := l.roomMutes(ctx, []string{"known"}, now)
+	if err != nil || len(mutes["known"]) != 1 {
+		t.Fatalf("a known room with the store down: %v, %v", mutes, err)
+	}
+	if got := testutil.ToFloat64(metricMuteLoadErrors) - before; got != 1 {
+		t.Fatalf("load errors counted: %v", got)
+	}
+	if _, err := l.roomMutes(ctx, []string{"known", "unknown"}, now); err == nil {
+		t.Fatal("a room never read answered with the store down")
+	}
+	if _, err := l.roomMutes(ctx, []string{"known"}, now.Add(muteKeep)); err == nil {
+		t.Fatal("an entry past muteKeep answered with the store down")
 	}
 }
