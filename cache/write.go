@@ -183,3 +183,34 @@ func (c *Cache) ListModerators(ctx context.Context, room string, limit int) ([]s
 func (c *Cache) invalidateRoom(ctx context.Context, room, change string) {
 	c.invalidate(ctx, schema.Inval{Table: schema.TableRooms, Keys: []schema.InvalKey{{Room: room, Change: change}}})
 }
+
+// Sanction implements store.MetaStore. Sanctions are not cached here (logic keeps the
+// mutes its sends check, see logic/mutes.go); a ban that removed a member is
+// announced as RemoveMember's is.
+func (c *Cache) Sanction(ctx context.Context, s store.Sanction) (bool, error) {
+	member, err := c.store.Sanction(ctx, s)
+	if err == nil && member {
+		c.invalidateMember(ctx, s.Room, s.User, schema.ChangeDelete)
+	}
+	return member, err
+}
+
+// Lift implements store.MetaStore.
+func (c *Cache) Lift(ctx context.Context, room, user, kind string) (bool, error) {
+	return c.store.Lift(ctx, room, user, kind)
+}
+
+// GetSanction implements store.MetaStore, from the store.
+func (c *Cache) GetSanction(ctx context.Context, room, user, kind string) (store.Sanction, bool, error) {
+	return c.store.GetSanction(ctx, room, user, kind)
+}
+
+// Sanctions implements store.MetaStore, from the store.
+func (c *Cache) Sanctions(ctx context.Context, room, kind, after string, now int64, limit int) ([]store.Sanction, bool, error) {
+	return c.store.Sanctions(ctx, room, kind, after, now, limit)
+}
+
+// RoomMutes implements store.MetaStore, from the store.
+func (c *Cache) RoomMutes(ctx context.Context, rooms []string, now int64) (map[string]map[string]int64, error) {
+	return c.store.RoomMutes(ctx, rooms, now)
+}

@@ -35,6 +35,9 @@ var tables = []string{
 		joined BIGINT NOT NULL, read_seq BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (room, user))`,
 	`CREATE TABLE blocks (user VARCHAR(64) NOT NULL, blocked VARCHAR(64) NOT NULL,
 		created BIGINT NOT NULL, PRIMARY KEY (user, blocked))`,
+	`CREATE TABLE room_sanctions (room VARCHAR(64) NOT NULL, user VARCHAR(64) NOT NULL, kind VARCHAR(8) NOT NULL,
+		until_ms BIGINT NOT NULL, by_user VARCHAR(64) NOT NULL, reason VARCHAR(200) NOT NULL,
+		created BIGINT NOT NULL, PRIMARY KEY (room, user, kind))`,
 	`CREATE TABLE notes (id VARCHAR(64) NOT NULL PRIMARY KEY, room VARCHAR(64) NOT NULL)`,
 }
 
@@ -307,6 +310,10 @@ func TestRowChangesAnnounced(t *testing.T) {
 			[]string{"blocks insert /carol/dave"}, nil},
 		{"unblock", []string{`DELETE FROM blocks WHERE user = 'carol'`},
 			[]string{"blocks delete /carol/dave"}, nil},
+		{"mute", []string{`INSERT INTO room_sanctions VALUES ('r1', 'eve', 'mute', 0, 'alice', '', 1)`},
+			[]string{"room_sanctions insert r1/eve/"}, nil},
+		{"unmute", []string{`DELETE FROM room_sanctions WHERE room = 'r1'`},
+			[]string{"room_sanctions delete r1/eve/"}, nil},
 		{"room delete", []string{`DELETE FROM rooms WHERE id = 'r1'`},
 			[]string{"rooms delete r1//", "members delete r1//"}, nil},
 	}

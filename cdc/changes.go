@@ -25,6 +25,9 @@ var keyColumns = map[string][]string{
 	schema.TableRooms:   {"id"},
 	schema.TableMembers: {"room", "user"},
 	schema.TableBlocks:  {"user", "blocked"},
+	// Mutes and bans: the kind is not a key of the announcement, which makes logic
+	// nodes drop the room's mutes (a ban's change drops them too, harmlessly).
+	schema.TableSanctions: {"room", "user"},
 }
 
 // changes gathers the keys of one binlog transaction and publishes them at its
@@ -96,6 +99,8 @@ func (c *changes) OnRow(e *canal.RowsEvent) error {
 			k.Room, k.User = values[0], values[1]
 		case schema.TableBlocks:
 			k.User, k.Blocked = values[0], values[1]
+		case schema.TableSanctions:
+			k.Room, k.User = values[0], values[1]
 		}
 		return k
 	}
@@ -199,7 +204,7 @@ func (c *changes) publish() error {
 	}
 	ctx, cancel := context.WithTimeout(c.r.ctx, c.r.cfg.PublishTimeout)
 	defer cancel()
-	for _, table := range []string{schema.TableRooms, schema.TableMembers, schema.TableBlocks} {
+	for _, table := range []string{schema.TableRooms, schema.TableMembers, schema.TableBlocks, schema.TableSanctions} {
 		t := c.tables[table]
 		if t == nil {
 			continue

@@ -43,7 +43,10 @@ type Event struct {
 	Member *schema.MemberD
 	// Room (op room): a room of the user was renamed (schema.RoomRenamed), given to
 	// a new owner (RoomOwner), got or lost a moderator (RoomModerator), or was
-	// deleted (RoomDeleted: nothing of it follows, as after a leave).
+	// deleted (RoomDeleted: nothing of it follows, as after a leave); a member was
+	// muted or unmuted (RoomMuted, RoomUnmuted, with User and Until), banned or
+	// unbanned (RoomBanned, RoomUnbanned: the banned user's sessions get
+	// RoomBanned after the leave of the room it caused).
 	Room *schema.RoomEventD
 	// Read (op read): another session of the user marked {room, seq} read.
 	Read *schema.TickD

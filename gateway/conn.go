@@ -666,7 +666,8 @@ func (c *conn) chargeError(code string) {
 		return
 	}
 	switch code {
-	case schema.CodeBadRequest, schema.CodeForbidden, schema.CodeNotFound, schema.CodeTooLarge, schema.CodeConflict:
+	case schema.CodeBadRequest, schema.CodeForbidden, schema.CodeNotFound, schema.CodeTooLarge, schema.CodeConflict,
+		schema.CodeMuted:
 		c.limiter.ReserveN(time.Now(), errorCost)
 	}
 }

@@ -10,8 +10,9 @@ import (
 )
 
 // onEvent relays an event of the room to every member connection of the room: a
-// member event to all but those of the user concerned, who get it on their own
-// subject; a room event (a rename, a new owner, a moderator) to all.
+// member event, and a ban, to all but those of the user concerned, who get it on
+// their own subject; any other room event (a rename, a new owner, a moderator, a
+// mute) to all.
 func (r *room) onEvent(data []byte) {
 	var ev struct {
 		Op string         `json:"op"`
@@ -22,7 +23,7 @@ func (r *room) onEvent(data []byte) {
 		return
 	}
 	skip := ev.D.User
-	if ev.Op == schema.OpRoom {
+	if ev.Op == schema.OpRoom && ev.D.Action != schema.RoomBanned {
 		skip = ""
 	}
 	r.mu.Lock()
@@ -64,9 +65,17 @@ func (g *Gateway) onUserEvent(user string, m *nats.Msg) {
 	case schema.OpRoom:
 		// A deleted room, announced to each member on its own subject: every session
 		// drops the room as on its leave, and gets this event in place of the leave.
+		// A ban of the user comes after the leave it caused: relayed as it is.
 		var d schema.RoomEventD
-		if err := json.Unmarshal(ev.D, &d); err != nil || !schema.ValidID(d.Room) || d.Action != schema.RoomDeleted {
+		if err := json.Unmarshal(ev.D, &d); err != nil || !schema.ValidID(d.Room) ||
+			(d.Action != schema.RoomDeleted && d.Action != schema.RoomBanned) {
 			g.droppedEvent(err, "room event")
+			return
+		}
+		if d.Action == schema.RoomBanned {
+			for _, c := range conns {
+				c.enqueue(m.Data)
+			}
 			return
 		}
 		leave := schema.MemberD{Room: d.Room, User: user, Action: schema.ActionLeave}

@@ -114,6 +114,20 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) error {
 	if err := l.checkMembers(storeCtx, pairs, members); err != nil {
 		return fmt.Errorf("membership check: %w", err)
 	}
+	// The mutes of the rooms members send or edit in (a delete is never refused
+	// for a mute): from the mute table, one query for the rooms it lacks.
+	var muteRooms []string
+	seenRooms := make(map[string]struct{}, len(pairs))
+	for _, p := range pairs {
+		if _, seen := seenRooms[p[0]]; members[p] && !seen {
+			seenRooms[p[0]] = struct{}{}
+			muteRooms = append(muteRooms, p[0])
+		}
+	}
+	roomMutes, err := l.roomMutes(storeCtx, muteRooms, time.UnixMilli(now))
+	if err != nil {
+		return fmt.Errorf("mute check: %w", err)
+	}
 	for i := range sends {
 		s := &sends[i]
 		if s.err != nil {
@@ -122,6 +136,12 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) error {
 		if !members[[2]string{s.room, s.user}] {
 			s.err = schema.Errorf(schema.CodeForbidden, "not a member of room %s", s.room)
 			continue
+		}
+		if s.kind != schema.KindDelete {
+			if muted, until := mutedUntil(roomMutes[s.room], s.user, now); muted {
+				s.err = mutedError(s.room, until)
+				continue
+			}
 		}
 		s.index = len(news)
 		nm := store.NewMessage{Room: s.room, User: s.user, Nonce: s.nonce, Ts: now, Body: s.msg.Data()}

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/laneim/laneim/auth"
+	"github.com/laneim/laneim/logging"
 	"github.com/laneim/laneim/partition"
 	"github.com/laneim/laneim/store"
 	"github.com/laneim/laneim/subjects"
@@ -86,6 +87,11 @@ type Logic struct {
 	historySem chan struct{}
 	serviceSem chan struct{}
 	wg         sync.WaitGroup // service handlers
+	// mutes is the mute table sends are checked against (mutes.go); mutesSub, set
+	// by Start, hears the announcements that drop its rooms.
+	mutes    *mutes
+	mutesSub *nats.Subscription
+	hotLog   *logging.RateLimited // set once at construction: warnings of the ingest path
 }
 
 // New returns a logic node over the given NATS connection and stores.
@@ -104,6 +110,8 @@ func New(cfg Config, nc *nats.Conn, msgs store.MessageStore, meta store.MetaStor
 		caps:       store.Caps{Rooms: cfg.MaxRoomsPerUser, Created: cfg.MaxRoomsCreatedPerUser, Blocks: cfg.MaxBlocksPerUser},
 		historySem: make(chan struct{}, cfg.ServiceWorkers),
 		serviceSem: make(chan struct{}, cfg.ServiceWorkers),
+		mutes:      newMutes(),
+		hotLog:     logging.NewRateLimited(time.Second, 10),
 	}, nil
 }
 
@@ -118,6 +126,10 @@ func (l *Logic) Start(ctx context.Context) error {
 	if want := l.cfg.Streams.Partitions; want > 0 && want != partitions {
 		l.cfg.Logger.Warn().Int("partitions", partitions).Int("configured", want).
 			Msg("the streams were created with another partition count, which stays while they hold data; the configured one is ignored")
+	}
+	// The mute table hears announcements before any send is checked against it.
+	if l.mutesSub, err = l.listenMutes(); err != nil {
+		return fmt.Errorf("subscribe to mute announcements: %w", err)
 	}
 	if err := l.startServices(); err != nil {
 		return err
@@ -170,6 +182,9 @@ func (l *Logic) Stop() {
 	}
 	if l.group != nil {
 		l.group.Stop()
+	}
+	if l.mutesSub != nil {
+		_ = l.mutesSub.Unsubscribe()
 	}
 	l.wg.Wait()
 }

@@ -45,6 +45,12 @@ var (
 	metricRoomChanges = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "laneim_logic_room_changes_total", Help: "Rooms renamed, transferred, deleted, and moderators set, by action.",
 	}, []string{"action"})
+	metricModeration = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "laneim_logic_moderation_total", Help: "Members muted, unmuted, banned and unbanned, by action.",
+	}, []string{"action"})
+	metricMuteLoadErrors = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "laneim_logic_mute_load_errors_total", Help: "Reads of rooms' mutes for ingest that failed and were answered from the mutes read before.",
+	})
 	metricLogDeleteErrors = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "laneim_logic_room_log_delete_errors_total", Help: "Deleted rooms whose message log could not be deleted (left in the message store).",
 	})

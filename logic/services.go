@@ -53,6 +53,8 @@ func (l *Logic) startServices() error {
 		{"room-transfer", subjects.SvcRoomTransfer, l.roomTransfer},
 		{"room-delete", subjects.SvcRoomDelete, l.roomDelete},
 		{"moderator-set", subjects.SvcModeratorSet, l.moderatorSet},
+		{"sanction-set", subjects.SvcSanctionSet, l.sanctionSet},
+		{"sanction-list", subjects.SvcSanctionList, l.sanctionList},
 	}
 	for _, e := range endpoints {
 		if err := svc.AddEndpoint(e.name, l.serve(e.name, e.handle), micro.WithEndpointSubject(e.subject)); err != nil {
@@ -376,11 +378,17 @@ func (l *Logic) memberAdd(ctx context.Context, caller string, data []byte) (any,
 	if err := l.checkAdder(ctx, caller, req.Target); err != nil {
 		return nil, err
 	}
+	if err := l.checkBan(ctx, req.Room, req.Target); err != nil {
+		return nil, err
+	}
 	added, err := l.meta.AddMember(ctx, req.Room, req.Target, l.caps)
 	if err != nil {
 		return nil, refusal(err)
 	}
 	if added {
+		if err := l.undoBannedAdd(ctx, req.Room, req.Target); err != nil {
+			return nil, err
+		}
 		l.publishMember(req.Room, req.Target, schema.ActionJoin)
 	}
 	return schema.Reply{}, nil

@@ -19,6 +19,9 @@ const (
 	CodeInternal     = "internal"
 )
 
+// CodeMuted refuses a send or an edit of a user muted in the room (403).
+const CodeMuted = "muted"
+
 // Error is a failure with a docs/protocol.md code. It travels unchanged from logic's
 // services through the gateway to the client.
 type Error struct {
@@ -83,7 +86,7 @@ func HTTPStatus(code string) int {
 		return http.StatusBadRequest
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
-	case CodeForbidden:
+	case CodeForbidden, CodeMuted:
 		return http.StatusForbidden
 	case CodeNotFound:
 		return http.StatusNotFound

@@ -232,6 +232,9 @@ type RoomEventD struct {
 	Name      string `json:"name,omitempty"`
 	User      string `json:"user,omitempty"`
 	Moderator *bool  `json:"moderator,omitempty"`
+	// Until: when the mute or ban of User ends (RoomMuted, RoomBanned), Unix ms;
+	// absent for none.
+	Until int64 `json:"until,omitempty"`
 }
 
 // Room actions.
@@ -242,6 +245,12 @@ const (
 	// RoomDeleted: the room and its history are gone; a session gets it instead of
 	// a member leave and receives nothing of the room after it.
 	RoomDeleted = "deleted"
+	// Moderation of User (docs/protocol.md): a banned user's sessions get
+	// RoomBanned on their own subject after the member leave it causes.
+	RoomMuted    = "muted"
+	RoomUnmuted  = "unmuted"
+	RoomBanned   = "banned"
+	RoomUnbanned = "unbanned"
 )
 
 // EncodeFrame encodes a server frame {"op","rid","d"}; rid may be nil. A d that

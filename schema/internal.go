@@ -123,6 +123,42 @@ type MemberReq struct {
 	Target string `json:"target"`
 }
 
+// SanctionReq mutes or bans (Kind "mute", "ban") Target in Room until Until (Unix
+// ms) or for DurationMs from now, or with no end when neither is given; Lift ends
+// the sanction instead.
+type SanctionReq struct {
+	Room       string `json:"room"`
+	Target     string `json:"target"`
+	Kind       string `json:"kind"`
+	Lift       bool   `json:"lift,omitempty"`
+	Until      int64  `json:"until,omitempty"`
+	DurationMs int64  `json:"duration_ms,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+// SanctionListReq asks for a page of Room's active sanctions of Kind.
+type SanctionListReq struct {
+	Room  string `json:"room"`
+	Kind  string `json:"kind"`
+	After string `json:"after,omitempty"`
+	Limit int    `json:"limit,omitempty"`
+}
+
+// SanctionInfo is one muted or banned user as GET /v1/rooms/{room}/mutes and /bans
+// list it: Until absent for no end.
+type SanctionInfo struct {
+	User   string `json:"user"`
+	Until  int64  `json:"until,omitempty"`
+	By     string `json:"by"`
+	Reason string `json:"reason,omitempty"`
+}
+
+type SanctionListReply struct {
+	Reply
+	Users []SanctionInfo `json:"users"`
+	More  bool           `json:"more"`
+}
+
 type MemberListReq struct {
 	Room  string `json:"room"`
 	After string `json:"after,omitempty"`
@@ -198,4 +234,8 @@ const (
 	MaxMemberLimit       = 1000
 	// MaxModerators bounds a room's moderators: GET /v1/rooms/{room} lists them all.
 	MaxModerators = 100
+	// MaxReasonBytes bounds the reason of a mute or a ban.
+	MaxReasonBytes       = 200
+	DefaultSanctionLimit = 100
+	MaxSanctionLimit     = 1000
 )

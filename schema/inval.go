@@ -13,6 +13,9 @@ const (
 	TableRooms   = "rooms"   // keys name Room
 	TableMembers = "members" // keys name Room and User; a read state is part of the row
 	TableBlocks  = "blocks"  // keys name User and Blocked
+	// TableSanctions: keys name Room and User. No cache entry holds it: logic nodes
+	// drop the room's mutes they hold (logic/mutes.go).
+	TableSanctions = "room_sanctions"
 )
 
 // Row changes, as a key's Change.

@@ -107,3 +107,18 @@ CREATE TRIGGER IF NOT EXISTS user_counts_room_owner AFTER UPDATE OF owner ON roo
 	INSERT INTO user_counts (user, created) VALUES (NEW.owner, 1)
 		ON CONFLICT (user) DO UPDATE SET created = created + 1;
 END;
+
+-- Mutes and bans of room members (docs/protocol.md, Moderation): kind 'mute' or
+-- 'ban', until_ms the end (Unix ms, 0: none). A row whose end has passed no longer
+-- applies and stays until lifted. A ban takes the user's members row away in the
+-- transaction that writes it.
+CREATE TABLE IF NOT EXISTS room_sanctions (
+	room     TEXT    NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+	user     TEXT    NOT NULL,
+	kind     TEXT    NOT NULL,
+	until_ms INTEGER NOT NULL DEFAULT 0,
+	by_user  TEXT    NOT NULL,
+	reason   TEXT    NOT NULL DEFAULT '',
+	created  INTEGER NOT NULL, -- Unix ms
+	PRIMARY KEY (room, user, kind)
+) WITHOUT ROWID;

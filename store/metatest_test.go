@@ -31,6 +31,7 @@ func testMetaStore(t *testing.T, open func(t *testing.T) MetaStore) {
 		{"Blocks", metaBlocks},
 		{"CaseSensitiveIDs", metaCaseSensitiveIDs},
 		{"Roles", metaRoles},
+		{"Sanctions", metaSanctions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open(t)) })

@@ -69,7 +69,7 @@ func (s *MySQL) TransferRoom(ctx context.Context, room, user string, caps Caps) 
 }
 
 // DeleteRoom implements MetaStore: the room's rows are locked, then its members,
-// moderators and the room itself deleted, each a row event in the binlog (which
+// moderators, sanctions and the room itself deleted, each a row event in the binlog (which
 // `laneim cdc` announces).
 func (s *MySQL) DeleteRoom(ctx context.Context, room string) ([]string, error) {
 	var members []string
@@ -89,6 +89,7 @@ func (s *MySQL) DeleteRoom(ctx context.Context, room string) ([]string, error) {
 		for _, query := range []string{
 			`DELETE FROM members WHERE room = ?`,
 			`DELETE FROM moderators WHERE room = ?`,
+			`DELETE FROM room_sanctions WHERE room = ?`,
 			`DELETE FROM rooms WHERE id = ?`,
 		} {
 			if _, err := tx.ExecContext(ctx, query, room); err != nil {

@@ -64,7 +64,8 @@ func (s *SQLite) TransferRoom(ctx context.Context, room, user string, caps Caps)
 }
 
 // DeleteRoom implements MetaStore. The members rows go one statement before the
-// room's (their triggers keep user_counts), the moderators with the room.
+// room's (their triggers keep user_counts), the moderators with the room; its
+// sanctions go by cascade.
 func (s *SQLite) DeleteRoom(ctx context.Context, room string) ([]string, error) {
 	var members []string
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {

@@ -218,8 +218,9 @@ type MetaStore interface {
 	// longer listed as a moderator (an owner may do all a moderator may). Fails with
 	// not_found for a missing room, forbidden when user is not a member.
 	TransferRoom(ctx context.Context, room, user string, caps Caps) error
-	// DeleteRoom deletes room with its members and moderators, in one write, and
-	// returns the users that were its members. not_found for a missing room.
+	// DeleteRoom deletes room with its members, moderators and sanctions, in one
+	// write, and returns the users that were its members. not_found for a missing
+	// room.
 	DeleteRoom(ctx context.Context, room string) (members []string, err error)
 	// SetModerator appoints (moderator true) or removes user as a moderator of room;
 	// changed is false when it already was so. Only a member is appointed
@@ -230,8 +231,46 @@ type MetaStore interface {
 	IsModerator(ctx context.Context, room, user string) (bool, error)
 	// ListModerators returns up to limit moderators of room, ordered by id.
 	ListModerators(ctx context.Context, room string, limit int) ([]string, error)
+
+	// Sanction mutes or bans s.User in s.Room (s.Kind), replacing a sanction of the
+	// kind it had; s.Created, when zero, is set to now. A ban also removes the user
+	// from the room (and from its moderators) in the same write: member reports
+	// whether it was one. not_found for a missing room.
+	Sanction(ctx context.Context, s Sanction) (member bool, err error)
+	// Lift ends user's sanction of kind in room; lifted is false when there was none.
+	Lift(ctx context.Context, room, user, kind string) (lifted bool, err error)
+	// GetSanction returns user's sanction of kind in room, whether or not its end
+	// has passed (Sanction.Active tells).
+	GetSanction(ctx context.Context, room, user, kind string) (Sanction, bool, error)
+	// Sanctions returns up to limit sanctions of kind in room active at now (Unix
+	// ms), ordered by user id, starting after the user id after, and whether more
+	// follow.
+	Sanctions(ctx context.Context, room, kind, after string, now int64, limit int) ([]Sanction, bool, error)
+	// RoomMutes returns the mutes of each of rooms active at now: user -> until (0:
+	// no end). A room without any is absent.
+	RoomMutes(ctx context.Context, rooms []string, now int64) (map[string]map[string]int64, error)
 	Close() error
 }
+
+// Kinds of Sanction.
+const (
+	SanctionMute = "mute" // the user's sends and edits in the room are refused
+	SanctionBan  = "ban"  // the user is out of the room and may not join or be added
+)
+
+// Sanction is a mute or a ban of a user in a room.
+type Sanction struct {
+	Room    string
+	User    string
+	Kind    string // SanctionMute or SanctionBan
+	Until   int64  // Unix ms when it ends; 0: no end
+	By      string // who imposed it
+	Reason  string // at most schema.MaxReasonBytes
+	Created int64  // Unix ms
+}
+
+// Active reports whether s applies at now (Unix ms).
+func (s Sanction) Active(now int64) bool { return s.Until == 0 || s.Until > now }
 
 // notMember is the refusal of a role for a user who is not a member of room.
 func notMember(room, user string) error {

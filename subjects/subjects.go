@@ -271,6 +271,13 @@ const (
 	SvcModeratorSet = "im.svc.moderator.set"
 )
 
+// Logic's services of moderation by a room's owner and moderators: mute and ban
+// members, lift those, and list them (docs/protocol.md).
+const (
+	SvcSanctionSet  = "im.svc.sanction.set"
+	SvcSanctionList = "im.svc.sanction.list"
+)
+
 // Headers carried on ingest, outbound and fanout messages.
 const (
 	HeaderMsgID   = "Nats-Msg-Id"

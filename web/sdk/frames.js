@@ -4,13 +4,14 @@
 // Everything a server sends is checked before use: a frame of the wrong shape is a
 // LaneError with code bad_frame, never a crash or a half-filled object.
 import { LaneError } from "./errors.js";
+const roomActions = new Set(["renamed", "owner", "moderator", "deleted", "muted", "unmuted", "banned", "unbanned"]);
 export function decodeRoomChange(d) {
     const o = obj(d, "room event");
     const action = str(o, "action", "room event");
-    if (action !== "renamed" && action !== "owner" && action !== "moderator" && action !== "deleted") {
+    if (!roomActions.has(action)) {
         throw bad(`room event action ${JSON.stringify(action)} is unknown`);
     }
-    const c = { room: room(o, "room event"), action };
+    const c = { room: room(o, "room event"), action: action };
     if (o["name"] !== undefined)
         c.name = str(o, "name", "room event");
     if (o["user"] !== undefined)
@@ -19,6 +20,12 @@ export function decodeRoomChange(d) {
         if (typeof o["moderator"] !== "boolean")
             throw bad("room event moderator is not a boolean");
         c.moderator = o["moderator"];
+    }
+    if (o["until"] !== undefined) {
+        const until = o["until"];
+        if (typeof until !== "number" || !Number.isSafeInteger(until) || until < 0)
+            throw bad("room event until is not a time");
+        c.until = until;
     }
     return c;
 }

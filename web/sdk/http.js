@@ -5,6 +5,33 @@
 import { LaneError } from "./errors.js";
 import { batchMessages, decodeBatch, decodePresencePage, decodeRoomsPage, validId, validNonce } from "./frames.js";
 import { newNonce } from "./nonce.js";
+function sanctionBody(options) {
+    const body = {};
+    if (options.until !== undefined)
+        body["until"] = options.until;
+    if (options.durationMs !== undefined)
+        body["duration_ms"] = options.durationMs;
+    if (options.reason !== undefined)
+        body["reason"] = options.reason;
+    return body;
+}
+function decodeSanctionPage(d) {
+    const o = (d ?? {});
+    if (!Array.isArray(o.users ?? []) || (o.more !== undefined && typeof o.more !== "boolean")) {
+        throw new LaneError("bad_frame", "a page of mutes or bans is not {users, more}");
+    }
+    const users = (o.users ?? []).map((u) => {
+        if (typeof u?.["user"] !== "string" || typeof u["by"] !== "string")
+            throw new LaneError("bad_frame", "a mute or ban has no user or by");
+        const s = { user: u["user"], by: u["by"] };
+        if (typeof u["until"] === "number")
+            s.until = u["until"];
+        if (typeof u["reason"] === "string")
+            s.reason = u["reason"];
+        return s;
+    });
+    return { users, more: o.more === true };
+}
 /** The user id (claim sub) of a JWT, read without verifying it; undefined if unreadable. */
 export function tokenUser(token) {
     const payload = token.split(".")[1];
@@ -248,6 +275,37 @@ export class LaneHttp {
     /** DELETE /v1/rooms/{room}/moderators/{user}: removes a moderator (the owner). */
     async removeModerator(room, user) {
         await this.request("DELETE", `/v1/rooms/${checkId("room", room)}/moderators/${checkId("user", user)}`);
+    }
+    /**
+     * PUT /v1/rooms/{room}/mutes/{user}: mutes user (the owner and moderators): its sends
+     * and edits fail with "muted" until options.until (Unix ms), for options.durationMs,
+     * or, with neither, until unmute.
+     */
+    async mute(room, user, options = {}) {
+        await this.request("PUT", `/v1/rooms/${checkId("room", room)}/mutes/${checkId("user", user)}`, sanctionBody(options));
+    }
+    /** DELETE /v1/rooms/{room}/mutes/{user}: lifts user's mute. */
+    async unmute(room, user) {
+        await this.request("DELETE", `/v1/rooms/${checkId("room", room)}/mutes/${checkId("user", user)}`);
+    }
+    /** GET /v1/rooms/{room}/mutes: the muted users ordered by id, after the id after (the owner and moderators). */
+    async mutes(room, options = {}) {
+        return decodeSanctionPage(await this.request("GET", `/v1/rooms/${checkId("room", room)}/mutes${query({ ...options })}`));
+    }
+    /**
+     * PUT /v1/rooms/{room}/bans/{user}: bans user (the owner and moderators): it leaves
+     * the room and may not join or be added until the ban ends or unban.
+     */
+    async ban(room, user, options = {}) {
+        await this.request("PUT", `/v1/rooms/${checkId("room", room)}/bans/${checkId("user", user)}`, sanctionBody(options));
+    }
+    /** DELETE /v1/rooms/{room}/bans/{user}: lifts user's ban (it is not added back). */
+    async unban(room, user) {
+        await this.request("DELETE", `/v1/rooms/${checkId("room", room)}/bans/${checkId("user", user)}`);
+    }
+    /** GET /v1/rooms/{room}/bans: the banned users, as mutes. */
+    async bans(room, options = {}) {
+        return decodeSanctionPage(await this.request("GET", `/v1/rooms/${checkId("room", room)}/bans${query({ ...options })}`));
     }
     /** PUT /v1/rooms/{room}/read: sets the read mark; every session of the user gets a read event. */
     async read(room, seq) {

@@ -7,6 +7,7 @@ export type ServerErrorCode =
   | "conflict"
   | "too_large"
   | "rate_limited"
+  | "muted"
   | "unavailable"
   | "internal";
 

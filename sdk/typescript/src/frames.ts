@@ -97,28 +97,41 @@ export interface MemberChange {
 
 /**
  * A room of the user changed: renamed (name), given to a new owner (user), a moderator
- * appointed or removed (user, moderator), or deleted (nothing of it follows).
+ * appointed or removed (user, moderator), or deleted (nothing of it follows); a
+ * member muted or unmuted, banned or unbanned (user, and until: when a mute or a ban
+ * ends, Unix ms, absent for no end). A banned user's sessions get "banned" after the
+ * member leave it caused.
  */
 export interface RoomChange {
   room: string;
-  action: "renamed" | "owner" | "moderator" | "deleted";
+  action: RoomAction;
   name?: string;
   user?: string;
   moderator?: boolean;
+  until?: number;
 }
+
+export type RoomAction = "renamed" | "owner" | "moderator" | "deleted" | "muted" | "unmuted" | "banned" | "unbanned";
+
+const roomActions: ReadonlySet<string> = new Set<RoomAction>(["renamed", "owner", "moderator", "deleted", "muted", "unmuted", "banned", "unbanned"]);
 
 export function decodeRoomChange(d: unknown): RoomChange {
   const o = obj(d, "room event");
   const action = str(o, "action", "room event");
-  if (action !== "renamed" && action !== "owner" && action !== "moderator" && action !== "deleted") {
+  if (!roomActions.has(action)) {
     throw bad(`room event action ${JSON.stringify(action)} is unknown`);
   }
-  const c: RoomChange = { room: room(o, "room event"), action };
+  const c: RoomChange = { room: room(o, "room event"), action: action as RoomAction };
   if (o["name"] !== undefined) c.name = str(o, "name", "room event");
   if (o["user"] !== undefined) c.user = str(o, "user", "room event");
   if (o["moderator"] !== undefined) {
     if (typeof o["moderator"] !== "boolean") throw bad("room event moderator is not a boolean");
     c.moderator = o["moderator"];
+  }
+  if (o["until"] !== undefined) {
+    const until = o["until"];
+    if (typeof until !== "number" || !Number.isSafeInteger(until) || until < 0) throw bad("room event until is not a time");
+    c.until = until;
   }
   return c;
 }

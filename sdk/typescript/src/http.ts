@@ -47,6 +47,51 @@ export interface RoomDetails extends RoomInfo {
   moderators?: string[];
 }
 
+/** How long a mute or a ban lasts (neither: until lifted) and why (at most 200 bytes). */
+export interface SanctionOptions {
+  /** When it ends, Unix ms. */
+  until?: number | undefined;
+  /** Or: how long from now, ms. */
+  durationMs?: number | undefined;
+  reason?: string | undefined;
+}
+
+/** One muted or banned user: until absent for no end; by: who imposed it. */
+export interface Sanction {
+  user: string;
+  until?: number;
+  by: string;
+  reason?: string;
+}
+
+export interface SanctionPage {
+  users: Sanction[];
+  more: boolean;
+}
+
+function sanctionBody(options: SanctionOptions): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  if (options.until !== undefined) body["until"] = options.until;
+  if (options.durationMs !== undefined) body["duration_ms"] = options.durationMs;
+  if (options.reason !== undefined) body["reason"] = options.reason;
+  return body;
+}
+
+function decodeSanctionPage(d: unknown): SanctionPage {
+  const o = (d ?? {}) as { users?: unknown; more?: unknown };
+  if (!Array.isArray(o.users ?? []) || (o.more !== undefined && typeof o.more !== "boolean")) {
+    throw new LaneError("bad_frame", "a page of mutes or bans is not {users, more}");
+  }
+  const users = ((o.users ?? []) as Record<string, unknown>[]).map((u): Sanction => {
+    if (typeof u?.["user"] !== "string" || typeof u["by"] !== "string") throw new LaneError("bad_frame", "a mute or ban has no user or by");
+    const s: Sanction = { user: u["user"], by: u["by"] };
+    if (typeof u["until"] === "number") s.until = u["until"];
+    if (typeof u["reason"] === "string") s.reason = u["reason"];
+    return s;
+  });
+  return { users, more: o.more === true };
+}
+
 /** Bounds of a history page: exclusive seqs, limit 1 to 200 (default 50). */
 export interface PageOptions {
   before?: number | undefined;
@@ -325,6 +370,43 @@ export class LaneHttp {
   /** DELETE /v1/rooms/{room}/moderators/{user}: removes a moderator (the owner). */
   async removeModerator(room: string, user: string): Promise<void> {
     await this.request("DELETE", `/v1/rooms/${checkId("room", room)}/moderators/${checkId("user", user)}`);
+  }
+
+  /**
+   * PUT /v1/rooms/{room}/mutes/{user}: mutes user (the owner and moderators): its sends
+   * and edits fail with "muted" until options.until (Unix ms), for options.durationMs,
+   * or, with neither, until unmute.
+   */
+  async mute(room: string, user: string, options: SanctionOptions = {}): Promise<void> {
+    await this.request("PUT", `/v1/rooms/${checkId("room", room)}/mutes/${checkId("user", user)}`, sanctionBody(options));
+  }
+
+  /** DELETE /v1/rooms/{room}/mutes/{user}: lifts user's mute. */
+  async unmute(room: string, user: string): Promise<void> {
+    await this.request("DELETE", `/v1/rooms/${checkId("room", room)}/mutes/${checkId("user", user)}`);
+  }
+
+  /** GET /v1/rooms/{room}/mutes: the muted users ordered by id, after the id after (the owner and moderators). */
+  async mutes(room: string, options: { after?: string | undefined; limit?: number | undefined } = {}): Promise<SanctionPage> {
+    return decodeSanctionPage(await this.request("GET", `/v1/rooms/${checkId("room", room)}/mutes${query({ ...options })}`));
+  }
+
+  /**
+   * PUT /v1/rooms/{room}/bans/{user}: bans user (the owner and moderators): it leaves
+   * the room and may not join or be added until the ban ends or unban.
+   */
+  async ban(room: string, user: string, options: SanctionOptions = {}): Promise<void> {
+    await this.request("PUT", `/v1/rooms/${checkId("room", room)}/bans/${checkId("user", user)}`, sanctionBody(options));
+  }
+
+  /** DELETE /v1/rooms/{room}/bans/{user}: lifts user's ban (it is not added back). */
+  async unban(room: string, user: string): Promise<void> {
+    await this.request("DELETE", `/v1/rooms/${checkId("room", room)}/bans/${checkId("user", user)}`);
+  }
+
+  /** GET /v1/rooms/{room}/bans: the banned users, as mutes. */
+  async bans(room: string, options: { after?: string | undefined; limit?: number | undefined } = {}): Promise<SanctionPage> {
+    return decodeSanctionPage(await this.request("GET", `/v1/rooms/${checkId("room", room)}/bans${query({ ...options })}`));
   }
 
   /** PUT /v1/rooms/{room}/read: sets the read mark; every session of the user gets a read event. */

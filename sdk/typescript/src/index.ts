@@ -13,7 +13,7 @@ export type {
 } from "./client.js";
 export { Emitter, type Listener } from "./emitter.js";
 export { CloseCode, LaneError, type ClientErrorCode, type ErrorCode, type LaneErrorDetails, type ServerErrorCode } from "./errors.js";
-export type { Ack, Mark, MemberChange, Message, MyRoom, PresenceChange, PresencePage, ReadMark, Ready, ReadyRoom, RoomChange, RoomsPage, Tick, Typing } from "./frames.js";
+export type { Ack, Mark, MemberChange, Message, MyRoom, PresenceChange, PresencePage, ReadMark, Ready, ReadyRoom, RoomAction, RoomChange, RoomsPage, Tick, Typing } from "./frames.js";
 export {
   LaneHttp,
   tokenUser,
@@ -25,6 +25,9 @@ export {
   type PageOptions,
   type RoomDetails,
   type RoomInfo,
+  type Sanction,
+  type SanctionOptions,
+  type SanctionPage,
   type TokenSource,
 } from "./http.js";
 export { newNonce } from "./nonce.js";

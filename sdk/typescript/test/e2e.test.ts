@@ -13,6 +13,7 @@ import {
   type CloseInfo,
   type Message,
   type PresenceChange,
+  type RoomChange,
   type Typing,
   type WebSocketConstructor,
 } from "@laneim/client";
@@ -387,6 +388,37 @@ describe("laneim dev end to end", () => {
     );
     a.close();
     b.close();
+  });
+
+  it("mutes and bans: refusals, room events, lists", { timeout: TEST_TIMEOUT }, async () => {
+    const ownerHttp = await http("mona");
+    await ownerHttp.createRoom({ room: "modroom", public: true });
+    const nedHttp = await http("ned");
+    await nedHttp.join("modroom");
+    const ned = client(await token("ned"));
+    const changes: RoomChange[] = [];
+    ned.on("room", (c) => changes.push(c));
+    await ned.connect();
+    const end = Date.now() + 3_600_000;
+    await ownerHttp.mute("modroom", "ned", { until: end, reason: "spam" });
+    await until(() => changes.some((c) => c.action === "muted"), "the muted event");
+    assert.deepEqual(changes.at(-1), { room: "modroom", action: "muted", user: "ned", until: end });
+    await assert.rejects(ned.send("modroom", "hi"), (e: unknown) => e instanceof LaneError && e.code === "muted");
+    await assert.rejects(nedHttp.postMessage("modroom", "hi"), (e: unknown) => e instanceof LaneError && e.code === "muted" && e.status === 403);
+    assert.deepEqual(await ownerHttp.mutes("modroom"), { users: [{ user: "ned", until: end, by: "mona", reason: "spam" }], more: false });
+    await assert.rejects(nedHttp.mutes("modroom"), (e: unknown) => e instanceof LaneError && e.code === "forbidden");
+    await ownerHttp.unmute("modroom", "ned");
+    await ned.send("modroom", "back");
+
+    await ownerHttp.ban("modroom", "ned", { durationMs: 60_000 });
+    await until(() => changes.some((c) => c.action === "banned"), "the banned event");
+    await assert.rejects(nedHttp.join("modroom"), (e: unknown) => e instanceof LaneError && e.code === "forbidden");
+    const bans = await ownerHttp.bans("modroom", { limit: 10 });
+    assert.equal(bans.users[0]?.user, "ned");
+    assert.ok((bans.users[0]?.until ?? 0) > Date.now());
+    await ownerHttp.unban("modroom", "ned");
+    await nedHttp.join("modroom");
+    ned.close();
   });
 
   it("presence counts, events and pages, and typing with its expiry", { timeout: TEST_TIMEOUT }, async () => {

@@ -199,6 +199,17 @@ describe("edits and deletes", () => {
       moderator: false,
     });
     assert.deepEqual(decodeRoomChange({ room: "r", action: "deleted" }), { room: "r", action: "deleted" });
+    assert.deepEqual(decodeRoomChange({ room: "r", action: "muted", user: "bob", until: 1700000000000 }), {
+      room: "r",
+      action: "muted",
+      user: "bob",
+      until: 1700000000000,
+    });
+    assert.deepEqual(decodeRoomChange({ room: "r", action: "banned", user: "bob" }), { room: "r", action: "banned", user: "bob" });
+    for (const action of ["unmuted", "unbanned"]) {
+      assert.deepEqual(decodeRoomChange({ room: "r", action, user: "bob" }), { room: "r", action, user: "bob" });
+    }
+    badFrame(() => decodeRoomChange({ room: "r", action: "muted", user: "bob", until: "soon" }));
     badFrame(() => decodeRoomChange({ room: "r", action: "exploded" }));
     badFrame(() => decodeRoomChange({ room: "", action: "deleted" }));
     badFrame(() => decodeRoomChange({ room: "r", action: "moderator", moderator: "yes" }));
