@@ -128,25 +128,36 @@ func ReadDevSecret(dir string) ([]byte, error) {
 // DevSecret returns the secret stored in dir/secret, creating a random one the first
 // time, so that tokens stay valid across restarts of `laneim dev` on one data dir.
 func DevSecret(dir string) ([]byte, error) {
-	path := filepath.Join(dir, "secret")
+	s, err := devKey(dir, "secret")
+	return []byte(s), err
+}
+
+// DevAPIKey returns the server API key stored in dir/api_key, creating a random one
+// the first time, so that a backend's key stays valid across restarts of `laneim dev`.
+func DevAPIKey(dir string) (string, error) { return devKey(dir, "api_key") }
+
+// devKey returns the key in the file name of dir, creating one of 32 random bytes (64
+// hex characters) if there is none.
+func devKey(dir, name string) (string, error) {
+	path := filepath.Join(dir, name)
 	data, err := os.ReadFile(path)
 	if err == nil {
 		if s := strings.TrimSpace(string(data)); s != "" {
-			return []byte(s), nil
+			return s, nil
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return "", fmt.Errorf("read %s: %w", path, err)
 	}
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return nil, err
+		return "", err
 	}
-	secret := hex.EncodeToString(b[:])
+	key := hex.EncodeToString(b[:])
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+		return "", err
 	}
-	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("write %s: %w", path, err)
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
 	}
-	return []byte(secret), nil
+	return key, nil
 }

@@ -153,3 +153,17 @@ func TestServerToken(t *testing.T) {
 		t.Errorf("SignServer bad user: %v", err)
 	}
 }
+
+func TestDevAPIKeyPersists(t *testing.T) {
+	dir := t.TempDir()
+	a, err := DevAPIKey(dir)
+	if err != nil || len(a) < 32 {
+		t.Fatalf("DevAPIKey = %q, %v", a, err)
+	}
+	if b, _ := DevAPIKey(dir); a != b {
+		t.Fatal("key changed between calls")
+	}
+	if s, _ := DevSecret(dir); string(s) == a {
+		t.Fatal("the API key is the secret")
+	}
+}

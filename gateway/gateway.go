@@ -86,6 +86,9 @@ type Config struct {
 	// MaxHeaderBytes caps an HTTP request's header. Default 32 KiB: a token and a
 	// browser's usual headers take 2 to 4.
 	MaxHeaderBytes int
+	// APIKeys authenticate the server API over HTTP ("Authorization: Bearer <key>",
+	// docs/protocol.md); with none it is served over NATS only (subjects.ServerAPI).
+	APIKeys []string
 	// OperatorKey lets an operator read GET /v1/status outside dev (Bearer
 	// OperatorKey); empty, the route is not served outside dev.
 	OperatorKey string

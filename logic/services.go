@@ -52,6 +52,7 @@ func (l *Logic) startServices() error {
 		{"room-transfer", subjects.SvcRoomTransfer, l.roomTransfer},
 		{"room-delete", subjects.SvcRoomDelete, l.roomDelete},
 		{"moderator-set", subjects.SvcModeratorSet, l.moderatorSet},
+		{"user-kick", subjects.SvcUserKick, l.userKick},
 	}
 	for _, e := range endpoints {
 		if err := svc.AddEndpoint(e.name, l.serve(e.name, e.handle), micro.WithEndpointSubject(e.subject)); err != nil {
@@ -83,6 +84,9 @@ func (l *Logic) serve(name string, handle handler) micro.Handler {
 			var out any
 			claims, err := l.tokens.Verify(req.Headers().Get(subjects.HeaderToken))
 			if err == nil {
+				if claims.Server {
+					ctx = withServer(ctx)
+				}
 				out, err = handle(ctx, claims.User, req.Data())
 			}
 			if err != nil {
@@ -139,8 +143,13 @@ func checkIDs(ids ...string) error {
 	return nil
 }
 
-// requireMember fails with forbidden unless user belongs to room.
+// requireMember fails with forbidden unless user belongs to room; a server request
+// needs only that the room exists.
 func (l *Logic) requireMember(ctx context.Context, room, user string) error {
+	if isServer(ctx) {
+		_, err := l.serverRoom(ctx, room)
+		return err
+	}
 	ok, err := l.meta.IsMember(ctx, room, user)
 	if err != nil {
 		return err
@@ -259,7 +268,15 @@ func (l *Logic) roomState(ctx context.Context, caller string, data []byte) (any,
 	if err := checkIDs(req.Room); err != nil {
 		return nil, err
 	}
-	member, err := l.meta.IsMember(ctx, req.Room, caller)
+	var member bool
+	var err error
+	if isServer(ctx) {
+		// A server may do in the room what a member may, if the room exists.
+		_, err = l.serverRoom(ctx, req.Room)
+		member = err == nil
+	} else {
+		member, err = l.meta.IsMember(ctx, req.Room, caller)
+	}
 	if err != nil || !member {
 		return schema.RoomStateReply{}, err
 	}
@@ -331,8 +348,8 @@ func roomInfo(r store.Room) schema.RoomInfo {
 	return schema.RoomInfo{Room: r.ID, Name: r.Name, Owner: r.Owner, Public: r.Public}
 }
 
-// memberAdd: a user may add itself to a public room; only the owner adds anyone else,
-// and anyone at all to a private room.
+// memberAdd: a user may add itself to a public room; only the owner (or a server
+// request) adds anyone else, and anyone at all to a private room.
 func (l *Logic) memberAdd(ctx context.Context, caller string, data []byte) (any, error) {
 	var req schema.MemberReq
 	if err := decode(data, &req); err != nil {
@@ -345,11 +362,15 @@ func (l *Logic) memberAdd(ctx context.Context, caller string, data []byte) (any,
 	if err != nil {
 		return nil, err
 	}
-	if caller != room.Owner && !(room.Public && req.Target == caller) {
+	server := isServer(ctx)
+	if !server && caller != room.Owner && !(room.Public && req.Target == caller) {
 		return nil, schema.Errorf(schema.CodeForbidden, "only the owner adds members to room %s", req.Room)
 	}
-	if err := l.checkAdder(ctx, caller, req.Target); err != nil {
-		return nil, err
+	// A block refuses a user's adds, not the product's own.
+	if !server {
+		if err := l.checkAdder(ctx, caller, req.Target); err != nil {
+			return nil, err
+		}
 	}
 	added, err := l.meta.AddMember(ctx, req.Room, req.Target, l.caps)
 	if err != nil {
@@ -361,7 +382,8 @@ func (l *Logic) memberAdd(ctx context.Context, caller string, data []byte) (any,
 	return schema.Reply{}, nil
 }
 
-// memberRemove: a user may remove itself; the owner may remove anyone.
+// memberRemove: a user may remove itself; the owner (or a server request) may remove
+// anyone.
 func (l *Logic) memberRemove(ctx context.Context, caller string, data []byte) (any, error) {
 	var req schema.MemberReq
 	if err := decode(data, &req); err != nil {
@@ -374,7 +396,7 @@ func (l *Logic) memberRemove(ctx context.Context, caller string, data []byte) (a
 	if err != nil {
 		return nil, err
 	}
-	if caller != room.Owner && caller != req.Target {
+	if !isServer(ctx) && caller != room.Owner && caller != req.Target {
 		return nil, schema.Errorf(schema.CodeForbidden, "only the owner removes other members of room %s", req.Room)
 	}
 	removed, err := l.meta.RemoveMember(ctx, req.Room, req.Target)
