@@ -27,6 +27,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
 
 	"github.com/laneim/laneim/logging"
@@ -212,8 +213,13 @@ type Gateway struct {
 	ticker   *ticker             // flushes connections' coalesced ticks
 	presence *presence           // who is online, presence events, typing
 	httpRate *userLimits         // per-user HTTP rate limits
-	idents   *userLimits         // per-user identifies
-	rates    statusRates         // GET /v1/status's counter samples
+	// serverTokens mints the server tokens of server API requests. Set once at
+	// construction.
+	serverTokens *serverTokens
+	// serverAPI serves the server API over NATS; nil until Start. Set once by Start.
+	serverAPI micro.Service
+	idents    *userLimits // per-user identifies
+	rates     statusRates // GET /v1/status's counter samples
 	// gatewayList caches GET /v1/gateways for a second.
 	gatewayList gatewaysCache
 	started     time.Time        // set once at construction
@@ -272,6 +278,7 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 	g.hub = newHub(g)
 	g.ticker = newTicker(cfg.TicksInterval)
 	g.httpRate = newUserLimits(cfg.RateLimit, int(2*cfg.RateLimit))
+	g.serverTokens = newServerTokens(cfg.Secret)
 	g.idents = newUserLimits(0, 0)
 	if cfg.RateLimit > 0 {
 		g.idents = newUserLimits(identifyRate, identifyBurst)
@@ -342,6 +349,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 		cancel()
 		return fmt.Errorf("presence: %w", err)
 	}
+	if err := g.startServerAPI(runCtx); err != nil {
+		cancel()
+		return fmt.Errorf("server API: %w", err)
+	}
 	return g.nc.FlushWithContext(ctx)
 }
 
@@ -355,6 +366,10 @@ func (g *Gateway) Connections() int {
 // Shutdown closes every client connection with 1001 and stops the workers. The HTTP
 // server in front of Handler is the caller's to shut down.
 func (g *Gateway) Shutdown(ctx context.Context) {
+	if g.serverAPI != nil {
+		// Other gateways take the server API's requests from now on.
+		_ = g.serverAPI.Stop()
+	}
 	g.mu.Lock()
 	g.draining = true
 	conns := make([]*conn, 0, len(g.conns))
