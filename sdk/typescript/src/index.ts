@@ -16,6 +16,8 @@ export { CloseCode, LaneError, type ClientErrorCode, type ErrorCode, type LaneEr
 export type { Ack, Mark, MemberChange, Message, MyRoom, PresenceChange, PresencePage, ReadMark, Ready, ReadyRoom, RoomChange, RoomsPage, Tick, Typing } from "./frames.js";
 export {
   LaneHttp,
+  LaneServerApi,
+  defaultServerUser,
   tokenUser,
   wsUrl,
   type FetchLike,
@@ -25,6 +27,7 @@ export {
   type PageOptions,
   type RoomDetails,
   type RoomInfo,
+  type ServerApiOptions,
   type TokenSource,
 } from "./http.js";
 export { newNonce } from "./nonce.js";
