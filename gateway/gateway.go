@@ -69,8 +69,8 @@ type Config struct {
 	// unavailable (the client retries with the same nonce). Default 10s.
 	SendTimeout time.Duration
 	// RateLimit is the frames a second a connection may send (heartbeats aside),
-	// and the HTTP requests a second of one user, with bursts of twice that. Zero or
-	// less: no limit.
+	// and the HTTP requests a second of one user (server API requests aside), with
+	// bursts of twice that. Zero or less: no limit.
 	RateLimit float64
 	// Workers deliver room frames; a room always goes to the same worker, which keeps
 	// its frames in order. Default 8.
