@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -71,20 +72,11 @@ func (g *Gateway) startServerAPI(runCtx context.Context) error {
 
 // serveServerRequest runs one server API request through handler.
 func (g *Gateway) serveServerRequest(ctx context.Context, handler http.Handler, data []byte) schema.ServerResponse {
-	var req schema.ServerRequest
-	if err := json.Unmarshal(data, &req); err != nil {
-		return errorResponse(schema.Errorf(schema.CodeBadRequest, `want {"method","path","user"?,"body"?}: %v`, err))
+	req, target, e := parseServerRequest(data)
+	if e != nil {
+		return errorResponse(e)
 	}
-	switch req.Method {
-	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-	default:
-		return errorResponse(schema.Errorf(schema.CodeBadRequest, "method must be GET, POST, PUT, PATCH or DELETE, got %q", req.Method))
-	}
-	target, err := url.Parse(req.Path)
-	if err != nil || target.Scheme != "" || target.Host != "" || !strings.HasPrefix(target.Path, "/v1/") || target.Path == "/v1/ws" {
-		return errorResponse(schema.Errorf(schema.CodeBadRequest, "path must be a route under /v1/ (not /v1/ws), got %q", req.Path))
-	}
-	r, err := http.NewRequestWithContext(context.WithValue(ctx, natsServerKey{}, true), req.Method, target.RequestURI(), bytes.NewReader(req.Body))
+	r, err := http.NewRequestWithContext(context.WithValue(ctx, natsServerKey{}, true), req.Method, target, bytes.NewReader(req.Body))
 	if err != nil {
 		return errorResponse(schema.Errorf(schema.CodeBadRequest, "request: %v", err))
 	}
@@ -113,6 +105,26 @@ func (g *Gateway) serveServerRequest(ctx context.Context, handler http.Handler, 
 		}
 	}
 	return out
+}
+
+// parseServerRequest reads a server API request off NATS: its method, and its path
+// and query as the request URI of a route under /v1/ other than /v1/ws.
+func parseServerRequest(data []byte) (schema.ServerRequest, string, *schema.Error) {
+	var req schema.ServerRequest
+	if err := json.Unmarshal(data, &req); err != nil {
+		return req, "", schema.Errorf(schema.CodeBadRequest, `want {"method","path","user"?,"body"?}: %v`, err)
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	default:
+		return req, "", schema.Errorf(schema.CodeBadRequest, "method must be GET, POST, PUT, PATCH or DELETE, got %q", req.Method)
+	}
+	target, err := url.Parse(req.Path)
+	if err != nil || target.Scheme != "" || target.Host != "" || target.Opaque != "" ||
+		!strings.HasPrefix(target.Path, "/v1/") || path.Clean(target.Path) == "/v1/ws" {
+		return req, "", schema.Errorf(schema.CodeBadRequest, "path must be a route under /v1/ (not /v1/ws), got %q", req.Path)
+	}
+	return req, target.RequestURI(), nil
 }
 
 func errorResponse(e *schema.Error) schema.ServerResponse {
