@@ -123,3 +123,47 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// A server token is accepted by logic's Verifier, with its claim, and refused by every
+// client-facing check.
+func TestServerToken(t *testing.T) {
+	secret := []byte(strings.Repeat("k", 32))
+	tok, err := SignServer(secret, "bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewVerifier(secret).Verify(tok)
+	if err != nil || c.User != "bot" || !c.Server {
+		t.Fatalf("Verifier = %+v, %v", c, err)
+	}
+	if left := time.Until(c.Expires); left <= 0 || left > ServerTokenTTL {
+		t.Errorf("expires in %s", left)
+	}
+	if _, err := Parse(secret, tok); !errors.Is(err, schema.ErrUnauthorized) {
+		t.Errorf("Parse of a server token: %v, want unauthorized", err)
+	}
+	if _, err := Verify(secret, tok); !errors.Is(err, schema.ErrUnauthorized) {
+		t.Errorf("Verify of a server token: %v, want unauthorized", err)
+	}
+	user, err := NewVerifier(secret).Verify(mustSign(t, secret, "alice"))
+	if err != nil || user.Server {
+		t.Errorf("a user token verified as %+v, %v", user, err)
+	}
+	if _, err := SignServer(secret, "a b"); !errors.Is(err, schema.ErrBadRequest) {
+		t.Errorf("SignServer bad user: %v", err)
+	}
+}
+
+func TestDevAPIKeyPersists(t *testing.T) {
+	dir := t.TempDir()
+	a, err := DevAPIKey(dir)
+	if err != nil || len(a) < 32 {
+		t.Fatalf("DevAPIKey = %q, %v", a, err)
+	}
+	if b, _ := DevAPIKey(dir); a != b {
+		t.Fatal("key changed between calls")
+	}
+	if s, _ := DevSecret(dir); string(s) == a {
+		t.Fatal("the API key is the secret")
+	}
+}

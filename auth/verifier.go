@@ -66,9 +66,10 @@ func (v *Verifier) VerifyAt(token string, at time.Time) (Claims, error) {
 	return c, nil
 }
 
-// parseSigned checks token's signature and subject, leaving exp to the caller.
+// parseSigned checks token's signature and subject, leaving exp to the caller. Server
+// tokens are accepted: a Verifier checks what gateways forward.
 func parseSigned(secret []byte, token string) (Claims, error) {
-	var claims jwt.RegisteredClaims
+	var claims tokenClaims
 	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return secret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithoutClaimsValidation())
 	return claimsOf(claims, err)

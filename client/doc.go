@@ -1,5 +1,6 @@
 // Package client is a Go client of laneIM's public protocol (docs/protocol.md): the
-// WebSocket session of /v1/ws and a small helper for the HTTP API. Tests, the load
+// WebSocket session of /v1/ws, a small helper for the HTTP API, and Server, the
+// server API of a product's backend (over HTTP with an API key, or over NATS). Tests, the load
 // generator (bench/) and `laneim chat` use it, so it is the reference for how a client
 // is meant to behave: it identifies, heartbeats at the interval ready names, tracks per
 // subscribed room the last seq it handed to the application, and on reconnect

@@ -30,6 +30,11 @@ const maxAnswerBytes = 16 << 20
 // from the {"error":{"code","message"}} answer, or from the status alone when the
 // answer is not of that shape.
 func (h *HTTP) Do(ctx context.Context, method, path string, body, out any) error {
+	return h.do(ctx, method, path, body, out, nil)
+}
+
+// do is Do with prepare, when not nil, adjusting the request before it goes.
+func (h *HTTP) do(ctx context.Context, method, path string, body, out any, prepare func(*http.Request)) error {
 	var reader io.Reader
 	if body != nil {
 		payload, err := encodeJSON(body)
@@ -48,6 +53,9 @@ func (h *HTTP) Do(ctx context.Context, method, path string, body, out any) error
 	req.Header.Set("Accept", "application/json")
 	if h.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+h.Token)
+	}
+	if prepare != nil {
+		prepare(req)
 	}
 	hc := h.Client
 	if hc == nil {

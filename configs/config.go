@@ -70,6 +70,13 @@ type Config struct {
 	// generates one and keeps it in Data; cluster roles require it. Prefer
 	// LANEIM_SECRET over --secret: flags are visible in the process list.
 	Secret string `yaml:"secret"`
+	// APIKeys are the keys of the server API (docs/protocol.md): a product's backend
+	// sends one as "Authorization: Bearer <key>" to act as any user with owner
+	// rights in every room. Each at least 32 bytes; several let a key be rotated. In
+	// the environment, LANEIM_API_KEYS, comma-separated. When empty, dev generates one
+	// and keeps it in Data; the gateways of a cluster serve no server API over HTTP
+	// without one (over NATS the server role's credential stands for it).
+	APIKeys []string `yaml:"api_keys"`
 	// Gateways is the number of gateway listeners dev starts, on consecutive ports.
 	Gateways int `yaml:"gateways"`
 	// Partitions is the number of IM_IN and IM_OUT partitions: the unit of per-room
@@ -298,6 +305,9 @@ func (c Config) Redacted() Config {
 			*secret = "REDACTED"
 		}
 	}
+	if len(c.APIKeys) > 0 {
+		c.APIKeys = slices.Repeat([]string{"REDACTED"}, len(c.APIKeys))
+	}
 	return c
 }
 
@@ -331,6 +341,11 @@ func (c Config) Validate() error {
 	}
 	if c.Secret != "" && len(c.Secret) < minSecretBytes {
 		bad("secret", "must be at least %d bytes, got %d (or empty: dev generates one)", minSecretBytes, len(c.Secret))
+	}
+	for i, key := range c.APIKeys {
+		if len(key) < minSecretBytes || strings.TrimSpace(key) != key || strings.ContainsAny(key, ", \t\r\n") {
+			bad("api_keys", "key %d must be at least %d bytes without spaces or commas, got %d bytes", i+1, minSecretBytes, len(key))
+		}
 	}
 	if c.Replicas < 0 || c.Replicas > 5 {
 		bad("replicas", "must be 1 to 5, or 0 for 3 on a clustered NATS server and 1 otherwise, got %d", c.Replicas)

@@ -3,6 +3,7 @@ package configs
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -467,5 +468,33 @@ func TestLoadWithDefaults(t *testing.T) {
 	}
 	if r := (Config{NATSPassword: "pw", NATSToken: "tok"}).Redacted(); r.NATSPassword != "REDACTED" || r.NATSToken != "REDACTED" {
 		t.Errorf("Redacted %+v", r)
+	}
+}
+
+// api_keys is a list in YAML and comma-separated in the environment; each key is
+// checked, and redacted.
+func TestAPIKeys(t *testing.T) {
+	k1, k2 := strings.Repeat("a", 32), strings.Repeat("b", 40)
+	got, err := load(newFlagSet(), nil, envMap(map[string]string{"LANEIM_API_KEYS": " " + k1 + ", " + k2 + ","}), Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.APIKeys, []string{k1, k2}) {
+		t.Fatalf("api_keys %q", got.APIKeys)
+	}
+	if r := got.Redacted(); strings.Contains(fmt.Sprint(r.APIKeys), "aaaa") || len(r.APIKeys) != 2 || got.APIKeys[0] != k1 {
+		t.Errorf("redacted %q (original %q)", r.APIKeys, got.APIKeys)
+	}
+	if _, err := load(newFlagSet(), nil, envMap(map[string]string{"LANEIM_API_KEYS": k1 + ",short"}), Default()); err == nil ||
+		!strings.Contains(err.Error(), "api_keys: key 2") {
+		t.Errorf("a short key: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte("api_keys: [\""+k2+"\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err = load(newFlagSet(), []string{"--config", path}, envMap(nil), Default())
+	if err != nil || !reflect.DeepEqual(got.APIKeys, []string{k2}) {
+		t.Errorf("from YAML: %q, %v", got.APIKeys, err)
 	}
 }

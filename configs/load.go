@@ -49,6 +49,7 @@ var settings = []setting{
 	{"public_url", "public-url", "gateway's public base `URL`, advertised by GET /v1/gateways", func(c *Config) any { return &c.PublicURL }},
 	{"single_logic", "single-logic", "let laneim logic keep data in its own SQLite file (a cluster of one logic node)", func(c *Config) any { return &c.SingleLogic }},
 	{"secret", "secret", "JWT HS256 `secret`, at least 32 bytes (prefer " + EnvPrefix + "SECRET: flags show in ps)", func(c *Config) any { return &c.Secret }},
+	{"api_keys", "", "", func(c *Config) any { return &c.APIKeys }},
 	{"gateways", "gateways", "`number` of gateway listeners in dev, on consecutive ports", func(c *Config) any { return &c.Gateways }},
 	{"partitions", "partitions", "`number` of IM_IN/IM_OUT partitions", func(c *Config) any { return &c.Partitions }},
 	{"sync", "sync", "SQLite synchronous `mode`: \"normal\" or \"full\"", func(c *Config) any { return &c.Sync }},
@@ -179,6 +180,9 @@ func normalize(c *Config) {
 	if strings.EqualFold(c.NATSListen, "none") {
 		c.NATSListen = "none"
 	}
+	if len(c.APIKeys) == 0 {
+		c.APIKeys = nil // "api_keys: []" is none, as the default
+	}
 }
 
 // flagValue is a flag.Value writing into one field of a Config.
@@ -199,6 +203,8 @@ func (v *flagValue) String() string {
 		return p.String()
 	case *bool:
 		return strconv.FormatBool(*p)
+	case *[]string:
+		return strings.Join(*p, ",")
 	}
 	return ""
 }
@@ -233,6 +239,15 @@ func parseInto(field any, value string) error {
 			return fmt.Errorf("want true or false, got %q", value)
 		}
 		*p = b
+	case *[]string:
+		// A comma-separated list; blanks around the items and empty items go.
+		var list []string
+		for item := range strings.SplitSeq(value, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				list = append(list, item)
+			}
+		}
+		*p = list
 	default:
 		return fmt.Errorf("configs: unsupported field type %T", field)
 	}
@@ -249,5 +264,7 @@ func copyField(dst, src any) {
 		*d = *src.(*time.Duration)
 	case *bool:
 		*d = *src.(*bool)
+	case *[]string:
+		*d = *src.(*[]string)
 	}
 }

@@ -59,8 +59,12 @@ type Stack struct {
 	Addrs  []string
 	Secret []byte
 	// OperatorContext is the nats CLI context file of the operator credential, ""
-	// without a NATS listener.
+	// without a NATS listener; ServerContext the server role's (the server API).
 	OperatorContext string
+	ServerContext   string
+	// APIKey is the server API's key: the first of cfg.APIKeys, or the one generated
+	// and kept in the data dir's api_key.
+	APIKey string
 
 	natsUsers map[string]embednats.User // by name: every role's credential and the operator's
 	logic     *roles.Logic              // Logic, Cache and redis
@@ -102,6 +106,14 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 			return nil, err
 		}
 	}
+	if len(cfg.APIKeys) == 0 {
+		key, err := auth.DevAPIKey(cfg.Data)
+		if err != nil {
+			return nil, err
+		}
+		cfg.APIKeys = []string{key}
+	}
+	s.APIKey = cfg.APIKeys[0]
 	users, err := natsUsers(cfg.Data)
 	if err != nil {
 		return nil, err
@@ -121,6 +133,9 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 	}
 	if url := s.NATS.ClientURL(); url != "" {
 		if s.OperatorContext, err = writeOperatorContext(cfg.Data, url, s.natsUsers[subjects.RoleOperator].Password); err != nil {
+			return nil, err
+		}
+		if s.ServerContext, err = writeServerContext(cfg.Data, url, s.ServerPassword()); err != nil {
 			return nil, err
 		}
 	}
@@ -278,6 +293,10 @@ func (s *Stack) connect(name, role string) (*nats.Conn, error) {
 	s.conns = append(s.conns, nc)
 	return nc, nil
 }
+
+// ServerPassword is the password of the server role's NATS credential (user
+// "server"), which may call the server API (subjects.ServerAPI) and nothing else.
+func (s *Stack) ServerPassword() string { return s.natsUsers[subjects.RoleServer].Password }
 
 // OperatorPassword is the password of the operator's NATS credential (user
 // "operator", allowed everything), for tools such as the nats CLI.

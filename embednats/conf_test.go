@@ -26,7 +26,7 @@ func TestKeptAuthConfIsGenerated(t *testing.T) {
 // nats-server reads the generated block into exactly the roles' permissions, with
 // the passwords of its environment.
 func TestAuthConfParses(t *testing.T) {
-	for _, role := range append(slices.Clone(subjects.Roles), subjects.RoleOperator) {
+	for _, role := range append(slices.Clone(subjects.Users), subjects.RoleOperator) {
 		t.Setenv(PasswordEnv(role), role+"-secret")
 	}
 	path := filepath.Join(t.TempDir(), "auth.conf")
@@ -41,10 +41,10 @@ func TestAuthConfParses(t *testing.T) {
 	for _, u := range opts.Users {
 		users[u.Username] = u
 	}
-	if len(users) != len(subjects.Roles)+1 {
+	if len(users) != len(subjects.Users)+1 {
 		t.Fatalf("users %v", users)
 	}
-	for _, role := range subjects.Roles {
+	for _, role := range subjects.Users {
 		u, want := users[role], subjects.RolePermissions(role)
 		if u == nil || u.Password != role+"-secret" || u.Permissions == nil {
 			t.Fatalf("user %s: %+v", role, u)
@@ -67,7 +67,7 @@ func TestAuthConfParses(t *testing.T) {
 // The local cluster's server configurations parse, include the users, and route the
 // three servers together with JetStream on.
 func TestClusterNodeConfs(t *testing.T) {
-	for _, role := range append(slices.Clone(subjects.Roles), subjects.RoleOperator) {
+	for _, role := range append(slices.Clone(subjects.Users), subjects.RoleOperator) {
 		t.Setenv(PasswordEnv(role), role+"-secret")
 	}
 	for _, node := range []string{"node-1", "node-2", "node-3"} {
@@ -75,7 +75,7 @@ func TestClusterNodeConfs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !opts.JetStream || opts.Cluster.Name != "laneim" || len(opts.Routes) != 3 || len(opts.Users) != len(subjects.Roles)+1 {
+		if !opts.JetStream || opts.Cluster.Name != "laneim" || len(opts.Routes) != 3 || len(opts.Users) != len(subjects.Users)+1 {
 			t.Errorf("%s: jetstream %v cluster %q routes %d users %d", node, opts.JetStream, opts.Cluster.Name, len(opts.Routes), len(opts.Users))
 		}
 	}

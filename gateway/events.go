@@ -35,9 +35,6 @@ func (r *room) onEvent(data []byte) {
 	}
 }
 
-// opKick on a user's events subject closes every connection of the user with 4003.
-const opKick = "kick"
-
 // onUserEvent applies and relays an event for every session of user: its own joins
 // and leaves (which change what the connections receive) and read sync. A join or
 // leave may come twice, from logic and from CDC reading the same change in the
@@ -82,11 +79,10 @@ func (g *Gateway) onUserEvent(user string, m *nats.Msg) {
 		for _, c := range conns {
 			c.applyMember(leave, m.Data)
 		}
-	case opKick:
-		// An operator's kick: nats pub im.user.<user>.events '{"op":"kick","d":{"reason":"..."}}'
-		var d struct {
-			Reason string `json:"reason"`
-		}
+	case schema.OpKick:
+		// The server API's kick (logic publishes it), or an operator's:
+		// nats pub im.user.<user>.events '{"op":"kick","d":{"reason":"..."}}'
+		var d schema.KickD
 		// A kick without a readable reason still kicks, with the default one.
 		_ = json.Unmarshal(ev.D, &d)
 		if d.Reason == "" {

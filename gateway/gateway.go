@@ -28,6 +28,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
 
 	"github.com/laneim/laneim/logging"
@@ -69,8 +70,8 @@ type Config struct {
 	// unavailable (the client retries with the same nonce). Default 10s.
 	SendTimeout time.Duration
 	// RateLimit is the frames a second a connection may send (heartbeats aside),
-	// and the HTTP requests a second of one user, with bursts of twice that. Zero or
-	// less: no limit.
+	// and the HTTP requests a second of one user (server API requests aside), with
+	// bursts of twice that. Zero or less: no limit.
 	RateLimit float64
 	// Workers deliver room frames; a room always goes to the same worker, which keeps
 	// its frames in order. Default 8.
@@ -87,6 +88,9 @@ type Config struct {
 	// MaxHeaderBytes caps an HTTP request's header. Default 32 KiB: a token and a
 	// browser's usual headers take 2 to 4.
 	MaxHeaderBytes int
+	// APIKeys authenticate the server API over HTTP ("Authorization: Bearer <key>",
+	// docs/protocol.md); with none it is served over NATS only (subjects.ServerAPI).
+	APIKeys []string
 	// OperatorKey lets an operator read GET /v1/status outside dev (Bearer
 	// OperatorKey); empty, the route is not served outside dev.
 	OperatorKey string
@@ -211,8 +215,13 @@ type Gateway struct {
 	presence *presence           // who is online, presence events, typing
 	active   *active             // answers the offline hook's question of who is active
 	httpRate *userLimits         // per-user HTTP rate limits
-	idents   *userLimits         // per-user identifies
-	rates    statusRates         // GET /v1/status's counter samples
+	// serverTokens mints the server tokens of server API requests. Set once at
+	// construction.
+	serverTokens *serverTokens
+	// serverAPI serves the server API over NATS; nil until Start. Set once by Start.
+	serverAPI micro.Service
+	idents    *userLimits // per-user identifies
+	rates     statusRates // GET /v1/status's counter samples
 	// gatewayList caches GET /v1/gateways for a second.
 	gatewayList gatewaysCache
 	started     time.Time        // set once at construction
@@ -271,6 +280,7 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 	g.hub = newHub(g)
 	g.ticker = newTicker(cfg.TicksInterval)
 	g.httpRate = newUserLimits(cfg.RateLimit, int(2*cfg.RateLimit))
+	g.serverTokens = newServerTokens(cfg.Secret)
 	g.idents = newUserLimits(0, 0)
 	if cfg.RateLimit > 0 {
 		g.idents = newUserLimits(identifyRate, identifyBurst)
@@ -346,6 +356,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 		cancel()
 		return fmt.Errorf("presence: %w", err)
 	}
+	if err := g.startServerAPI(runCtx); err != nil {
+		cancel()
+		return fmt.Errorf("server API: %w", err)
+	}
 	return g.nc.FlushWithContext(ctx)
 }
 
@@ -359,6 +373,10 @@ func (g *Gateway) Connections() int {
 // Shutdown closes every client connection with 1001 and stops the workers. The HTTP
 // server in front of Handler is the caller's to shut down.
 func (g *Gateway) Shutdown(ctx context.Context) {
+	if g.serverAPI != nil {
+		// Other gateways take the server API's requests from now on.
+		_ = g.serverAPI.Stop()
+	}
 	g.mu.Lock()
 	g.draining = true
 	conns := make([]*conn, 0, len(g.conns))

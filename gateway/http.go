@@ -51,6 +51,7 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("PUT /v1/rooms/{room}/read", g.authed(g.putRead))
 	mux.HandleFunc("GET /v1/me/rooms", g.authed(g.myRooms))
 	mux.HandleFunc("POST /v1/me/rooms/leave", g.authed(g.leaveRooms))
+	mux.HandleFunc("POST /v1/users/{user}/kick", g.authed(g.kickUser))
 	mux.HandleFunc("GET /v1/me/blocks", g.authed(g.listBlocks))
 	mux.HandleFunc("PUT /v1/me/blocks/{user}", g.authed(g.block))
 	mux.HandleFunc("DELETE /v1/me/blocks/{user}", g.authed(g.unblock))
@@ -102,23 +103,22 @@ func httpErrorLog(log zerolog.Logger) *stdlog.Logger {
 
 type authedHandler func(w http.ResponseWriter, r *http.Request, user string) error
 
-// authed checks the bearer token, then runs h and answers its error.
+// authed checks the bearer token (or API key, see authenticate), then runs h and
+// answers its error.
 func (g *Gateway) authed(h authedHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok {
-			writeError(w, schema.Errorf(schema.CodeUnauthorized, "Authorization: Bearer <token> is required"))
-			return
-		}
-		token = strings.TrimSpace(token)
-		user, err := auth.Verify(g.cfg.Secret, token)
-		if err != nil {
-			writeError(w, schema.AsError(err))
+		user, token, server, e := g.authenticate(r)
+		if e != nil {
+			writeError(w, e)
 			return
 		}
 		// Requests to logic forward the token: logic acts only as its subject.
-		r = r.WithContext(withToken(r.Context(), token))
-		if !g.httpRate.allow(user) {
+		ctx := withToken(r.Context(), token)
+		if server {
+			ctx = context.WithValue(ctx, serverKey{}, true)
+		}
+		r = r.WithContext(ctx)
+		if !server && !g.httpRate.allow(user) {
 			metricRateLimited.Inc()
 			writeError(w, schema.Errorf(schema.CodeRateLimited, "over %g requests a second", g.cfg.RateLimit))
 			return

@@ -55,6 +55,7 @@ func (l *Logic) startServices() error {
 		{"moderator-set", subjects.SvcModeratorSet, l.moderatorSet},
 		{"sanction-set", subjects.SvcSanctionSet, l.sanctionSet},
 		{"sanction-list", subjects.SvcSanctionList, l.sanctionList},
+		{"user-kick", subjects.SvcUserKick, l.userKick},
 	}
 	for _, e := range endpoints {
 		if err := svc.AddEndpoint(e.name, l.serve(e.name, e.handle), micro.WithEndpointSubject(e.subject)); err != nil {
@@ -105,6 +106,9 @@ func (l *Logic) serveEndpoint(name string, handle handler, userToken bool) micro
 				var claims auth.Claims
 				claims, err = l.tokens.Verify(req.Headers().Get(subjects.HeaderToken))
 				caller = claims.User
+				if claims.Server {
+					ctx = withServer(ctx)
+				}
 			}
 			if err == nil {
 				out, err = handle(ctx, caller, req.Data())
@@ -163,8 +167,13 @@ func checkIDs(ids ...string) error {
 	return nil
 }
 
-// requireMember fails with forbidden unless user belongs to room.
+// requireMember fails with forbidden unless user belongs to room; a server request
+// needs only that the room exists.
 func (l *Logic) requireMember(ctx context.Context, room, user string) error {
+	if isServer(ctx) {
+		_, err := l.serverRoom(ctx, room)
+		return err
+	}
 	ok, err := l.meta.IsMember(ctx, room, user)
 	if err != nil {
 		return err
@@ -178,8 +187,11 @@ func (l *Logic) requireMember(ctx context.Context, room, user string) error {
 // viewRoom returns room id if user may see it: members, or anyone for a public room
 // (docs/protocol.md). A room that does not exist and one the user may not see fail
 // alike, with forbidden and the same message, so that no answer tells a private
-// room's id from a free one.
+// room's id from a free one. A server request sees every room.
 func (l *Logic) viewRoom(ctx context.Context, id, user string) (store.Room, error) {
+	if isServer(ctx) {
+		return l.serverRoom(ctx, id)
+	}
 	room, err := l.meta.GetRoom(ctx, id)
 	if errors.Is(err, schema.ErrNotFound) {
 		return store.Room{}, noAccess(id)
@@ -283,7 +295,15 @@ func (l *Logic) roomState(ctx context.Context, caller string, data []byte) (any,
 	if err := checkIDs(req.Room); err != nil {
 		return nil, err
 	}
-	member, err := l.meta.IsMember(ctx, req.Room, caller)
+	var member bool
+	var err error
+	if isServer(ctx) {
+		// A server may do in the room what a member may, if the room exists.
+		_, err = l.serverRoom(ctx, req.Room)
+		member = err == nil
+	} else {
+		member, err = l.meta.IsMember(ctx, req.Room, caller)
+	}
 	if err != nil || !member {
 		return schema.RoomStateReply{}, err
 	}
@@ -358,8 +378,8 @@ func roomInfo(r store.Room) schema.RoomInfo {
 	return schema.RoomInfo{Room: r.ID, Name: r.Name, Owner: r.Owner, Public: r.Public}
 }
 
-// memberAdd: a user may add itself to a public room; only the owner adds anyone else,
-// and anyone at all to a private room.
+// memberAdd: a user may add itself to a public room; only the owner (or a server
+// request) adds anyone else, and anyone at all to a private room.
 func (l *Logic) memberAdd(ctx context.Context, caller string, data []byte) (any, error) {
 	var req schema.MemberReq
 	if err := decode(data, &req); err != nil {
@@ -372,11 +392,15 @@ func (l *Logic) memberAdd(ctx context.Context, caller string, data []byte) (any,
 	if err != nil {
 		return nil, err
 	}
-	if caller != room.Owner && !(room.Public && req.Target == caller) {
+	server := isServer(ctx)
+	if !server && caller != room.Owner && !(room.Public && req.Target == caller) {
 		return nil, schema.Errorf(schema.CodeForbidden, "only the owner adds members to room %s", req.Room)
 	}
-	if err := l.checkAdder(ctx, caller, req.Target); err != nil {
-		return nil, err
+	// A block refuses a user's adds, not the product's own.
+	if !server {
+		if err := l.checkAdder(ctx, caller, req.Target); err != nil {
+			return nil, err
+		}
 	}
 	if err := l.checkBan(ctx, req.Room, req.Target); err != nil {
 		return nil, err
@@ -394,7 +418,8 @@ func (l *Logic) memberAdd(ctx context.Context, caller string, data []byte) (any,
 	return schema.Reply{}, nil
 }
 
-// memberRemove: a user may remove itself; the owner may remove anyone.
+// memberRemove: a user may remove itself; the owner (or a server request) may remove
+// anyone.
 func (l *Logic) memberRemove(ctx context.Context, caller string, data []byte) (any, error) {
 	var req schema.MemberReq
 	if err := decode(data, &req); err != nil {
@@ -407,7 +432,7 @@ func (l *Logic) memberRemove(ctx context.Context, caller string, data []byte) (a
 	if err != nil {
 		return nil, err
 	}
-	if caller != room.Owner && caller != req.Target {
+	if !isServer(ctx) && caller != room.Owner && caller != req.Target {
 		return nil, schema.Errorf(schema.CodeForbidden, "only the owner removes other members of room %s", req.Room)
 	}
 	removed, err := l.meta.RemoveMember(ctx, req.Room, req.Target)

@@ -19,6 +19,7 @@ func GatewayConfig(cfg configs.Config, id string, secret []byte, list func(ctx c
 	return gateway.Config{
 		ID:                      id,
 		Secret:                  secret,
+		APIKeys:                 cfg.APIKeys,
 		Nodes:                   list,
 		MaxFrameBytes:           cfg.MaxFrameBytes,
 		MaxBodyBytes:            cfg.MaxBodyBytes,

@@ -12,10 +12,17 @@ const (
 	RolePusher   = "pusher"
 	RoleCDC      = "cdc"      // `laneim cdc`: binlog reader, cache invalidations
 	RoleOperator = "operator" // people and tools: everything
+	// RoleServer is a product's backend: it may call the server API (ServerAPI) and
+	// nothing else. Its clients take their replies under InboxPrefixT(RoleServer).
+	RoleServer = "server"
 )
 
 // Roles lists the process roles (the operator aside).
 var Roles = []string{RoleGateway, RoleLogic, RolePusher, RoleCDC}
+
+// Users lists the NATS users with permissions of their own: the process roles, and
+// the server API's clients (the operator aside, allowed everything).
+var Users = []string{RoleGateway, RoleLogic, RolePusher, RoleCDC, RoleServer}
 
 // InboxPrefixT is the prefix of a role's reply subjects. Each role subscribes only to
 // its own, so one role cannot read the replies another role's requests get (history
@@ -64,11 +71,24 @@ func RolePermissions(role string) Permissions {
 			Publish: append([]string{In, ServicePrefix + ".>", LogicPing, jsAPI + "INFO",
 				RoomTyping, PresenceGateways, PresenceSync, PresenceSnap}, bucketAccess(BucketNodes)...),
 			// Room frames, ticks, events and typing, user events, its acks, the
-			// other gateways' presence, and the notifier's question of who is active
-			// (answered on the request's reply subject, hence Responses).
+			// other gateways' presence, the notifier's question of who is active, and
+			// the server API it serves (with micro's discovery subjects); it answers
+			// the last two on the request's reply subject, hence Responses.
 			Subscribe: []string{RoomMsgs, RoomTicks, RoomEvents, RoomTyping, UserEvents, GatewayAcks,
-				PresenceGateways, PresenceSync, PresenceSnap, PresenceActive, inbox},
+				PresenceGateways, PresenceSync, PresenceSnap, PresenceActive,
+				ServerAPI, srvPrefix + "*", srvPrefix + "*." + ServerService + ".>", srvPrefix + "*." + ServerService, inbox},
 			Responses: true,
+		}
+	case RoleServer:
+		// The product's backend: the server API's requests, micro's discovery of its
+		// service (`nats micro ls`), and its own durable consumers of the offline
+		// hook's IM_NOTIFY; the replies come to its own inbox.
+		return Permissions{
+			Publish: []string{ServerAPI, srvPrefix + "*." + ServerService, srvPrefix + "*." + ServerService + ".>",
+				jsAPI + "INFO", jsAPI + "STREAM.INFO." + StreamNotify, jsAPI + "CONSUMER.*." + StreamNotify,
+				jsAPI + "CONSUMER.*." + StreamNotify + ".>", jsAPI + "CONSUMER.DURABLE.CREATE." + StreamNotify + ".>",
+				jsAPI + "CONSUMER.MSG.NEXT." + StreamNotify + ".>", jsAck + StreamNotify + ".>"},
+			Subscribe: []string{inbox},
 		}
 	case RoleLogic:
 		return Permissions{

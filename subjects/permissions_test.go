@@ -91,3 +91,38 @@ func TestOfflineHookPermissions(t *testing.T) {
 		}
 	}
 }
+
+// TestServerRolePermissions: the server role calls the server API and nothing else,
+// and only gateways serve it.
+func TestServerRolePermissions(t *testing.T) {
+	server := RolePermissions(RoleServer)
+	if !allows(server.Publish, ServerAPI) || !allows(server.Subscribe, InboxPrefixT(RoleServer)+".abc") {
+		t.Errorf("server role %+v cannot request %s", server, ServerAPI)
+	}
+	for _, s := range []string{"$JS.API.STREAM.INFO." + StreamNotify, "$JS.API.CONSUMER.DURABLE.CREATE." + StreamNotify + ".push",
+		"$JS.API.CONSUMER.MSG.NEXT." + StreamNotify + ".push", "$JS.ACK." + StreamNotify + ".push.1.2.3.4.5"} {
+		if !allows(server.Publish, s) {
+			t.Errorf("server may not publish %s: its backend cannot consume the offline hook", s)
+		}
+	}
+	for _, s := range []string{InT("lobby"), SvcRoomCreate, SvcUserKick, UserEventsT("bob"), RoomMsgsT("lobby"), LogicPing,
+		"$JS.API.STREAM.INFO." + StreamOut, "$JS.API.CONSUMER.MSG.NEXT." + StreamMentions + ".notify", "$JS.API.STREAM.DELETE." + StreamNotify} {
+		if allows(server.Publish, s) {
+			t.Errorf("server may publish %s", s)
+		}
+	}
+	for _, s := range []string{"_INBOX.abc", InboxPrefixT(RoleGateway) + ".abc", RoomMsgsT("lobby"), UserEventsT("bob")} {
+		if allows(server.Subscribe, s) {
+			t.Errorf("server may subscribe to %s", s)
+		}
+	}
+	for _, role := range Roles {
+		perms := RolePermissions(role)
+		if got, want := allows(perms.Subscribe, ServerAPI), role == RoleGateway; got != want {
+			t.Errorf("%s may serve %s: %v, want %v", role, ServerAPI, got, want)
+		}
+		if allows(perms.Publish, ServerAPI) {
+			t.Errorf("%s may call %s", role, ServerAPI)
+		}
+	}
+}

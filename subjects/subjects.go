@@ -278,6 +278,18 @@ const (
 	SvcSanctionList = "im.svc.sanction.list"
 )
 
+// The server API over NATS (docs/protocol.md, Server API): gateways serve ServerAPI
+// as a micro service in the queue group ServerQueue, answering a request with what
+// the HTTP API would answer for an API key. Only the server role (and the operator)
+// may request it. SvcUserKick is logic's service behind POST /v1/users/{user}/kick,
+// which logic grants to server requests only.
+const (
+	ServerService = "laneim-server"
+	ServerQueue   = "laneim-server"
+	ServerAPI     = "im.server.api"
+	SvcUserKick   = "im.svc.user.kick"
+)
+
 // Headers carried on ingest, outbound and fanout messages.
 const (
 	HeaderMsgID   = "Nats-Msg-Id"

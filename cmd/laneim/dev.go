@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -78,6 +79,9 @@ func printBanner(cfg configs.Config, stack *devstack.Stack) {
 		fmt.Fprintf(&b, "              nats context add laneim-dev --server %s --user operator --password %s\n",
 			url, stack.OperatorPassword())
 		fmt.Fprintf(&b, "              nats --context laneim-dev sub 'im.room.*.msgs'\n")
+		fmt.Fprintf(&b, "  server API  over NATS as user server (context %s):\n", stack.ServerContext)
+		fmt.Fprintf(&b, "              nats --server %s --user server --password %s --inbox-prefix _INBOX_server \\\n", url, stack.ServerPassword())
+		fmt.Fprintf(&b, "                req im.server.api '{\"method\":\"GET\",\"path\":\"/v1/rooms/general/presence\"}'\n")
 	}
 	if mysql, err := store.MySQLConfig(cfg.MySQLDSN, store.MySQLOptions{}); err == nil {
 		fmt.Fprintf(&b, "  metadata    MySQL %s, database %s\n", mysql.Addr, mysql.DBName)
@@ -85,6 +89,9 @@ func printBanner(cfg configs.Config, stack *devstack.Stack) {
 	fmt.Fprintf(&b, "  metrics     %s/metrics\n\n", base)
 	fmt.Fprintf(&b, "Get a token:   curl -s -X POST %s/v1/dev/token -d '{\"user\":\"alice\"}'\n", base)
 	fmt.Fprintf(&b, "           or: go run ./cmd/laneim token --data %s alice\n", cfg.Data)
-	fmt.Fprintf(&b, "Chat:          go run ./cmd/laneim chat --url %s --user alice general\n\n", base)
+	fmt.Fprintf(&b, "Chat:          go run ./cmd/laneim chat --url %s --user alice general\n", base)
+	fmt.Fprintf(&b, "Server API:    curl -s -X POST %s/v1/rooms/general/messages -H 'Authorization: Bearer %s' \\\n", base, stack.APIKey)
+	fmt.Fprintf(&b, "                 -H 'Laneim-User: bot' -d '{\"nonce\":\"n1\",\"body\":\"hello\"}'   (the key: api_keys, or %s)\n\n",
+		filepath.Join(cfg.Data, "api_key"))
 	fmt.Fprint(os.Stderr, b.String())
 }

@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/laneim/laneim/client"
 	"github.com/laneim/laneim/schema"
 	"github.com/laneim/laneim/subjects"
 )
@@ -88,6 +90,19 @@ func TestRoomAcrossGateways(t *testing.T) {
 		if strings.Join(intStrings(ns), ",") != strings.Join(intStrings(receivers[0].ns), ",") {
 			t.Fatalf("history through gateway %d differs from what bob received", i+1)
 		}
+	}
+
+	// The server API over NATS, with the server user of the generated authorization:
+	// a gateway process answers, and a bot's post reaches the room.
+	nc, err := nats.Connect(h.NATSURLs(), nats.UserInfo(subjects.RoleServer, h.Passwords[subjects.RoleServer]),
+		nats.CustomInboxPrefix(client.ServerInboxPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	posted, err := client.NewServerNATS(nc).Post(ctx, "r", "bot", "cluster-1", map[string]int{"n": 1})
+	if err != nil || posted.Seq != total+1 {
+		t.Fatalf("server API post: %+v, %v", posted, err)
 	}
 }
 

@@ -136,7 +136,7 @@ func Start(opts Options) (_ *Cluster, err error) {
 		}
 	}()
 	var natsEnv []string
-	for _, role := range append(append([]string{}, subjects.Roles...), subjects.RoleOperator) {
+	for _, role := range append(append([]string{}, subjects.Users...), subjects.RoleOperator) {
 		c.Passwords[role] = password()
 		natsEnv = append(natsEnv, embednats.PasswordEnv(role)+"="+c.Passwords[role])
 	}

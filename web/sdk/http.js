@@ -126,6 +126,7 @@ export class LaneHttp {
     #token;
     #fetch;
     #timeoutMs;
+    #headers;
     constructor(options) {
         this.baseUrl = options.baseUrl.replace(/\/+$/, "");
         this.#token = options.token;
@@ -134,6 +135,7 @@ export class LaneHttp {
             throw new LaneError("bad_request", "no fetch: pass one in the options");
         this.#fetch = f;
         this.#timeoutMs = options.timeoutMs ?? 15000;
+        this.#headers = { ...options.headers };
     }
     /** POST /v1/dev/token: a token of user from a server in dev mode (404 outside it). */
     static async devToken(baseUrl, user, options = {}) {
@@ -149,7 +151,7 @@ export class LaneHttp {
      * 2xx answer (undefined when empty, as 204 is).
      */
     async request(method, path, body) {
-        const headers = { Accept: "application/json" };
+        const headers = { ...this.#headers, Accept: "application/json" };
         const token = typeof this.#token === "function" ? await this.#token() : this.#token;
         if (token !== undefined && token !== "")
             headers["Authorization"] = `Bearer ${token}`;
@@ -352,5 +354,58 @@ export class LaneHttp {
         if (user === undefined)
             throw new LaneError("bad_request", "the token names no user (claim sub)");
         return user;
+    }
+}
+/** The user a server API request acts as when it names none. */
+export const defaultServerUser = "system";
+/**
+ * laneIM's server API (docs/protocol.md, "Server API"), for a product's backend and
+ * never a browser: the HTTP API with an API key, acting as any user, with owner rights
+ * in every room (membership not needed to post, read or list). Every failure is a
+ * LaneError with status.
+ */
+export class LaneServerApi {
+    #options;
+    constructor(options) {
+        if (options.apiKey === "")
+            throw new LaneError("bad_request", "an API key is required");
+        this.#options = options;
+    }
+    /** A LaneHttp acting as user (a bot, a system user): every route of the HTTP API, with the server's rights. */
+    as(user = defaultServerUser) {
+        const { apiKey, ...rest } = this.#options;
+        return new LaneHttp({ ...rest, token: apiKey, headers: { "Laneim-User": checkId("user", user) } });
+    }
+    /** Posts body into room as user, who need not be a member; the same nonce is the same message. */
+    async post(room, user, body, options = {}) {
+        return this.as(user).postMessage(room, body, options);
+    }
+    /** Creates a room owned by owner. */
+    async createRoom(owner, options = {}) {
+        return this.as(owner).createRoom(options);
+    }
+    /** Adds user to room; its sessions and the members' get a member event. */
+    async addMember(room, user) {
+        await this.as().addMember(room, user);
+    }
+    /** Removes user from room. */
+    async removeMember(room, user) {
+        await this.as().removeMember(room, user);
+    }
+    /** Renames room. */
+    async renameRoom(room, name) {
+        return this.as().renameRoom(room, name);
+    }
+    /** Deletes room and its history. */
+    async deleteRoom(room) {
+        await this.as().deleteRoom(room);
+    }
+    /** How many members of room are online, and a page of them by id. */
+    async presence(room, options = {}) {
+        return this.as().presence(room, options);
+    }
+    /** POST /v1/users/{user}/kick: closes every session of user with 4003 and reason (at most 120 bytes). */
+    async kick(user, reason) {
+        await this.as().request("POST", `/v1/users/${checkId("user", user)}/kick`, reason === undefined ? undefined : { reason });
     }
 }

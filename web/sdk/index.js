@@ -4,5 +4,5 @@
 export { Client } from "./client.js";
 export { Emitter } from "./emitter.js";
 export { CloseCode, LaneError } from "./errors.js";
-export { LaneHttp, tokenUser, wsUrl, } from "./http.js";
+export { LaneHttp, LaneServerApi, defaultServerUser, tokenUser, wsUrl, } from "./http.js";
 export { newNonce } from "./nonce.js";

@@ -29,6 +29,8 @@ export interface HttpOptions {
   fetch?: FetchLike;
   /** Bound on each request (default 15000 ms). */
   timeoutMs?: number;
+  /** Headers sent with every request besides the helper's own. */
+  headers?: Record<string, string>;
 }
 
 export interface RoomInfo {
@@ -200,6 +202,7 @@ export class LaneHttp {
   readonly #token: TokenSource | undefined;
   readonly #fetch: FetchLike;
   readonly #timeoutMs: number;
+  readonly #headers: Record<string, string>;
 
   constructor(options: HttpOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
@@ -208,6 +211,7 @@ export class LaneHttp {
     if (f === undefined) throw new LaneError("bad_request", "no fetch: pass one in the options");
     this.#fetch = f;
     this.#timeoutMs = options.timeoutMs ?? 15000;
+    this.#headers = { ...options.headers };
   }
 
   /** POST /v1/dev/token: a token of user from a server in dev mode (404 outside it). */
@@ -225,7 +229,7 @@ export class LaneHttp {
    * 2xx answer (undefined when empty, as 204 is).
    */
   async request(method: string, path: string, body?: unknown): Promise<unknown> {
-    const headers: Record<string, string> = { Accept: "application/json" };
+    const headers: Record<string, string> = { ...this.#headers, Accept: "application/json" };
     const token = typeof this.#token === "function" ? await this.#token() : this.#token;
     if (token !== undefined && token !== "") headers["Authorization"] = `Bearer ${token}`;
     const init: Parameters<FetchLike>[1] = { method, headers };
@@ -459,5 +463,75 @@ export class LaneHttp {
     const user = token === undefined ? undefined : tokenUser(token);
     if (user === undefined) throw new LaneError("bad_request", "the token names no user (claim sub)");
     return user;
+  }
+}
+
+/** Options of LaneServerApi: a gateway and one of the server's api_keys. */
+export interface ServerApiOptions extends Omit<HttpOptions, "token" | "headers"> {
+  /** One of the server's api_keys (laneim dev keeps its in <data>/api_key). */
+  apiKey: string;
+}
+
+/** The user a server API request acts as when it names none. */
+export const defaultServerUser = "system";
+
+/**
+ * laneIM's server API (docs/protocol.md, "Server API"), for a product's backend and
+ * never a browser: the HTTP API with an API key, acting as any user, with owner rights
+ * in every room (membership not needed to post, read or list). Every failure is a
+ * LaneError with status.
+ */
+export class LaneServerApi {
+  readonly #options: ServerApiOptions;
+
+  constructor(options: ServerApiOptions) {
+    if (options.apiKey === "") throw new LaneError("bad_request", "an API key is required");
+    this.#options = options;
+  }
+
+  /** A LaneHttp acting as user (a bot, a system user): every route of the HTTP API, with the server's rights. */
+  as(user: string = defaultServerUser): LaneHttp {
+    const { apiKey, ...rest } = this.#options;
+    return new LaneHttp({ ...rest, token: apiKey, headers: { "Laneim-User": checkId("user", user) } });
+  }
+
+  /** Posts body into room as user, who need not be a member; the same nonce is the same message. */
+  async post(room: string, user: string, body: unknown, options: { nonce?: string } = {}): Promise<{ seq: number; ts: number; nonce: string }> {
+    return this.as(user).postMessage(room, body, options);
+  }
+
+  /** Creates a room owned by owner. */
+  async createRoom(owner: string, options: { room?: string; name?: string; public?: boolean } = {}): Promise<RoomInfo> {
+    return this.as(owner).createRoom(options);
+  }
+
+  /** Adds user to room; its sessions and the members' get a member event. */
+  async addMember(room: string, user: string): Promise<void> {
+    await this.as().addMember(room, user);
+  }
+
+  /** Removes user from room. */
+  async removeMember(room: string, user: string): Promise<void> {
+    await this.as().removeMember(room, user);
+  }
+
+  /** Renames room. */
+  async renameRoom(room: string, name: string): Promise<RoomInfo> {
+    return this.as().renameRoom(room, name);
+  }
+
+  /** Deletes room and its history. */
+  async deleteRoom(room: string): Promise<void> {
+    await this.as().deleteRoom(room);
+  }
+
+  /** How many members of room are online, and a page of them by id. */
+  async presence(room: string, options: { after?: string | undefined; limit?: number | undefined } = {}): Promise<PresencePage> {
+    return this.as().presence(room, options);
+  }
+
+  /** POST /v1/users/{user}/kick: closes every session of user with 4003 and reason (at most 120 bytes). */
+  async kick(user: string, reason?: string): Promise<void> {
+    await this.as().request("POST", `/v1/users/${checkId("user", user)}/kick`, reason === undefined ? undefined : { reason });
   }
 }

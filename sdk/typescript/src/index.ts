@@ -16,6 +16,8 @@ export { CloseCode, LaneError, type ClientErrorCode, type ErrorCode, type LaneEr
 export type { Ack, Mark, MemberChange, Message, MyRoom, PresenceChange, PresencePage, ReadMark, Ready, ReadyRoom, RoomAction, RoomChange, RoomsPage, Tick, Typing } from "./frames.js";
 export {
   LaneHttp,
+  LaneServerApi,
+  defaultServerUser,
   tokenUser,
   wsUrl,
   type FetchLike,
@@ -28,6 +30,7 @@ export {
   type Sanction,
   type SanctionOptions,
   type SanctionPage,
+  type ServerApiOptions,
   type TokenSource,
 } from "./http.js";
 export { newNonce } from "./nonce.js";

@@ -9,6 +9,7 @@ import {
   Client,
   LaneError,
   LaneHttp,
+  LaneServerApi,
   type ClientOptions,
   type CloseInfo,
   type Message,
@@ -17,6 +18,9 @@ import {
   type Typing,
   type WebSocketConstructor,
 } from "@laneim/client";
+
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 
 import { LaneServer, workDir } from "./server.js";
 
@@ -459,6 +463,33 @@ describe("laneim dev end to end", () => {
     await until(() => changes.some((p) => p.off.includes("gus")), "gus going offline");
     assert.equal(changes.at(-1)?.online, 1);
     fay.close();
+  });
+
+  it("the server API posts as a bot, manages members, reads presence and kicks", { timeout: TEST_TIMEOUT }, async () => {
+    const apiKey = (await readFile(join(server.dataDir, "api_key"), "utf8")).trim();
+    const api = new LaneServerApi({ baseUrl: server.base, apiKey });
+    assert.deepEqual(await api.createRoom("owner", { room: "ops" }), { room: "ops", name: "ops", owner: "owner", public: false });
+    await api.addMember("ops", "jan");
+    const jan = client(await token("jan"));
+    const janRec = record(jan);
+    await jan.connect();
+    await jan.subscribe("ops");
+    const posted = await api.post("ops", "bot", { text: "deploy done" }, { nonce: "deploy-1" });
+    assert.equal(posted.seq, 1);
+    await until(() => janRec.messages.length === 1, "the bot's message");
+    assert.equal(janRec.messages[0]?.user, "bot");
+    assert.deepEqual(janRec.messages[0]?.body, { text: "deploy done" });
+    // The bot is no member; the server reads as anyone.
+    assert.deepEqual((await api.as("bot").messages("ops")).messages.map((m) => m.user), ["bot"]);
+    assert.deepEqual(await api.presence("ops"), { room: "ops", online: 1, users: ["jan"], more: false });
+    await assert.rejects(api.post("nosuch", "bot", "x"), (e: unknown) => e instanceof LaneError && e.code === "not_found");
+    await assert.rejects(
+      new LaneServerApi({ baseUrl: server.base, apiKey: "x".repeat(64) }).post("ops", "bot", "x"),
+      (e: unknown) => e instanceof LaneError && e.code === "unauthorized",
+    );
+    await api.kick("jan", "maintenance");
+    await until(() => janRec.closes.some((c) => c.code === 4003), "jan kicked with 4003");
+    jan.close();
   });
 
   it("a refused static token fails connect for good", { timeout: TEST_TIMEOUT }, async () => {

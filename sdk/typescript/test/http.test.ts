@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { LaneError, LaneHttp, tokenUser, wsUrl, type FetchLike } from "@laneim/client";
+import { LaneError, LaneHttp, LaneServerApi, tokenUser, wsUrl, type FetchLike } from "@laneim/client";
 import { httpError } from "@laneim/client/internal";
 
 interface Call {
@@ -172,5 +172,23 @@ describe("wsUrl and tokenUser", () => {
     assert.equal(tokenUser(aliceToken), "alice");
     assert.equal(tokenUser("nope"), undefined);
     assert.equal(tokenUser("a.!!!.c"), undefined);
+  });
+
+  it("LaneServerApi sends the API key and the acting user", async () => {
+    const calls: Call[] = [];
+    const api = new LaneServerApi({ baseUrl: "http://h", apiKey: "k".repeat(32), fetch: fakeFetch(200, '{"seq":3,"ts":5}', calls) });
+    assert.deepEqual(await api.post("general", "bot", { text: "hi" }, { nonce: "n1" }), { seq: 3, ts: 5, nonce: "n1" });
+    await api.kick("mallory", "spam");
+    await api.kick("eve");
+    assert.deepEqual(
+      calls.map((c) => `${c.method} ${c.url} ${c.headers["Authorization"]} ${c.headers["Laneim-User"]} ${c.body ?? ""}`),
+      [
+        `POST http://h/v1/rooms/general/messages Bearer ${"k".repeat(32)} bot {"nonce":"n1","body":{"text":"hi"}}`,
+        `POST http://h/v1/users/mallory/kick Bearer ${"k".repeat(32)} system {"reason":"spam"}`,
+        `POST http://h/v1/users/eve/kick Bearer ${"k".repeat(32)} system `,
+      ],
+    );
+    assert.throws(() => api.as("not valid"), (e: unknown) => e instanceof LaneError && e.code === "bad_request");
+    assert.throws(() => new LaneServerApi({ baseUrl: "http://h", apiKey: "" }), (e: unknown) => e instanceof LaneError);
   });
 });
