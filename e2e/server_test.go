@@ -154,6 +154,22 @@ func TestServerAPIPosts(t *testing.T) {
 	}
 }
 
+// TestServerNotHeldByMutes: the server mutes a member (a moderator's right): the
+// member's own sends are refused, the product's, even acting as the member, are not.
+func TestServerNotHeldByMutes(t *testing.T) {
+	s := startStack(t, t.TempDir(), func(c *configs.Config) { c.APIKeys = []string{strings.Repeat("k", 40)} })
+	mustServer(t, s, "alice", "POST", "/v1/rooms", map[string]any{"room": "r"}, http.StatusCreated)
+	mustServer(t, s, "", "PUT", "/v1/rooms/r/members/bob", nil, http.StatusNoContent)
+	bob := connect(t, s, "bob")
+	bob.mustCall("subscribe", map[string]any{"room": "r"}, "subscribed")
+	mustServer(t, s, "", "PUT", "/v1/rooms/r/mutes/bob", map[string]any{"duration_ms": 60000}, http.StatusNoContent)
+	bob.expectError("send", sendD("r", "b1", "muted?"), schema.CodeMuted)
+	mustServer(t, s, "bob", "POST", "/v1/rooms/r/messages", map[string]any{"nonce": "as-bob", "body": "from the product"}, http.StatusOK)
+	if m := msgFrom(t, bob, "r"); m.User != "bob" || m.Seq != 1 {
+		t.Fatalf("bob got %+v", m)
+	}
+}
+
 // TestServerTokenRefusedFromClients: a token carrying the server claim, which only a
 // gateway mints for logic, is refused as a client's, over WebSocket and HTTP.
 func TestServerTokenRefusedFromClients(t *testing.T) {
