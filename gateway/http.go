@@ -178,6 +178,26 @@ func queryInt(r *http.Request, name string) (*int64, error) {
 	return &n, nil
 }
 
+// userPage reads the query of a page of user ids: after, a user id when given, and
+// limit, 1 to max when given (0 when absent: the service's default).
+func userPage(r *http.Request, max int) (after string, limit int, err error) {
+	after = r.URL.Query().Get("after")
+	if after != "" && !schema.ValidID(after) {
+		return "", 0, schema.Errorf(schema.CodeBadRequest, "after must be a user id")
+	}
+	n, err := queryInt(r, "limit")
+	if err != nil {
+		return "", 0, err
+	}
+	if n != nil {
+		if *n < 1 || *n > int64(max) {
+			return "", 0, schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", max)
+		}
+		limit = int(*n)
+	}
+	return after, limit, nil
+}
+
 func (g *Gateway) createRoom(w http.ResponseWriter, r *http.Request, user string) error {
 	var body struct {
 		Room   string `json:"room"`
@@ -230,21 +250,11 @@ func (g *Gateway) member(w http.ResponseWriter, r *http.Request, user, subject s
 }
 
 func (g *Gateway) listMembers(w http.ResponseWriter, r *http.Request, user string) error {
-	after := r.URL.Query().Get("after")
-	if after != "" && !schema.ValidID(after) {
-		return schema.Errorf(schema.CodeBadRequest, "after must be a user id")
-	}
-	limit, err := queryInt(r, "limit")
+	after, limit, err := userPage(r, schema.MaxMemberLimit)
 	if err != nil {
 		return err
 	}
-	req := schema.MemberListReq{Room: r.PathValue("room"), After: after}
-	if limit != nil {
-		if *limit < 1 || *limit > schema.MaxMemberLimit {
-			return schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxMemberLimit)
-		}
-		req.Limit = int(*limit)
-	}
+	req := schema.MemberListReq{Room: r.PathValue("room"), After: after, Limit: limit}
 	var reply schema.MemberListReply
 	if err := g.call(r.Context(), subjects.SvcMemberList, req, &reply); err != nil {
 		return err
@@ -517,21 +527,11 @@ func (g *Gateway) blockCall(w http.ResponseWriter, r *http.Request, user, subjec
 }
 
 func (g *Gateway) listBlocks(w http.ResponseWriter, r *http.Request, user string) error {
-	after := r.URL.Query().Get("after")
-	if after != "" && !schema.ValidID(after) {
-		return schema.Errorf(schema.CodeBadRequest, "after must be a user id")
-	}
-	limit, err := queryInt(r, "limit")
+	after, limit, err := userPage(r, schema.MaxBlockLimit)
 	if err != nil {
 		return err
 	}
-	req := schema.BlockListReq{After: after}
-	if limit != nil {
-		if *limit < 1 || *limit > schema.MaxBlockLimit {
-			return schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxBlockLimit)
-		}
-		req.Limit = int(*limit)
-	}
+	req := schema.BlockListReq{After: after, Limit: limit}
 	var reply schema.BlockListReply
 	if err := g.call(r.Context(), subjects.SvcBlockList, req, &reply); err != nil {
 		return err

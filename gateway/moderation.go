@@ -37,21 +37,11 @@ func (g *Gateway) sanction(kind string, lift bool) authedHandler {
 // listSanctions answers a page of a room's active sanctions of kind.
 func (g *Gateway) listSanctions(kind string) authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, user string) error {
-		after := r.URL.Query().Get("after")
-		if after != "" && !schema.ValidID(after) {
-			return schema.Errorf(schema.CodeBadRequest, "after must be a user id")
-		}
-		limit, err := queryInt(r, "limit")
+		after, limit, err := userPage(r, schema.MaxSanctionLimit)
 		if err != nil {
 			return err
 		}
-		req := schema.SanctionListReq{Room: r.PathValue("room"), Kind: kind, After: after}
-		if limit != nil {
-			if *limit < 1 || *limit > schema.MaxSanctionLimit {
-				return schema.Errorf(schema.CodeBadRequest, "limit must be 1 to %d", schema.MaxSanctionLimit)
-			}
-			req.Limit = int(*limit)
-		}
+		req := schema.SanctionListReq{Room: r.PathValue("room"), Kind: kind, After: after, Limit: limit}
 		var reply schema.SanctionListReply
 		if err := g.call(r.Context(), subjects.SvcSanctionList, req, &reply); err != nil {
 			return err

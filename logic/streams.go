@@ -160,29 +160,19 @@ func openStream(ctx context.Context, js jetstream.JetStream, sc jetstream.Stream
 // consumer of; IM_NOTIFY, the members they found offline or passive, which the
 // product's backend consumes. Limits retention: IM_NOTIFY keeps its messages for any
 // number of backend consumers, and IM_MENTIONS for an operator to replay. Both are
-// deduplicated by room:seq.
+// deduplicated by room:seq:ts.
 func hookStreams(cfg StreamsConfig, storage jetstream.StorageType) []jetstream.StreamConfig {
-	return []jetstream.StreamConfig{{
-		Name:        subjects.StreamMentions,
-		Description: "laneIM stored sends that mention users, on their way to the notifier",
-		Subjects:    []string{subjects.Mentions},
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     storage,
-		Replicas:    cfg.Replicas,
-		Duplicates:  hookDedupeWindow,
-		MaxAge:      cfg.HookMaxAge,
-		Discard:     jetstream.DiscardOld,
-	}, {
-		Name:        subjects.StreamNotify,
-		Description: "laneIM mentioned members who were offline or passive, for the product's push notifications",
-		Subjects:    []string{subjects.Notify},
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     storage,
-		Replicas:    cfg.Replicas,
-		Duplicates:  hookDedupeWindow,
-		MaxAge:      cfg.HookMaxAge,
-		Discard:     jetstream.DiscardOld,
-	}}
+	stream := func(name, description, subject string) jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name: name, Description: description, Subjects: []string{subject},
+			Retention: jetstream.LimitsPolicy, Storage: storage, Replicas: cfg.Replicas,
+			Duplicates: hookDedupeWindow, MaxAge: cfg.HookMaxAge, Discard: jetstream.DiscardOld,
+		}
+	}
+	return []jetstream.StreamConfig{
+		stream(subjects.StreamMentions, "laneIM stored sends that mention users, on their way to the notifier", subjects.Mentions),
+		stream(subjects.StreamNotify, "laneIM mentioned members who were offline or passive, for the product's push notifications", subjects.Notify),
+	}
 }
 
 // StreamPartitions reads the partition count recorded on a laneIM stream.
