@@ -376,6 +376,14 @@ func (p *printer) event(ev client.Event, room string) {
 			p.printf("* %s moderator: %v", ev.Room.User, ev.Room.Moderator != nil && *ev.Room.Moderator)
 		case schema.RoomDeleted:
 			p.printf("* the room was deleted")
+		case schema.RoomMuted:
+			p.printf("* %s is muted%s", ev.Room.User, untilText(ev.Room.Until))
+		case schema.RoomUnmuted:
+			p.printf("* %s is no longer muted", ev.Room.User)
+		case schema.RoomBanned:
+			p.printf("* %s is banned%s", ev.Room.User, untilText(ev.Room.Until))
+		case schema.RoomUnbanned:
+			p.printf("* %s is no longer banned", ev.Room.User)
 		}
 	case ev.Presence != nil && ev.Presence.Room == room:
 		p.presence(ev.Presence)
@@ -391,6 +399,14 @@ func (p *printer) event(ev client.Event, room string) {
 	case ev.Err != nil:
 		p.printf("! %s: %s", ev.Err.Code, ev.Err.Message)
 	}
+}
+
+// untilText is " until <time>" for a mute's or ban's end (Unix ms), "" for none.
+func untilText(until int64) string {
+	if until == 0 {
+		return ""
+	}
+	return " until " + time.UnixMilli(until).Format("15:04:05")
 }
 
 // bodyText shows a message body: a JSON string as it is, {"text":...} as its text,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/laneim/laneim/client"
 	"github.com/laneim/laneim/configs"
 	"github.com/laneim/laneim/devstack"
 )
@@ -102,6 +103,19 @@ func TestChat(t *testing.T) {
 	alice.waitFor(t, "[4] bob: /slash")
 	bob.say(t, "/nope")
 	bob.waitFor(t, "unknown command /nope")
+
+	// alice owns lobby (her chat created it): she mutes bob, whose lines are refused.
+	aliceToken, err := client.DevToken(ctx, stack.URL(0), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &client.HTTP{Base: stack.URL(0), Token: aliceToken}
+	if err := api.Mute(ctx, "lobby", "bob", client.SanctionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitFor(t, "* bob is muted")
+	bob.say(t, "still here?")
+	bob.waitFor(t, "! not sent: muted")
 
 	bob.in.Close() // end of input: bob leaves
 	if err := <-bob.done; err != nil {
