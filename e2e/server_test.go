@@ -163,6 +163,8 @@ func TestServerNotHeldByMutes(t *testing.T) {
 	bob := connect(t, s, "bob")
 	bob.mustCall("subscribe", map[string]any{"room": "r"}, "subscribed")
 	mustServer(t, s, "", "PUT", "/v1/rooms/r/mutes/bob", map[string]any{"duration_ms": 60000}, http.StatusNoContent)
+	// Mutes are of members, for a server too.
+	mustServer(t, s, "", "PUT", "/v1/rooms/r/mutes/stranger", nil, http.StatusForbidden)
 	bob.expectError("send", sendD("r", "b1", "muted?"), schema.CodeMuted)
 	mustServer(t, s, "bob", "POST", "/v1/rooms/r/messages", map[string]any{"nonce": "as-bob", "body": "from the product"}, http.StatusOK)
 	if m := msgFrom(t, bob, "r"); m.User != "bob" || m.Seq != 1 {

@@ -42,6 +42,21 @@ func (l *Logic) ownedRoom(ctx context.Context, id, caller, what string) (store.R
 	return room, nil
 }
 
+// moderatedRoom returns the room if caller may moderate it (its owner, one of its
+// moderators, or a server): forbidden otherwise, saying that only they what it.
+func (l *Logic) moderatedRoom(ctx context.Context, id, caller, what string) (store.Room, error) {
+	room, err := l.viewRoom(ctx, id, caller)
+	if err != nil {
+		return room, err
+	}
+	if ok, err := l.mayModerate(ctx, room, caller); err != nil {
+		return room, err
+	} else if !ok {
+		return room, schema.Errorf(schema.CodeForbidden, "only the owner and the moderators %s room %s", what, id)
+	}
+	return room, nil
+}
+
 // roomRename: the owner and the moderators rename a room.
 func (l *Logic) roomRename(ctx context.Context, caller string, data []byte) (any, error) {
 	var req schema.RoomRenameReq
@@ -54,14 +69,9 @@ func (l *Logic) roomRename(ctx context.Context, caller string, data []byte) (any
 	if req.Name == "" || len(req.Name) > schema.MaxRoomNameBytes {
 		return nil, schema.Errorf(schema.CodeBadRequest, "name must be 1 to %d bytes", schema.MaxRoomNameBytes)
 	}
-	room, err := l.viewRoom(ctx, req.Room, caller)
+	room, err := l.moderatedRoom(ctx, req.Room, caller, "rename")
 	if err != nil {
 		return nil, err
-	}
-	if ok, err := l.mayModerate(ctx, room, caller); err != nil {
-		return nil, err
-	} else if !ok {
-		return nil, schema.Errorf(schema.CodeForbidden, "only the owner and the moderators rename room %s", req.Room)
 	}
 	if err := l.meta.RenameRoom(ctx, req.Room, req.Name); err != nil {
 		return nil, err
