@@ -21,12 +21,19 @@ import (
 // Sign returns a token for user signed with secret, expiring after ttl (no expiry when
 // ttl is 0).
 func Sign(secret []byte, user string, ttl time.Duration) (string, error) {
+	return sign(secret, user, ttl, false)
+}
+
+// sign signs a token for user, expiring after ttl (none when 0), with the server claim
+// if server.
+func sign(secret []byte, user string, ttl time.Duration, server bool) (string, error) {
 	if !schema.ValidID(user) {
 		return "", schema.Errorf(schema.CodeBadRequest, "invalid user id %q", user)
 	}
-	claims := jwt.RegisteredClaims{Subject: user, IssuedAt: jwt.NewNumericDate(time.Now())}
+	now := time.Now()
+	claims := tokenClaims{RegisteredClaims: jwt.RegisteredClaims{Subject: user, IssuedAt: jwt.NewNumericDate(now)}, Server: server}
 	if ttl > 0 {
-		claims.ExpiresAt = jwt.NewNumericDate(time.Now().Add(ttl))
+		claims.ExpiresAt = jwt.NewNumericDate(now.Add(ttl))
 	}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
 }
@@ -41,16 +48,7 @@ const ServerTokenTTL = time.Minute
 // signs one, for a request authenticated with an API key; no client-facing check
 // (Parse, Verify) accepts it.
 func SignServer(secret []byte, user string) (string, error) {
-	if !schema.ValidID(user) {
-		return "", schema.Errorf(schema.CodeBadRequest, "invalid user id %q", user)
-	}
-	now := time.Now()
-	claims := tokenClaims{
-		RegisteredClaims: jwt.RegisteredClaims{Subject: user, IssuedAt: jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(ServerTokenTTL))},
-		Server: true,
-	}
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+	return sign(secret, user, ServerTokenTTL, true)
 }
 
 // tokenClaims are the claims laneIM signs and reads.

@@ -20,6 +20,10 @@ import (
 // read is safe: the binlog holds only committed transactions.
 const maxPendingKeys = 10000
 
+// readTables are the tables read, in the order a transaction's changes are published;
+// their names are the SQL tables'.
+var readTables = []string{schema.TableRooms, schema.TableMembers, schema.TableBlocks, schema.TableSanctions}
+
 // keyColumns are the primary key columns of each table read, in InvalKey order.
 var keyColumns = map[string][]string{
 	schema.TableRooms:   {"id"},
@@ -95,12 +99,10 @@ func (c *changes) OnRow(e *canal.RowsEvent) error {
 		switch table {
 		case schema.TableRooms:
 			k.Room = values[0]
-		case schema.TableMembers:
+		case schema.TableMembers, schema.TableSanctions:
 			k.Room, k.User = values[0], values[1]
 		case schema.TableBlocks:
 			k.User, k.Blocked = values[0], values[1]
-		case schema.TableSanctions:
-			k.Room, k.User = values[0], values[1]
 		}
 		return k
 	}
@@ -204,7 +206,7 @@ func (c *changes) publish() error {
 	}
 	ctx, cancel := context.WithTimeout(c.r.ctx, c.r.cfg.PublishTimeout)
 	defer cancel()
-	for _, table := range []string{schema.TableRooms, schema.TableMembers, schema.TableBlocks, schema.TableSanctions} {
+	for _, table := range readTables {
 		t := c.tables[table]
 		if t == nil {
 			continue

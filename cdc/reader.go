@@ -151,7 +151,7 @@ func (r *reader) runCanal() error {
 	cfg.ServerID = r.cfg.ServerID
 	cfg.Charset = "utf8mb4"
 	cfg.Dump.ExecutionPath = "" // no mysqldump: the caches are filled on demand, nothing to load
-	cfg.IncludeTableRegex = []string{"^" + regexp.QuoteMeta(r.database) + `\.(rooms|members|blocks|room_sanctions)$`}
+	cfg.IncludeTableRegex = []string{"^" + regexp.QuoteMeta(r.database) + `\.(` + strings.Join(readTables, "|") + `)$`}
 	// A connection that breaks ends Run, and reading starts again from the last
 	// published transaction: canal's own retry would resume mid-transaction.
 	cfg.DisableRetrySync = true

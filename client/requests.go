@@ -129,10 +129,7 @@ func (c *Client) SubscribeWith(ctx context.Context, room string, opts SubscribeO
 // Reconnect. Calls that fail leave the room unsubscribed as far as the client is
 // concerned.
 func (c *Client) SubscribeSince(ctx context.Context, room string, since int64) (schema.SubscribedD, error) {
-	if since < 0 {
-		return schema.SubscribedD{}, schema.Errorf(schema.CodeBadRequest, "since %d is negative", since)
-	}
-	return c.subscribe(ctx, room, &since, false)
+	return c.SubscribeWith(ctx, room, SubscribeOptions{Since: &since})
 }
 
 func (c *Client) subscribe(ctx context.Context, room string, since *int64, presence bool) (schema.SubscribedD, error) {

@@ -32,8 +32,8 @@ const DefaultServerUser = "system"
 // NewServerHTTP returns a Server calling the gateway at base (http://host:port) with
 // apiKey, one of the server's api_keys. hc nil means http.DefaultClient.
 func NewServerHTTP(base, apiKey string, hc *http.Client) *Server {
+	h := &HTTP{Base: base, Token: apiKey, Client: hc}
 	return &Server{do: func(ctx context.Context, user, method, path string, body, out any) error {
-		h := &HTTP{Base: base, Token: apiKey, Client: hc}
 		return h.do(ctx, method, path, body, out, func(r *http.Request) {
 			if user != "" {
 				r.Header.Set("Laneim-User", user)

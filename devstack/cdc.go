@@ -16,7 +16,7 @@ func (s *Stack) startCDC(ctx context.Context, cfg configs.Config) error {
 	if err != nil {
 		return err
 	}
-	s.cdc, err = roles.StartCDC(ctx, cfg, nc, roles.CDCOptions{Redis: s.redis, Logger: s.log})
+	s.cdc, err = roles.StartCDC(ctx, cfg, nc, roles.CDCOptions{Redis: s.logic.Redis, Logger: s.log})
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/laneim/laneim/auth"
@@ -67,8 +66,7 @@ type Stack struct {
 	APIKey string
 
 	natsUsers map[string]embednats.User // by name: every role's credential and the operator's
-	logic     *roles.Logic              // Logic, Cache and redis
-	redis     *redis.Client             // nil without cfg.RedisURL
+	logic     *roles.Logic              // Logic, Cache and Redis (nil without cfg.RedisURL)
 	sqlite    *store.SQLite             // the data dir's database, whatever it holds
 	cdc       *roles.CDC                // CDC and its publisher; nil without cfg.MySQLDSN
 	conns     []*nats.Conn
@@ -174,7 +172,7 @@ func Start(ctx context.Context, cfg configs.Config, log zerolog.Logger) (_ *Stac
 	if err != nil {
 		return nil, err
 	}
-	s.Logic, s.Cache, s.redis = s.logic.Logic, s.logic.Cache, s.logic.Redis
+	s.Logic, s.Cache = s.logic.Logic, s.logic.Cache
 
 	if cfg.MySQLDSN != "" {
 		if err := s.startCDC(ctx, cfg); err != nil {

@@ -221,6 +221,13 @@ func (c *conn) overLimit(data []byte) (op, rid []byte, over bool) {
 // connection.
 func (c *conn) refuseOverLimit(op, rid []byte) bool {
 	metricFramesRead.WithLabelValues(opLabel(string(op))).Inc()
+	return c.refuseLimited(rid)
+}
+
+// refuseLimited answers a frame over the rate limit: rate_limited, or 4029 (and an
+// empty identify budget) for a client refused faster than newRefusalLimiter allows.
+// False ends the connection.
+func (c *conn) refuseLimited(rid []byte) bool {
 	metricRateLimited.Inc()
 	if !c.refusals.Allow() {
 		c.close(schema.CloseRateLimited, "rate limited")
@@ -297,14 +304,7 @@ func (c *conn) handle(data []byte) bool {
 	metricFramesRead.WithLabelValues(opLabel(f.Op)).Inc()
 	if f.Op != schema.OpHeartbeat && c.limiter != nil {
 		if !c.limiter.Allow() {
-			metricRateLimited.Inc()
-			if !c.refusals.Allow() {
-				c.close(schema.CloseRateLimited, "rate limited")
-				c.penalize()
-				return false
-			}
-			c.replyError(f.Rid, schema.Errorf(schema.CodeRateLimited, "over %g frames a second", float64(c.limiter.Limit())))
-			return true
+			return c.refuseLimited(f.Rid)
 		}
 	}
 	switch f.Op {

@@ -178,6 +178,19 @@ func queryInt(r *http.Request, name string) (*int64, error) {
 	return &n, nil
 }
 
+// requireMember asks logic whether the request's caller (its token in ctx) may use
+// room as a member: forbidden otherwise.
+func (g *Gateway) requireMember(ctx context.Context, room string) error {
+	var state schema.RoomStateReply
+	if err := g.call(ctx, subjects.SvcRoomState, schema.RoomStateReq{Room: room}, &state); err != nil {
+		return err
+	}
+	if !state.Member {
+		return schema.Errorf(schema.CodeForbidden, "not a member of room %s", room)
+	}
+	return nil
+}
+
 // userPage reads the query of a page of user ids: after, a user id when given, and
 // limit, 1 to max when given (0 when absent: the service's default).
 func userPage(r *http.Request, max int) (after string, limit int, err error) {
@@ -359,12 +372,8 @@ func pathSeq(r *http.Request) (int64, error) {
 func (g *Gateway) submitHTTP(w http.ResponseWriter, r *http.Request, user, room, nonce, mark string, body json.RawMessage) error {
 	// Logic checks membership at ingest too, but a send it refuses burns the nonce for
 	// the dedupe window: ask first.
-	var state schema.RoomStateReply
-	if err := g.call(r.Context(), subjects.SvcRoomState, schema.RoomStateReq{Room: room}, &state); err != nil {
+	if err := g.requireMember(r.Context(), room); err != nil {
 		return err
-	}
-	if !state.Member {
-		return schema.Errorf(schema.CodeForbidden, "not a member of room %s", room)
 	}
 	acked := make(chan schema.SendAck, 1)
 	token, _ := r.Context().Value(callerKey{}).(string)

@@ -74,6 +74,8 @@ type room struct {
 	// marks the slots whose list of rooms with news holds the room.
 	tickSeq   atomic.Int64
 	tickDirty atomic.Uint32
+	// watchScratch is onTickFrame's copy of the room's watchers. Guarded by mu.
+	watchScratch []*conn
 }
 
 // readerToken is the token of a subscribed connection, for a room-level history read
@@ -92,6 +94,9 @@ func (r *room) readerToken() string {
 // roomConn is one connection's state in one room. Guarded by the room's mu.
 type roomConn struct {
 	subscribed bool
+	// presence is set while the subscribed connection gets the room's presence
+	// events (setPresence).
+	presence bool
 	// passiveAt is the connection's index in the room's passive list of its slot
 	// while it is passive and coalesced.
 	passiveAt int
@@ -204,7 +209,9 @@ func (h *hub) leave(id string, c *conn) {
 	if rc.subscribed {
 		r.subscribed--
 		c.subscriptions.Add(-1)
-		h.gw.presence.unwatch(id, c)
+		if rc.presence {
+			h.gw.presence.unwatch(id, c)
+		}
 	} else {
 		r.removePassive(c, rc)
 	}
@@ -279,7 +286,10 @@ func (r *room) setPassive(c *conn, rc *roomConn) {
 	rc.buffer, rc.bufferBytes, rc.overflowed = nil, 0, false
 	r.subscribed--
 	c.subscriptions.Add(-1)
-	r.gw.presence.unwatch(r.id, c)
+	if rc.presence {
+		rc.presence = false
+		r.gw.presence.unwatch(r.id, c)
+	}
 	_ = r.updateSubscriptions() // a failed tick subscription is counted, and retried at the next change
 }
 

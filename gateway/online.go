@@ -184,13 +184,6 @@ func (o *onlineSet) localDown(user string) {
 // isOnlineLocked reports whether user is online on some gateway. Callers hold mu.
 func (o *onlineSet) isOnlineLocked(user string) bool { return o.count[user] > 0 }
 
-// isOnline is isOnlineLocked for callers that do not hold mu.
-func (o *onlineSet) isOnline(user string) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.isOnlineLocked(user)
-}
-
 func (o *onlineSet) addLocked(user string) {
 	o.count[user]++
 	if o.count[user] == 1 {

@@ -79,7 +79,7 @@ func (c *conn) subscribe(f schema.Frame) {
 		// Already receiving the room: resetting to the current seq could repeat
 		// frames relayed meanwhile.
 		c.reply(schema.OpSubscribed, f.Rid, schema.SubscribedD{Room: d.Room, Seq: state.Seq})
-		c.setPresence(d.Room, d.Presence)
+		c.setPresence(rc, d.Room, d.Presence)
 		r.mu.Unlock()
 		return
 	}
@@ -134,7 +134,7 @@ func (c *conn) subscribe(f schema.Frame) {
 		if rc.catchingUp {
 			r.startCatchUp(c, rc)
 		}
-		c.setPresence(d.Room, d.Presence)
+		c.setPresence(rc, d.Room, d.Presence)
 	}
 }
 

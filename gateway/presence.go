@@ -161,15 +161,16 @@ func (r *presenceRoom) noteChange(user string, online bool) {
 }
 
 // watch makes c, subscribed to room, receive the room's presence events: first one
-// with the online count (once the members are known), then the changes.
-func (p *presence) watch(room string, c *conn) {
+// with the online count (once the members are known), then the changes. False: it
+// will not (presence is full).
+func (p *presence) watch(room string, c *conn) bool {
 	p.mu.Lock()
 	r := p.roomLocked(room, c.currentToken())
 	if r == nil {
 		// Past maxTrackedMembers with every room watched: no presence events for
 		// this subscribe (counted in laneim_gateway_presence_errors_total{kind="full"}).
 		p.mu.Unlock()
-		return
+		return false
 	}
 	_, already := r.subs[c]
 	r.subs[c] = struct{}{}
@@ -182,6 +183,7 @@ func (p *presence) watch(room string, c *conn) {
 		c.enqueue(frame)
 		metricPresenceEventsWritten.Inc()
 	}
+	return true
 }
 
 // unwatch ends c's presence events of room.
@@ -253,6 +255,7 @@ func (p *presence) page(ctx context.Context, token, room, after string, limit in
 // past maxPresenceNames names) per room, the same bytes for each subscriber.
 func (p *presence) flushEvents() {
 	type delivery struct {
+		events []schema.PresenceEventD
 		frames [][]byte
 		conns  []*conn
 	}
@@ -278,14 +281,13 @@ func (p *presence) flushEvents() {
 		slices.Sort(on)
 		slices.Sort(off)
 		var d delivery
-		for len(on)+len(off) > 0 || d.frames == nil {
+		for len(on)+len(off) > 0 || d.events == nil {
 			ev := schema.PresenceEventD{Room: r.id, Online: r.online}
 			n := min(len(on), maxPresenceNames)
 			ev.On, on = on[:n], on[n:]
 			n = min(len(off), maxPresenceNames-n)
 			ev.Off, off = off[:n], off[n:]
-			d.frames = append(d.frames, schema.EncodeFrame(schema.OpPresence, nil, ev))
-			metricPresenceEvents.Inc()
+			d.events = append(d.events, ev)
 		}
 		d.conns = make([]*conn, 0, len(r.subs))
 		for c := range r.subs {
@@ -294,7 +296,12 @@ func (p *presence) flushEvents() {
 		out = append(out, d)
 	}
 	p.mu.Unlock()
+	// Encoded out of the lock, which the online set shares.
 	for _, d := range out {
+		for _, ev := range d.events {
+			d.frames = append(d.frames, schema.EncodeFrame(schema.OpPresence, nil, ev))
+			metricPresenceEvents.Inc()
+		}
 		for _, c := range d.conns {
 			c.enqueueFrames(d.frames, nil)
 		}

@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/laneim/laneim/schema"
-	"github.com/laneim/laneim/subjects"
 )
 
 // presence answers a page of a room's online members to a member.
@@ -51,12 +50,16 @@ func presenceLimit(after string, limit *int) (int, *schema.Error) {
 }
 
 // setPresence starts or ends the connection's presence events of room, as its latest
-// subscribe asked. Callers hold the room's mu with the connection subscribed, so that
-// an unsubscribe (which unwatches under the same lock) cannot come in between.
-func (c *conn) setPresence(room string, on bool) {
-	if on {
-		c.gw.presence.watch(room, c)
-	} else {
+// subscribe asked; rc.presence says whether it gets them, so that a connection that
+// never asked costs presence's lock nothing. Callers hold the room's mu with the
+// connection subscribed, so that an unsubscribe (which unwatches under the same lock)
+// cannot come in between.
+func (c *conn) setPresence(rc *roomConn, room string, on bool) {
+	switch {
+	case on:
+		rc.presence = c.gw.presence.watch(room, c)
+	case rc.presence:
+		rc.presence = false
 		c.gw.presence.unwatch(room, c)
 	}
 }
@@ -65,26 +68,15 @@ func (c *conn) setPresence(room string, on bool) {
 // members, to a member only.
 func (g *Gateway) getPresence(w http.ResponseWriter, r *http.Request, user string) error {
 	room := r.PathValue("room")
-	limit, err := queryInt(r, "limit")
+	after, n, err := userPage(r, schema.MaxPresenceLimit)
 	if err != nil {
 		return err
 	}
-	var limitInt *int
-	if limit != nil {
-		n := int(max(min(*limit, int64(schema.MaxPresenceLimit+1)), 0))
-		limitInt = &n
+	if n == 0 {
+		n = schema.DefaultPresenceLimit
 	}
-	after := r.URL.Query().Get("after")
-	n, e := presenceLimit(after, limitInt)
-	if e != nil {
-		return e
-	}
-	var state schema.RoomStateReply
-	if err := g.call(r.Context(), subjects.SvcRoomState, schema.RoomStateReq{Room: room}, &state); err != nil {
+	if err := g.requireMember(r.Context(), room); err != nil {
 		return err
-	}
-	if !state.Member {
-		return schema.Errorf(schema.CodeForbidden, "not a member of room %s", room)
 	}
 	token, _ := r.Context().Value(callerKey{}).(string)
 	page, err := g.presence.page(r.Context(), token, room, after, n)

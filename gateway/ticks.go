@@ -49,7 +49,7 @@ type ticker struct {
 	fast     tickSlot // connections with news of a watched room, flushed every turn
 
 	watchMu  sync.RWMutex
-	watchers map[string]int // guarded by watchMu: connections watching each room
+	watchers map[string]map[*conn]struct{} // guarded by watchMu: connections watching each room
 }
 
 type tickSlot struct {
@@ -163,18 +163,23 @@ func (r *room) onTickFrame(data []byte) {
 	if seq > r.tickSeq.Load() {
 		r.tickSeq.Store(seq) // the only writer: r.mu is held
 	}
-	watched := r.gw.ticker.watching(r.id)
-	if r.singles > 0 || watched {
+	if r.singles > 0 {
 		for c, rc := range r.conns {
-			switch {
-			case rc.subscribed:
-			case c.ticks.single:
+			if !rc.subscribed && c.ticks.single {
 				c.enqueue(data)
-			case watched:
-				c.noteWatched(r.id, seq)
 			}
 		}
 	}
+	// The room's watchers, few, are copied out first: noteWatched must not run under
+	// watchMu (setWatched holds a connection's ticks.mu, then takes watchMu).
+	watchers := r.gw.ticker.watchersOf(r.id, r.watchScratch[:0])
+	for _, c := range watchers {
+		if rc := r.conns[c]; rc != nil && !rc.subscribed && !c.ticks.single {
+			c.noteWatched(r.id, seq)
+		}
+	}
+	clear(watchers)
+	r.watchScratch = watchers[:0]
 	for slot := range r.passive {
 		if len(r.passive[slot]) > 0 {
 			r.gw.ticker.markRoom(r, uint8(slot))
@@ -202,7 +207,7 @@ func (s *tickSlot) flushRooms(sc *tickScratch, slot int) {
 	rooms := s.rooms
 	s.rooms, s.spareRooms = s.spareRooms[:0], nil
 	s.mu.Unlock()
-	var touched []*conn
+	touched := sc.touched[:0]
 	bit := uint32(1) << slot
 	for j, r := range rooms {
 		rooms[j] = nil
@@ -228,6 +233,8 @@ func (s *tickSlot) flushRooms(sc *tickScratch, slot int) {
 	for _, c := range touched {
 		c.flushHanded(sc)
 	}
+	clear(touched)
+	sc.touched = touched[:0]
 }
 
 // noteWatched records a watched room's newest seq and queues the connection for the
@@ -258,7 +265,7 @@ func (c *conn) setWatched(rooms []string) {
 	t := &c.ticks
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	c.gw.ticker.watch(t.watched, rooms)
+	c.gw.ticker.watch(c, t.watched, rooms)
 	clear(t.watched)
 	clear(t.watchedSent)
 	if len(rooms) == 0 {
@@ -272,32 +279,42 @@ func (c *conn) setWatched(rooms []string) {
 	}
 }
 
-// watch moves one connection's watch from the rooms of old to those of rooms, in the
-// count of watchers per room that tells onTickFrame whether to look for them.
-func (t *ticker) watch(old map[string]struct{}, rooms []string) {
+// watch moves c's watch from the rooms of old to those of rooms, in the watchers of
+// each room that onTickFrame hands the room's ticks to.
+func (t *ticker) watch(c *conn, old map[string]struct{}, rooms []string) {
 	if len(old) == 0 && len(rooms) == 0 {
 		return
 	}
 	t.watchMu.Lock()
 	defer t.watchMu.Unlock()
 	if t.watchers == nil {
-		t.watchers = make(map[string]int)
+		t.watchers = make(map[string]map[*conn]struct{})
 	}
 	for r := range old {
-		if t.watchers[r]--; t.watchers[r] <= 0 {
-			delete(t.watchers, r)
+		if w := t.watchers[r]; w != nil {
+			if delete(w, c); len(w) == 0 {
+				delete(t.watchers, r)
+			}
 		}
 	}
 	for _, r := range rooms {
-		t.watchers[r]++
+		w := t.watchers[r]
+		if w == nil {
+			w = make(map[*conn]struct{})
+			t.watchers[r] = w
+		}
+		w[c] = struct{}{}
 	}
 }
 
-// watching reports whether some connection watches room.
-func (t *ticker) watching(room string) bool {
+// watchersOf appends the connections watching room to dst.
+func (t *ticker) watchersOf(room string, dst []*conn) []*conn {
 	t.watchMu.RLock()
 	defer t.watchMu.RUnlock()
-	return t.watchers[room] > 0
+	for c := range t.watchers[room] {
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // dropTickLocked forgets room's pending tick (the connection left it). Callers hold
@@ -325,8 +342,9 @@ func (c *conn) requeueTicksLocked() {
 // tickScratch is the ticker goroutine's reusable scratch: the rooms of the frame at
 // hand and its bytes.
 type tickScratch struct {
-	seqs []roomSeq
-	buf  []byte
+	seqs    []roomSeq
+	buf     []byte
+	touched []*conn // flushRooms's connections handed a seq
 }
 
 // flushTicks writes the connection's pending ticks as ticks frames, leaving out rooms
@@ -456,20 +474,6 @@ func encodeTicks(buf []byte, seqs []roomSeq, rooms map[string]struct{}, emit fun
 		emit(buf, n)
 	}
 	return buf[:0]
-}
-
-// buildTicks is encodeTicks for a pending set, returning copies of the frames and how
-// many rooms they name.
-func buildTicks(pending map[string]int64, rooms map[string]struct{}, buf []byte) (frames [][]byte, total int, _ []byte) {
-	seqs := make([]roomSeq, 0, len(pending))
-	for room, seq := range pending {
-		seqs = append(seqs, roomSeq{room, seq})
-	}
-	buf = encodeTicks(buf, seqs, rooms, func(frame []byte, n int) {
-		frames = append(frames, append([]byte(nil), frame...))
-		total += n
-	})
-	return frames, total, buf
 }
 
 const ticksPrefix = `{"op":"ticks","d":{"rooms":[`

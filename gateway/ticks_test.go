@@ -207,3 +207,17 @@ func TestTicksHandedBySlot(t *testing.T) {
 	}
 	checkPassive(t, ra)
 }
+
+// buildTicks is encodeTicks for a pending set, returning copies of the frames and how
+// many rooms they name.
+func buildTicks(pending map[string]int64, rooms map[string]struct{}, buf []byte) (frames [][]byte, total int, _ []byte) {
+	seqs := make([]roomSeq, 0, len(pending))
+	for room, seq := range pending {
+		seqs = append(seqs, roomSeq{room, seq})
+	}
+	buf = encodeTicks(buf, seqs, rooms, func(frame []byte, n int) {
+		frames = append(frames, append([]byte(nil), frame...))
+		total += n
+	})
+	return frames, total, buf
+}

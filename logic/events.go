@@ -21,9 +21,7 @@ func (l *Logic) publishMember(room, user, action string) {
 // after the last one puts them all on their way with one round trip.
 func (l *Logic) publishMemberUnflushed(room, user, action string) {
 	frame := schema.EncodeFrame(schema.OpMember, nil, schema.MemberD{Room: room, User: user, Action: action})
-	if err := l.nc.Publish(subjects.UserEventsT(user), frame); err != nil {
-		l.cfg.Logger.Warn().Err(err).Msg("publish member event")
-	}
+	l.publishUserEvent(user, frame)
 	if err := l.nc.Publish(subjects.RoomEventsT(room), frame); err != nil {
 		l.cfg.Logger.Warn().Err(err).Msg("publish member event")
 	}

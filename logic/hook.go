@@ -18,14 +18,12 @@ func (l *Logic) membersCheck(ctx context.Context, _ string, data []byte) (any, e
 	if len(req.Pairs) > schema.MaxMembersCheck {
 		return nil, schema.Errorf(schema.CodeBadRequest, "at most %d pairs", schema.MaxMembersCheck)
 	}
+	members := make(map[[2]string]bool, len(req.Pairs))
+	var pairs [][2]string
 	for _, p := range req.Pairs {
 		if err := checkIDs(p[0], p[1]); err != nil {
 			return nil, err
 		}
-	}
-	members := make(map[[2]string]bool, len(req.Pairs))
-	var pairs [][2]string
-	for _, p := range req.Pairs {
 		if _, seen := members[p]; !seen {
 			members[p] = false
 			pairs = append(pairs, p)

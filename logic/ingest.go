@@ -164,18 +164,19 @@ func (l *Logic) ingest(ctx context.Context, batch []jetstream.Msg) error {
 			nm.Kind, nm.Ref = s.kind, s.ref
 			if s.kind == schema.KindDelete {
 				nm.Body = nil
-				// Whether the sender may delete others' messages; the store knows
-				// whose the message is. Deletes are rare: two lookups each.
-				room, err := l.meta.GetRoom(storeCtx, s.room)
-				if errors.Is(err, schema.ErrNotFound) {
-					s.err, s.index = schema.AsError(noAccess(s.room)), -1
-					continue
-				}
-				if err != nil {
-					return fmt.Errorf("delete in room %s: %w", s.room, err)
-				}
-				nm.Moderator = s.server // a server deletes any message of the room
+				// Whether the sender may delete others' messages (a server may, in
+				// the room it found above); the store knows whose the message is.
+				// Deletes are rare: two lookups each.
+				nm.Moderator = s.server
 				if !s.server {
+					room, err := l.meta.GetRoom(storeCtx, s.room)
+					if errors.Is(err, schema.ErrNotFound) {
+						s.err, s.index = schema.AsError(noAccess(s.room)), -1
+						continue
+					}
+					if err != nil {
+						return fmt.Errorf("delete in room %s: %w", s.room, err)
+					}
 					if nm.Moderator, err = l.mayModerate(storeCtx, room, s.user); err != nil {
 						return fmt.Errorf("delete in room %s: %w", s.room, err)
 					}

@@ -12,7 +12,7 @@
 // publishes a Notification per message with someone offline or passive on IM_NOTIFY,
 // which the backend consumes, and POSTs them to the webhook if one is configured. A
 // message is acked once its notification is in IM_NOTIFY and the webhook took it or
-// its retries ran out, so a crash redelivers it, and the ids (room:seq) let IM_NOTIFY
+// its retries ran out, so a crash redelivers it, and the ids (room:seq:ts) let IM_NOTIFY
 // and the backend drop a second copy.
 //
 // None of this is on the send path: logic's only cost is one bytes.Contains per send

@@ -327,7 +327,7 @@ func decodeOut(m jetstream.Msg) (schema.Message, error) {
 	// An edit or a delete names its target; a plain message has no mark.
 	if mark := h.Get(subjects.HeaderMark); mark != "" {
 		kind, ref, ok := schema.ParseMarkHeader(mark)
-		if !ok || !kind.Targets() {
+		if !ok { // a non-empty mark is an edit's or a delete's
 			return schema.Message{}, fmt.Errorf("mark header %q", mark)
 		}
 		msg.Kind, msg.Ref = kind, ref

@@ -51,8 +51,9 @@ type NotifiedUser struct {
 
 // Notification is an IM_NOTIFY message and an entry of a webhook POST: the members a
 // message mentioned who were offline or passive when the notifier looked. ID is
-// room:seq, the same on every redelivery, for the backend to deduplicate. Body, the
-// message's body byte for byte, is encoded last by EncodeWithBody.
+// room:seq:ts (subjects.MentionMsgIDT), the same on every redelivery, for the backend
+// to deduplicate. Body, the message's body byte for byte, is encoded last by
+// EncodeWithBody.
 type Notification struct {
 	ID    string          `json:"id"`
 	Room  string          `json:"room"`

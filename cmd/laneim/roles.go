@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/laneim/laneim/configs"
+	"github.com/laneim/laneim/devstack"
 	"github.com/laneim/laneim/gateway"
 	"github.com/laneim/laneim/logic"
 	"github.com/laneim/laneim/nodes"
@@ -109,7 +110,7 @@ func runLogic(args []string) error {
 	}
 	defer p.close()
 	if !roles.Shared(p.cfg) {
-		release, err := roles.Lock(filepath.Join(p.cfg.Data, "LOCK"))
+		release, err := roles.Lock(filepath.Join(p.cfg.Data, devstack.LockFile))
 		if err != nil {
 			return fmt.Errorf("logic: %w", err)
 		}
